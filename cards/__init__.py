@@ -1,0 +1,1 @@
+"""Assessments → CDS Hooks 2.0 cards, suggestions and links."""

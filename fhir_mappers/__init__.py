@@ -1,0 +1,1 @@
+"""FHIR R4 resources → typed patient features with provenance."""
