@@ -1,0 +1,41 @@
+"""Flask application factory: nothing happens at import time; settings come in or from the env."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask_cors import CORS
+
+from . import feedback, health, hooks
+from .errors import register_error_handlers
+from .pipeline import Pipeline
+from .runtime import EXTENSION, Runtime
+from .services import build_services, prefetch_templates
+from .settings import Settings
+from .store import FeedbackStore
+
+LAB_LOINC = [f"http://loinc.org|{c}" for c in ("1834-1", "1742-6", "1920-8", "1975-2", "1751-7", "777-3", "6301-6")]
+TUMOUR_LOINC = [f"http://loinc.org|{c}" for c in ("21889-1", "33728-7", "97509-4")]
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False
+    logging.getLogger().setLevel(settings.log_level)
+
+    templates = prefetch_templates(LAB_LOINC, TUMOUR_LOINC)
+    app.extensions[EXTENSION] = Runtime(
+        settings=settings,
+        services=build_services(templates),
+        store=FeedbackStore(settings.database_url),
+        pipeline=Pipeline(settings),
+    )
+    # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route.
+    CORS(app, origins=settings.cors_origins, allow_headers=["Authorization", "Content-Type"])
+    register_error_handlers(app)
+    for blueprint in (hooks.bp, feedback.bp, health.bp):
+        app.register_blueprint(blueprint)
+    return app

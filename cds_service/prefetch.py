@@ -1,0 +1,117 @@
+"""Prefetch templates (CDS Hooks 2.0 §Prefetch Template) and their resolution.
+
+What the EHR prefetched is used as sent; a key the EHR left out is fetched from ``fhirServer``
+within the fetch budget; a key sent as ``null`` means "no data" and is not fetched again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ApiError
+from .fhir_client import FhirClient
+from .schemas import HookRequest
+
+_TOKEN = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_.]*)\s*\}\}")
+_USER_TOKENS = {
+    "Practitioner": "userPractitionerId",
+    "PractitionerRole": "userPractitionerRoleId",
+    "Patient": "userPatientId",
+    "RelatedPerson": "userRelatedPersonId",
+}
+
+
+@dataclass(frozen=True)
+class PrefetchTemplate:
+    key: str
+    query: str
+    required: bool
+    purpose: str
+
+
+@dataclass
+class ResolvedPrefetch:
+    """The data the assessment will read, and an account of what could not be had."""
+
+    values: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    fetched: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)  # key -> why
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        return [value for value in self.values.values() if value is not None]
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    """Replace prefetch tokens with root-level primitive context fields.
+
+    An unknown token raises ``KeyError``: a template we cannot fill must not be sent half-filled.
+    """
+    tokens = {
+        f"context.{name}": value
+        for name, value in context.items()
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    }
+    user = context.get("userId")
+    if isinstance(user, str) and "/" in user:
+        resource_type, _, user_id = user.partition("/")
+        if resource_type in _USER_TOKENS:
+            tokens[_USER_TOKENS[resource_type]] = user_id
+
+    def substitute(match: re.Match[str]) -> str:
+        return str(tokens[match.group(1)])
+
+    return _TOKEN.sub(substitute, template)
+
+
+def resolve(
+    request: HookRequest,
+    templates: list[PrefetchTemplate],
+    client: FhirClient,
+    budget_seconds: float,
+) -> ResolvedPrefetch:
+    sent = request.prefetch or {}
+    result = ResolvedPrefetch()
+    to_fetch: dict[str, str] = {}
+    context = request.context.model_dump(exclude_none=True)
+    for template in templates:
+        if template.key in sent:
+            result.values[template.key] = _strip_outcomes(sent[template.key], result, template.key)
+        else:
+            to_fetch[template.key] = render(template.query, context)
+
+    if not to_fetch:
+        return result
+    base = request.fhir_base
+    if base is None:
+        required = [t.key for t in templates if t.required and t.key in to_fetch]
+        if required:
+            # CDS Hooks 2.0: no prefetch and no FHIR server to ask → 412 Precondition Failed.
+            raise ApiError(
+                412,
+                "prefetch_unavailable",
+                "Required prefetch keys are missing and the request names no fhirServer to fetch them from.",
+                [{"field": f"prefetch.{key}", "problem": "missing"} for key in required],
+            )
+        result.missing.update({key: "not prefetched and no fhirServer" for key in to_fetch})
+        return result
+
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    for key, outcome in client.fetch_all(base, to_fetch, token, budget_seconds).items():
+        if outcome.error is not None:
+            result.missing[key] = outcome.error
+            result.values[key] = None
+        else:
+            result.values[key] = outcome.resource
+            result.fetched.append(key)
+    return result
+
+
+def _strip_outcomes(value: Any, result: ResolvedPrefetch, key: str) -> dict[str, Any] | None:
+    """The spec lets an EHR report a prefetch failure as an OperationOutcome: treat it as missing."""
+    if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
+        result.missing[key] = "the EHR reported an error for this prefetch (OperationOutcome)"
+        return None
+    return value

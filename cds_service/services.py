@@ -1,0 +1,101 @@
+"""The CDS Services this server offers, as announced by discovery (CDS Hooks 2.0 §Discovery)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .prefetch import PrefetchTemplate
+
+PATIENT = "{{context.patientId}}"
+
+
+def prefetch_templates(lab_codes: list[str], tumour_codes: list[str]) -> list[PrefetchTemplate]:
+    """Templates use only the spec's recommended query subset: reads, token equality, _sort, _count."""
+    return [
+        PrefetchTemplate("patient", f"Patient/{PATIENT}", True, "age, sex"),
+        PrefetchTemplate(
+            "labs",
+            f"Observation?patient={PATIENT}&code={','.join(lab_codes)}&_sort=-date&_count=200",
+            True,
+            "AFP, ALT, AST, bilirubin, albumin, platelets, INR",
+        ),
+        PrefetchTemplate(
+            "tumour",
+            f"Observation?patient={PATIENT}&code={','.join(tumour_codes)}&_sort=-date&_count=200",
+            True,
+            "tumour size and count, invasion, metastasis, disease status (progression)",
+        ),
+        PrefetchTemplate(
+            "reports",
+            f"DiagnosticReport?patient={PATIENT}&_sort=-date&_count=50",
+            False,
+            "imaging reports coded as progression",
+        ),
+        PrefetchTemplate("conditions", f"Condition?patient={PATIENT}", True, "HCC, HBV/HCV, cirrhosis, Child-Pugh, BCLC"),
+        PrefetchTemplate("procedures", f"Procedure?patient={PATIENT}", False, "prior HCC surgery"),
+        PrefetchTemplate(
+            "medicationRequests", f"MedicationRequest?patient={PATIENT}", True, "sorafenib, TKI and PD-1 history"
+        ),
+        PrefetchTemplate(
+            "medicationStatements", f"MedicationStatement?patient={PATIENT}", False, "treatment history"
+        ),
+        PrefetchTemplate(
+            "medicationAdministrations",
+            f"MedicationAdministration?patient={PATIENT}",
+            False,
+            "treatment history",
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class CdsService:
+    id: str
+    hook: str
+    title: str
+    description: str
+    templates: tuple[PrefetchTemplate, ...]
+
+    def discovery_entry(self) -> dict[str, Any]:
+        return {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+            "prefetch": {t.key: t.query for t in self.templates},
+            "usageRequirements": (
+                "Needs the prefetch above or a fhirServer with fhirAuthorization able to read "
+                "Patient, Observation, DiagnosticReport, Condition, Procedure and Medication* "
+                "resources for the patient. Evidence: Lei et al. 2025, DOI 10.1177/17588359241299678."
+            ),
+        }
+
+
+_DESCRIPTION = (
+    "Systemic therapy for hepatocellular carcinoma. Sorafenib first line: estimated risk of "
+    "primary sorafenib resistance (progression within 3 months) from AFP and ALT, with "
+    "alternatives when it is high. TKI after sorafenib failure: primary vs secondary resistance "
+    "and individualised PFS/OS estimates for TKI alone vs TKI + PD-1 inhibitor. "
+    "Evidence: Lei et al. 2025 (retrospective, modest discrimination)."
+)
+
+
+def build_services(templates: list[PrefetchTemplate]) -> dict[str, CdsService]:
+    services = [
+        CdsService(
+            "hcc-systemic-therapy-select",
+            "order-select",
+            "HCC systemic therapy: sorafenib resistance and second-line survival (order-select)",
+            _DESCRIPTION,
+            tuple(templates),
+        ),
+        CdsService(
+            "hcc-systemic-therapy-sign",
+            "order-sign",
+            "HCC systemic therapy: sorafenib resistance and second-line survival (order-sign)",
+            _DESCRIPTION,
+            tuple(templates),
+        ),
+    ]
+    return {service.id: service for service in services}

@@ -1,0 +1,80 @@
+"""Every knob of the service, in one pydantic settings object read from the environment.
+
+Variables use the prefix ``CDS_`` (e.g. ``CDS_DATABASE_URL``), except ``HOST`` and ``PORT``, which
+follow the platform convention. ``CDS_ENVIRONMENT=production`` switches the secure defaults on:
+JWT required and ``fhirServer`` restricted to the allowlist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CDS_", extra="ignore", frozen=True)
+
+    environment: Literal["demo", "production"] = "demo"
+    host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "CDS_HOST"))
+    port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("PORT", "CDS_PORT"))
+    public_base_url: str | None = Field(
+        None, description="External base URL (no trailing slash); JWT `aud` is checked against it."
+    )
+
+    # Storage: SQLite file by default; a postgresql+psycopg:// URL in production.
+    database_url: str = "sqlite:///var/cds-feedback.sqlite3"
+
+    # Clinical configuration files (None = the copies shipped in the package).
+    terminology_path: Path | None = None
+    model_dir: Path | None = None
+    lab_lookback_days: int = Field(30, ge=1, le=3650)
+    imaging_lookback_days: int = Field(90, ge=1, le=3650)
+
+    # Fallback FHIR fetch when prefetch is missing.
+    fetch_budget_seconds: float = Field(1.5, gt=0, le=30)
+    fetch_max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    fetch_max_pages: int = Field(5, ge=1, le=100)
+    fetch_workers: int = Field(16, ge=1, le=128)
+    fhir_server_allowlist: list[str] = Field(
+        default_factory=list,
+        description="Allowed fhirServer base URLs (prefix match). Empty = any server (demo only).",
+    )
+
+    # JWT bearer authentication of the calling EHR (CDS Hooks 2.0 §Trusting CDS Clients).
+    jwt_required: bool | None = None  # None: on in production, off in demo
+    jwt_issuers: dict[str, str] = Field(
+        default_factory=dict, description="Trusted `iss` → its JWKS URL."
+    )
+    jwt_jku_allowlist: list[str] = Field(default_factory=list)
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["ES384", "RS384"])
+    jwt_leeway_seconds: int = Field(30, ge=0, le=300)
+    jwt_max_age_seconds: int = Field(600, ge=1, description="Oldest accepted `iat`.")
+    jwt_max_token_bytes: int = Field(16 * 1024, ge=512)
+
+    # Cards.
+    quiet_low_risk_card: bool = Field(
+        True, description="Show an info card when neither marker is high (False: no card)."
+    )
+    smart_app_url: str | None = Field(None, description="SMART launch URL for card links.")
+
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _production_is_locked_down(self) -> "Settings":
+        if self.environment == "production":
+            if not self.fhir_server_allowlist:
+                raise ValueError("production needs CDS_FHIR_SERVER_ALLOWLIST")
+            if self.jwt_required is False:
+                raise ValueError("production cannot disable JWT (CDS_JWT_REQUIRED=false)")
+        return self
+
+    @property
+    def jwt_enforced(self) -> bool:
+        if self.jwt_required is None:
+            return self.environment == "production"
+        return self.jwt_required
