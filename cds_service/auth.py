@@ -1,0 +1,209 @@
+"""JWT authentication of the calling CDS Client (CDS Hooks 2.0 §Trusting CDS Clients).
+
+Every call to discovery, a service or its feedback endpoint carries ``Authorization: Bearer <JWT>``
+signed with the client's private key. We trust only the issuers we were configured with (``iss`` →
+their JWKS URL), fetch a ``jku`` only if it is allowlisted, accept only asymmetric algorithms, bind
+the token to the exact endpoint URL (``aud``) and refuse a ``jti`` seen before, so a captured token
+cannot be replayed against this or another service.
+
+Tokens are never logged nor echoed in answers: a failure says *what* was wrong, never the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import jwt
+from flask import Flask, Response, jsonify, request
+
+from .errors import ApiError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# JWKS fetches: a slow key server must not hold a worker for long; keys are re-read every 5 minutes
+# so a rotated or revoked key takes effect without a restart.
+JWKS_TIMEOUT_SECONDS = 3.0
+JWKS_CACHE_SECONDS = 300
+JWKS_REFRESH_COOLDOWN_SECONDS = 30.0
+
+# CDS Hooks 2.0 §JWT Signing Algorithm: never `none`, never a symmetric (HMAC) algorithm.
+_ASYMMETRIC_PREFIXES = ("RS", "PS", "ES", "EdDSA", "Ed25519", "Ed448")
+
+_PROTECTED_PREFIX = "/cds-services"
+
+
+class InvalidToken(ApiError):
+    """A 401 whose answer also carries ``WWW-Authenticate`` (RFC 6750 §3)."""
+
+    def __init__(self, message: str):
+        super().__init__(401, "invalid_token", message)
+
+
+class ReplayCache:
+    """``jti`` values seen, each kept until its token expires.
+
+    In-process: with several workers or replicas a replay can land on another process; a shared
+    store (e.g. the database or Redis with ``SET NX EX``) is needed there.
+    """
+
+    def __init__(self) -> None:
+        self._expiry: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def first_use(self, issuer: str, jti: str, expires_at: float) -> bool:
+        now = time.time()
+        with self._lock:
+            if len(self._expiry) > 1024:
+                self._expiry = {k: exp for k, exp in self._expiry.items() if exp > now}
+            key = (issuer, jti)
+            if self._expiry.get(key, 0) > now:
+                return False
+            self._expiry[key] = expires_at
+            return True
+
+
+class JwtVerifier:
+    """Verify a CDS Client's bearer JWT against the configured issuers and this endpoint's URL."""
+
+    def __init__(self, settings: Settings):
+        symmetric = [a for a in settings.jwt_algorithms if not a.startswith(_ASYMMETRIC_PREFIXES)]
+        if symmetric:
+            raise ValueError(f"CDS_JWT_ALGORITHMS must be asymmetric; refusing {symmetric}")
+        if not settings.jwt_issuers:
+            raise ValueError("JWT is enforced but CDS_JWT_ISSUERS names no trusted issuer")
+        self.settings = settings
+        self.algorithms = list(settings.jwt_algorithms)
+        self.replays = ReplayCache()
+        self._clients: dict[str, jwt.PyJWKClient] = {}
+        self._clients_lock = threading.Lock()
+
+    def verify(self, token: str, audience: str) -> dict[str, Any]:
+        """Return the token's claims, or raise ``InvalidToken`` saying what was wrong."""
+        s = self.settings
+        if len(token.encode("utf-8", "replace")) > s.jwt_max_token_bytes:
+            raise InvalidToken(f"The bearer token exceeds {s.jwt_max_token_bytes} bytes.")
+        try:
+            header = jwt.get_unverified_header(token)
+            unverified = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise InvalidToken("The bearer token is not a well-formed JWT.") from None
+
+        alg = header.get("alg")
+        if alg not in self.algorithms:
+            raise InvalidToken(f"JWT alg '{alg}' is not accepted; use one of {self.algorithms}.")
+        typ = header.get("typ")
+        if typ is not None and str(typ).upper() != "JWT":
+            raise InvalidToken("JWT header typ must be 'JWT'.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("JWT header kid is required.")
+        issuer = unverified.get("iss")
+        if not isinstance(issuer, str) or issuer not in s.jwt_issuers:
+            raise InvalidToken("JWT iss is missing or not a trusted CDS Client.")
+        jku = header.get("jku")
+        if jku is not None and jku not in s.jwt_jku_allowlist:
+            # Checked before any network call: an attacker must not make us fetch their URL.
+            raise InvalidToken("JWT header jku is not an allowlisted JWK Set URL.")
+        jwks_url = jku or s.jwt_issuers[issuer]
+
+        key = self._signing_key(jwks_url, kid, alg)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=issuer,
+                leeway=s.jwt_leeway_seconds,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"], "verify_nbf": True},
+            )
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"JWT claim '{exc.claim}' is required.") from None
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("JWT has expired (exp).") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("JWT is not valid yet (iat or nbf is in the future).") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken(f"JWT aud must be this endpoint's URL: {audience}") from None
+        except jwt.InvalidSignatureError:
+            raise InvalidToken("JWT signature does not verify with the issuer's key.") from None
+        except (jwt.InvalidKeyError, jwt.InvalidAlgorithmError):
+            raise InvalidToken(f"JWT key '{kid}' cannot verify alg '{alg}'.") from None
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"JWT is not valid ({type(exc).__name__}).") from None
+
+        if claims["iat"] < time.time() - s.jwt_max_age_seconds - s.jwt_leeway_seconds:
+            raise InvalidToken(f"JWT was issued more than {s.jwt_max_age_seconds} s ago (iat).")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not jti:
+            raise InvalidToken("JWT jti must be a non-empty string.")
+        if not self.replays.first_use(issuer, jti, float(claims["exp"]) + s.jwt_leeway_seconds):
+            raise InvalidToken("JWT jti was already used (replay).")
+        return claims
+
+    def _signing_key(self, jwks_url: str, kid: str, alg: str) -> Any:
+        client = self._client(jwks_url)
+        try:
+            jwk = client.get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError:
+            log.warning("JWKS fetch failed for %s", jwks_url)
+            raise InvalidToken("The issuer's JWK Set could not be retrieved.") from None
+        except jwt.PyJWKClientError:
+            raise InvalidToken(f"JWT kid '{kid}' is not in the issuer's JWK Set.") from None
+        declared = jwk._jwk_data.get("alg")  # PyJWK keeps the JWK it came from
+        if declared and declared != alg:
+            raise InvalidToken(f"JWT key '{kid}' is published for alg '{declared}', not '{alg}'.")
+        # The raw key, not the PyJWK: PyJWK guesses RS256 for an RSA JWK without "alg".
+        return jwk.key
+
+    def _client(self, jwks_url: str) -> jwt.PyJWKClient:
+        with self._clients_lock:
+            client = self._clients.get(jwks_url)
+            if client is None:
+                client = jwt.PyJWKClient(
+                    jwks_url,
+                    cache_jwk_set=True,
+                    lifespan=JWKS_CACHE_SECONDS,
+                    timeout=JWKS_TIMEOUT_SECONDS,
+                    cooldown_duration=JWKS_REFRESH_COOLDOWN_SECONDS,
+                )
+                self._clients[jwks_url] = client
+            return client
+
+
+def expected_audience(settings: Settings) -> str:
+    """The URL the client called: the public base URL when configured (behind a proxy), else ours."""
+    base = settings.public_base_url.rstrip("/") if settings.public_base_url else request.url_root.rstrip("/")
+    return base + request.path
+
+
+def install(app: Flask, settings: Settings) -> JwtVerifier:
+    """Require a valid bearer JWT on discovery, service and feedback calls; probes and preflight stay open."""
+    verifier = JwtVerifier(settings)
+
+    @app.before_request
+    def _require_jwt() -> None:
+        if request.method == "OPTIONS":
+            return None
+        path = request.path
+        if path != _PROTECTED_PREFIX and not path.startswith(_PROTECTED_PREFIX + "/"):
+            return None
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidToken("An 'Authorization: Bearer <JWT>' header is required.")
+        claims = verifier.verify(token.strip(), expected_audience(settings))
+        log.info("authenticated CDS client iss=%s jti=%s", claims["iss"], claims["jti"])
+        return None
+
+    @app.errorhandler(InvalidToken)
+    def _invalid_token(exc: InvalidToken) -> tuple[Response, int]:
+        log.info("rejected bearer token on %s: %s", request.path, exc.message)
+        response = jsonify({"error": exc.code, "message": exc.message})
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+        return response, exc.status
+
+    return verifier
