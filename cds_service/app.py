@@ -7,7 +7,7 @@ import logging
 from flask import Flask
 from flask_cors import CORS
 
-from . import feedback, health, hooks
+from . import auth, feedback, health, hooks
 from .errors import register_error_handlers
 from .pipeline import Pipeline
 from .runtime import EXTENSION, Runtime
@@ -36,6 +36,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route.
     CORS(app, origins=settings.cors_origins, allow_headers=["Authorization", "Content-Type"])
     register_error_handlers(app)
+    if settings.jwt_enforced:
+        auth.install(app, settings)
     for blueprint in (hooks.bp, feedback.bp, health.bp):
         app.register_blueprint(blueprint)
     return app
