@@ -1,0 +1,197 @@
+"""Small helpers shared by the mappers: safe dict access, provenance, candidate selection."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from fhir_mappers.features import CodingRef, Feature, MissingReason, Provenance
+from fhir_mappers.fhirdates import FhirDate
+from fhir_mappers.resources import OperationOutcomes, iter_resources
+
+FINAL_STATUSES = frozenset({"final", "amended", "corrected"})
+REPORT_FINAL_STATUSES = FINAL_STATUSES | {"appended"}
+ERROR_STATUSES = frozenset({"entered-in-error", "cancelled"})
+
+
+def text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def as_dict(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
+def collect(resources: Any) -> tuple[list[dict], dict[str, dict], OperationOutcomes]:
+    """Flatten, de-duplicate by type/id (the same resource often arrives in two prefetch
+    Bundles) and index by 'Type/id' for reference look-ups."""
+    outcomes = OperationOutcomes()
+    seen: set[str] = set()
+    flat: list[dict] = []
+    by_ref: dict[str, dict] = {}
+    for resource in iter_resources(resources, outcomes):
+        rid = resource.get("id")
+        if isinstance(rid, str):
+            ref = f"{resource['resourceType']}/{rid}"
+            if ref in seen:
+                continue
+            seen.add(ref)
+            by_ref[ref] = resource
+        flat.append(resource)
+    return flat, by_ref, outcomes
+
+
+def reference_key(reference: object) -> str | None:
+    """'Observation/1', 'https://ehr/fhir/Observation/1' or 'Observation/1/_history/2'
+    -> 'Observation/1'."""
+    ref = text(as_dict(reference).get("reference")) if isinstance(reference, dict) else text(reference)
+    if not ref:
+        return None
+    parts = ref.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else None
+
+
+def provenance(
+    resource: dict,
+    *,
+    when: FhirDate | None = None,
+    when_source: str | None = None,
+    value: object = None,
+    unit: str | None = None,
+    comparator: str | None = None,
+    coding: CodingRef | None = None,
+) -> Provenance:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        original = value
+    else:
+        original = str(value)
+    return Provenance(
+        resource_type=str(resource.get("resourceType")),
+        resource_id=text(resource.get("id")),
+        effective=when.text if when else None,
+        effective_source=when_source,
+        original_value=original,
+        original_unit=unit,
+        comparator=comparator,
+        coding=coding,
+    )
+
+
+@dataclass
+class Candidate:
+    """One resource that could give a feature its value."""
+
+    when: FhirDate | None
+    provenance: Provenance
+    value: object = None
+    reason: MissingReason | None = None  # why this resource cannot be used, if it cannot
+    note: str = ""
+
+
+def _window_state(c: Candidate, as_of: date, start: date) -> str:
+    if c.when is None:
+        return "no_date"
+    if c.when.earliest > as_of:
+        return "future"
+    if c.when.latest < start:
+        return "stale"
+    if c.when.earliest >= start and c.when.latest <= as_of:
+        return "in_window"
+    return "straddles"
+
+
+def select_recent(
+    label: str, candidates: list[Candidate], as_of: date, lookback_days: int
+) -> tuple[Feature, list[Candidate]]:
+    """Most recent usable candidate dated within [as_of - lookback_days, as_of].
+
+    Returns the feature (value or missing reason) and every usable in-window candidate sharing
+    the chosen date (callers that need "largest on the latest study" use the list).
+    """
+    start = as_of - timedelta(days=lookback_days)
+    states = [(c, _window_state(c, as_of, start)) for c in candidates]
+    usable = [c for c, s in states if s == "in_window" and c.reason is None]
+    if usable:
+        usable.sort(key=lambda c: c.when.latest, reverse=True)  # type: ignore[union-attr]
+        best = usable[0]
+        same_day = [c for c in usable if c.when.latest == best.when.latest]  # type: ignore[union-attr]
+        skipped = len(candidates) - 1
+        note = f"{label} {best.when.text} ({best.provenance.resource_type}/{best.provenance.resource_id})"  # type: ignore[union-attr]
+        if skipped:
+            note += f"; {skipped} other record(s) not used"
+        return Feature(value=best.value, provenance=best.provenance, note=note), same_day
+    if not candidates:
+        return Feature(missing=MissingReason.not_found, note=f"no {label} found"), []
+
+    def recency(item: tuple[Candidate, str]) -> tuple[int, date]:
+        c, _ = item
+        return (1, c.when.latest) if c.when else (0, date.min)
+
+    past = [(c, s) for c, s in states if s != "future"]
+    real = [(c, s) for c, s in past if c.reason is not MissingReason.entered_in_error]
+    if real:
+        c, state = max(real, key=recency)
+        if state == "stale":
+            days = (as_of - c.when.latest).days  # type: ignore[union-attr]
+            return Feature(
+                missing=MissingReason.stale,
+                provenance=c.provenance,
+                note=(
+                    f"{label} {c.when.text} is {days} days before the order ({as_of.isoformat()}); "  # type: ignore[union-attr]
+                    f"look-back is {lookback_days} days"
+                ),
+            ), []
+        if state == "straddles":
+            return Feature(
+                missing=MissingReason.ambiguous,
+                provenance=c.provenance,
+                note=f"{label} date {c.when.text} is too imprecise for the {lookback_days}-day look-back",  # type: ignore[union-attr]
+            ), []
+        if state == "no_date" and c.reason is None:
+            return Feature(
+                missing=MissingReason.no_date,
+                provenance=c.provenance,
+                note=f"{label} in {c.provenance.resource_type}/{c.provenance.resource_id} has no date",
+            ), []
+        return Feature(missing=c.reason, provenance=c.provenance, note=c.note), []
+    if past:
+        c, _ = max(past, key=recency)
+        return Feature(missing=MissingReason.entered_in_error, provenance=c.provenance, note=c.note), []
+    c = min((c for c, _ in states), key=lambda c: c.when.earliest)  # type: ignore[union-attr]
+    return Feature(
+        missing=MissingReason.out_of_window,
+        provenance=c.provenance,
+        note=f"only {label} after the order date {as_of.isoformat()} found (first {c.when.text}); ignored",  # type: ignore[union-attr]
+    ), []
+
+
+def missing_like(source: Feature, note: str) -> Feature:
+    """A derived feature missing for the same reason as its source."""
+    return Feature(
+        missing=source.missing or MissingReason.not_found,
+        provenance=source.provenance,
+        note=f"{note}: {source.note}" if source.note else note,
+    )
+
+
+def medication_concept(resource: dict, by_ref: dict[str, dict]) -> dict | None:
+    """medicationCodeableConcept, or the code of the referenced (contained or bundled) Medication."""
+    concept = resource.get("medicationCodeableConcept")
+    if isinstance(concept, dict):
+        return concept
+    ref = text(as_dict(resource.get("medicationReference")).get("reference"))
+    if not ref:
+        return None
+    if ref.startswith("#"):
+        for contained in as_list(resource.get("contained")):
+            if isinstance(contained, dict) and contained.get("id") == ref[1:]:
+                return contained.get("code") if isinstance(contained.get("code"), dict) else None
+        return None
+    key = reference_key(ref)
+    medication = by_ref.get(key) if key else None
+    return medication.get("code") if medication and isinstance(medication.get("code"), dict) else None

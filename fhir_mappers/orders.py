@@ -1,0 +1,112 @@
+"""What is being ordered: classify CDS Hooks draft orders cheaply.
+
+Called on every order-select / order-sign, so it walks plain dicts (no fhir.resources parsing)
+and answers an irrelevant order in a few microseconds.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+from fhir_mappers._common import as_dict, as_list, medication_concept, text
+from fhir_mappers.features import CodingRef
+from fhir_mappers.fhirdates import parse_fhir_date
+from fhir_mappers.terminology import Terminology
+
+
+class DrugClass(str, Enum):
+    SORAFENIB = "sorafenib"
+    TKI = "tki"
+    PD1_INHIBITOR = "pd1_inhibitor"
+    OTHER_SYSTEMIC = "other_systemic"
+    IRRELEVANT = "irrelevant"
+
+
+class DraftOrder(BaseModel):
+    reference: str  # "MedicationRequest/abc"
+    resource_type: str
+    resource_id: str | None = None
+    drug: str | None = None  # canonical name, e.g. "lenvatinib"
+    drug_class: DrugClass = DrugClass.IRRELEVANT
+    coding: CodingRef | None = None  # the coding (or text) that matched
+    authored_on: str | None = None  # as received
+
+
+class DraftOrderSummary(BaseModel):
+    orders: list[DraftOrder] = Field(default_factory=list)  # the orders considered
+
+    @property
+    def relevant_orders(self) -> list[DraftOrder]:
+        return [o for o in self.orders if o.drug_class is not DrugClass.IRRELEVANT]
+
+    @property
+    def is_relevant(self) -> bool:
+        return any(o.drug_class is not DrugClass.IRRELEVANT for o in self.orders)
+
+    @property
+    def sorafenib_orders(self) -> list[DraftOrder]:
+        return [o for o in self.orders if o.drug_class is DrugClass.SORAFENIB]
+
+    @property
+    def tki_orders(self) -> list[DraftOrder]:
+        return [o for o in self.orders if o.drug_class is DrugClass.TKI]
+
+    @property
+    def has_pd1_inhibitor(self) -> bool:
+        return any(o.drug_class is DrugClass.PD1_INHIBITOR for o in self.orders)
+
+    @property
+    def order_date(self) -> date | None:
+        """authoredOn of the first relevant order (calendar date as written), or None."""
+        for order in self.relevant_orders:
+            parsed = parse_fhir_date(order.authored_on)
+            if parsed is not None and parsed.is_exact:
+                return parsed.earliest
+        return None
+
+
+def _selection_key(selection: object) -> str | None:
+    if not isinstance(selection, str):
+        return None
+    parts = selection.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 else None
+
+
+def classify_draft_orders(
+    draft_orders: dict | None, selections: list[str] | None, terminology: Terminology
+) -> DraftOrderSummary:
+    """Classify `context.draftOrders` (a Bundle). With `selections` (order-select) only the
+    selected orders count; without (order-sign) every draft order does. Never raises."""
+    bundle = as_dict(draft_orders)
+    resources = [as_dict(e).get("resource") for e in as_list(bundle.get("entry"))]
+    if not resources and "resourceType" in bundle and bundle.get("resourceType") != "Bundle":
+        resources = [bundle]
+    resources = [r for r in resources if isinstance(r, dict) and isinstance(r.get("resourceType"), str)]
+    by_ref = {f"{r['resourceType']}/{r.get('id')}": r for r in resources if isinstance(r.get("id"), str)}
+    wanted = None
+    if selections is not None:
+        wanted = {k for k in (_selection_key(s) for s in as_list(selections)) if k}
+    orders = []
+    for resource in resources:
+        kind = resource["resourceType"]
+        if kind == "Medication":
+            continue  # referenced by orders, not an order itself
+        rid = text(resource.get("id"))
+        reference = f"{kind}/{rid}"
+        if wanted is not None and reference not in wanted:
+            continue
+        order = DraftOrder(
+            reference=reference, resource_type=kind, resource_id=rid, authored_on=text(resource.get("authoredOn"))
+        )
+        if kind in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
+            matched = terminology.match_drug(medication_concept(resource, by_ref))
+            if matched is not None:
+                name, coding = matched
+                order.drug = name
+                order.drug_class = DrugClass(terminology.drugs[name].drug_class)
+                order.coding = coding
+        orders.append(order)
+    return DraftOrderSummary(orders=orders)

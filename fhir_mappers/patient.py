@@ -1,0 +1,870 @@
+"""FHIR resources -> PatientFeatures (labs, imaging, conditions) and TreatmentHistory.
+
+Bad resources never raise: they become candidates with a reason, and a feature without a usable
+candidate is missing with the reason of the most relevant one (see _common.select_recent).
+Only valueQuantity is validated with the fhir.resources R4B model: validating whole resources
+would reject real EHR data for harmless extras, and would cost ~0.5 ms a resource.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date
+from typing import Any, Iterable
+
+from fhir.resources.R4B.quantity import Quantity
+from pydantic import ValidationError
+
+from fhir_mappers._common import (
+    ERROR_STATUSES,
+    FINAL_STATUSES,
+    REPORT_FINAL_STATUSES,
+    Candidate,
+    as_dict,
+    as_list,
+    collect,
+    medication_concept,
+    missing_like,
+    provenance,
+    reference_key,
+    select_recent,
+    text,
+)
+from fhir_mappers.features import (
+    CodingRef,
+    DrugExposure,
+    Feature,
+    LabValue,
+    MissingReason,
+    PatientFeatures,
+    ProgressionEvent,
+    Provenance,
+    TreatmentHistory,
+)
+from fhir_mappers.fhirdates import FhirDate, effective_date, parse_fhir_date
+from fhir_mappers.terminology import Terminology
+from fhir_mappers.units import MODEL_UNITS, convert
+from models.evidence import load_evidence
+
+LAB_LABELS = {
+    "afp": "AFP",
+    "alt": "ALT",
+    "ast": "AST",
+    "bilirubin": "total bilirubin",
+    "albumin": "albumin",
+    "platelets": "platelet count",
+    "inr": "INR",
+}
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+DAYS_PER_MONTH = 365.25 / 12
+ACTIVE_CLINICAL = frozenset({"active", "recurrence", "relapse"})
+SKIP_VERIFICATION = frozenset({"refuted", "entered-in-error"})
+
+
+# --------------------------------------------------------------------------- quantities
+
+
+def _quantity(
+    feature: str, resource: dict, raw: object
+) -> tuple[LabValue | None, MissingReason | None, str, dict]:
+    """valueQuantity -> value in the model unit, or why not. Also returns the raw dict."""
+    label = LAB_LABELS.get(feature, feature.replace("_", " "))
+    if not isinstance(raw, dict):
+        return None, MissingReason.invalid, f"{label} has no valueQuantity", {}
+    try:
+        quantity = Quantity.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return None, MissingReason.invalid, f"{label} valueQuantity.{where}: {first.get('msg')}", raw
+    if quantity.value is None:
+        return None, MissingReason.invalid, f"{label} valueQuantity has no value", raw
+    number = float(quantity.value)
+    if not math.isfinite(number):
+        return None, MissingReason.invalid, f"{label} value {raw.get('value')!r} is not finite", raw
+    comparator = quantity.comparator
+    if comparator is not None and comparator not in COMPARATORS:
+        return None, MissingReason.invalid, f"{label} comparator {comparator!r} is not a FHIR comparator", raw
+    converted = convert(feature, number, quantity.code, quantity.system, quantity.unit)
+    if converted is None:
+        unit = quantity.unit or quantity.code or "(none)"
+        return (
+            None,
+            MissingReason.unit_unknown,
+            f"{label} unit {unit!r} is not a known unit for {label} (model unit {MODEL_UNITS[feature]})",
+            raw,
+        )
+    value, _ = converted
+    return LabValue(value=round(value, 6), unit=MODEL_UNITS[feature], comparator=comparator), None, "", raw
+
+
+def _report_dates(resources: list[dict]) -> dict[str, tuple[FhirDate, str, str | None]]:
+    """Observation 'Type/id' -> (date, source, report status) from the DiagnosticReport that
+    lists it in `result`, for Observations that carry no date of their own."""
+    out: dict[str, tuple[FhirDate, str, str | None]] = {}
+    for report in resources:
+        if report.get("resourceType") != "DiagnosticReport":
+            continue
+        when = effective_date(report)
+        if when is None:
+            continue
+        for ref in as_list(report.get("result")):
+            key = reference_key(ref)
+            if key:
+                out.setdefault(key, (when[0], f"DiagnosticReport/{report.get('id')}.{when[1]}", text(report.get("status"))))
+    return out
+
+
+def _observation_date(obs: dict, report_dates: dict) -> tuple[FhirDate | None, str | None]:
+    when = effective_date(obs)
+    if when is not None:
+        return when
+    linked = report_dates.get(f"Observation/{obs.get('id')}")
+    if linked is not None:
+        return linked[0], linked[1]
+    return None, None
+
+
+def _status_reason(resource: dict, label: str) -> tuple[MissingReason | None, str]:
+    status = resource.get("status")
+    rid = f"{resource.get('resourceType')}/{resource.get('id')}"
+    if status in ERROR_STATUSES:
+        return MissingReason.entered_in_error, f"{label} in {rid} has status {status}; ignored"
+    if status not in FINAL_STATUSES:
+        return MissingReason.not_final, f"{label} in {rid} has status {status!r}, not final/amended/corrected"
+    return None, ""
+
+
+def _absent_reason(resource: dict, label: str) -> tuple[MissingReason | None, str]:
+    absent = resource.get("dataAbsentReason")
+    if absent is None:
+        return None, ""
+    concept = as_dict(absent)
+    codes = [text(c.get("code")) for c in as_list(concept.get("coding")) if isinstance(c, dict)]
+    why = text(concept.get("text")) or ", ".join(c for c in codes if c) or "no reason given"
+    return MissingReason.data_absent, f"{label}: data absent ({why})"
+
+
+# --------------------------------------------------------------------------- labs
+
+
+def _lab_candidates(
+    observations: list[dict], terminology: Terminology, report_dates: dict
+) -> dict[str, list[Candidate]]:
+    out: dict[str, list[Candidate]] = {key: [] for key in LAB_LABELS}
+    for obs in observations:
+        matched = terminology.match("labs", obs.get("code"))
+        if matched is None:
+            continue
+        key, coding = matched
+        label = LAB_LABELS[key]
+        when, source = _observation_date(obs, report_dates)
+        raw = obs.get("valueQuantity")
+        raw_q = as_dict(raw)
+        prov = provenance(
+            obs,
+            when=when,
+            when_source=source,
+            value=raw_q.get("value") if raw_q else obs.get("valueString"),
+            unit=text(raw_q.get("unit")) or text(raw_q.get("code")),
+            comparator=text(raw_q.get("comparator")),
+            coding=coding,
+        )
+        reason, note = _status_reason(obs, label)
+        value = None
+        if reason is None:
+            reason, note = _absent_reason(obs, label)
+        if reason is None:
+            value, reason, note, _ = _quantity(key, obs, raw)
+        out[key].append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+    return out
+
+
+def _over(source: Feature, threshold: float, name: str, unit: str) -> Feature:
+    """Binary 'value > threshold' honouring the comparator; missing if undecidable."""
+    if source.value is None:
+        return missing_like(source, f"{name} needs the value")
+    lab: LabValue = source.value
+    v, comp = lab.value, lab.comparator
+    shown = f"{comp or ''}{v:g} {lab.unit}"
+    if comp is None:
+        result: bool | None = v > threshold
+    elif comp == ">":
+        result = True if v >= threshold else None
+    elif comp == ">=":
+        result = True if v > threshold else None
+    elif comp == "<":
+        result = False if v <= threshold else None
+    else:  # "<="
+        result = False if v <= threshold else None
+    if result is None:
+        return Feature(
+            missing=MissingReason.undecidable,
+            provenance=source.provenance,
+            note=f"{shown} cannot tell whether the value is above {threshold:g} {unit}",
+        )
+    return Feature(value=result, provenance=source.provenance, note=f"{shown} vs threshold {threshold:g} {unit}")
+
+
+# --------------------------------------------------------------------------- imaging
+
+
+def _tumour_sizes(
+    observations: list[dict], terminology: Terminology, report_dates: dict
+) -> list[Candidate]:
+    out = []
+    for obs in observations:
+        matched = terminology.match("imaging", obs.get("code"), keys=("tumour_size",))
+        if matched is None:
+            continue
+        _, coding = matched
+        when, source = _observation_date(obs, report_dates)
+        reason, note = _status_reason(obs, "tumour size")
+        if reason is None:
+            reason, note = _absent_reason(obs, "tumour size")
+        quantities = []
+        for component in as_list(obs.get("component")):
+            if terminology.match("imaging", as_dict(component).get("code"), keys=("tumour_size_longest",)):
+                quantities.append(as_dict(component).get("valueQuantity"))
+        if not quantities and "valueQuantity" in obs:
+            quantities.append(obs.get("valueQuantity"))
+        value, raw_q = None, {}
+        if reason is None:
+            if not quantities:
+                reason, note = MissingReason.invalid, f"tumour size in Observation/{obs.get('id')} has no diameter"
+            for q in quantities:
+                lab, why, why_note, raw = _quantity("tumour_size", obs, q)
+                if lab is not None and (value is None or lab.value > value):
+                    value, raw_q, reason, note = lab.value, raw, None, ""
+                elif value is None:
+                    reason, note, raw_q = why, why_note, raw
+        raw_q = raw_q or as_dict(quantities[0] if quantities else None)
+        prov = provenance(
+            obs,
+            when=when,
+            when_source=source,
+            value=raw_q.get("value"),
+            unit=text(raw_q.get("unit")) or text(raw_q.get("code")),
+            comparator=text(raw_q.get("comparator")),
+            coding=coding,
+        )
+        out.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+    return out
+
+
+def _tumour_counts(
+    observations: list[dict], terminology: Terminology, report_dates: dict
+) -> list[Candidate]:
+    out = []
+    for obs in observations:
+        matched = terminology.match("imaging", obs.get("code"), keys=("tumour_count",))
+        if matched is None:
+            continue
+        _, coding = matched
+        when, source = _observation_date(obs, report_dates)
+        reason, note = _status_reason(obs, "tumour count")
+        if reason is None:
+            reason, note = _absent_reason(obs, "tumour count")
+        raw: object = obs.get("valueInteger")
+        comparator = None
+        if raw is None:
+            q = as_dict(obs.get("valueQuantity"))
+            raw, comparator = q.get("value"), text(q.get("comparator"))
+        value = None
+        if reason is None:
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0 or raw != int(raw):
+                reason, note = MissingReason.invalid, f"tumour count {raw!r} is not a whole number"
+            elif comparator is not None and comparator not in (">", ">="):
+                reason, note = MissingReason.undecidable, f"tumour count {comparator}{raw} is not a count"
+            else:
+                value = (int(raw), comparator)
+        prov = provenance(obs, when=when, when_source=source, value=raw, comparator=comparator, coding=coding)
+        out.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+    return out
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def _finding_value(obs: dict, terminology: Terminology) -> bool | None:
+    if isinstance(obs.get("valueBoolean"), bool):
+        return obs["valueBoolean"]
+    concept = obs.get("valueCodeableConcept")
+    if concept is not None:
+        answer = terminology.match("finding_values", concept)
+        if answer is not None:
+            return answer[0] == "present"
+        words = " ".join(
+            [text(as_dict(concept).get("text")) or ""]
+            + [text(as_dict(c).get("display")) or "" for c in as_list(as_dict(concept).get("coding"))]
+        ).lower()
+        if re.search(r"\b(absent|not present|no|negative|none)\b", words):
+            return False
+        if re.search(r"\b(present|yes|positive|detected)\b", words):
+            return True
+        return None
+    text_value = text(obs.get("valueString"))
+    if text_value is not None:
+        lowered = text_value.strip().lower()
+        if lowered in {"yes", "present", "positive", "true"}:
+            return True
+        if lowered in {"no", "absent", "negative", "false", "none"}:
+            return False
+        return None
+    return True  # the coded finding itself, without an answer, asserts it
+
+
+def _condition_usable(condition: dict) -> tuple[bool, str]:
+    verification = _status_code(condition.get("verificationStatus"))
+    if verification in SKIP_VERIFICATION:
+        return False, f"verificationStatus {verification}"
+    clinical = _status_code(condition.get("clinicalStatus"))
+    if clinical is not None and clinical not in ACTIVE_CLINICAL:
+        return False, f"clinicalStatus {clinical}"
+    return True, ""
+
+
+def _status_code(concept: object) -> str | None:
+    for coding in as_list(as_dict(concept).get("coding")):
+        code = text(as_dict(coding).get("code"))
+        if code:
+            return code
+    return None
+
+
+def _condition_date(condition: dict) -> tuple[FhirDate | None, str | None]:
+    for element in ("onsetDateTime", "recordedDate"):
+        parsed = parse_fhir_date(condition.get(element))
+        if parsed is not None:
+            return parsed, element
+    period = as_dict(condition.get("onsetPeriod"))
+    parsed = parse_fhir_date(period.get("start"))
+    return (parsed, "onsetPeriod.start") if parsed else (None, None)
+
+
+def _finding(
+    key: str,
+    label: str,
+    conditions: list[dict],
+    observations: list[dict],
+    terminology: Terminology,
+    report_dates: dict,
+    as_of: date,
+    lookback: int,
+) -> Feature:
+    skipped: list[str] = []
+    for condition in conditions:
+        matched = terminology.match("findings", condition.get("code"), keys=(key,))
+        if matched is None:
+            continue
+        usable, why = _condition_usable(condition)
+        when, source = _condition_date(condition)
+        if not usable:
+            skipped.append(f"Condition/{condition.get('id')} ({why})")
+            continue
+        if when is not None and when.earliest > as_of:
+            skipped.append(f"Condition/{condition.get('id')} (dated after the order)")
+            continue
+        prov = provenance(condition, when=when, when_source=source, value=True, coding=matched[1])
+        return Feature(value=True, provenance=prov, note=f"{label}: active Condition/{condition.get('id')}")
+    candidates = []
+    for obs in observations:
+        by_code = terminology.match("findings", obs.get("code"), keys=(key,))
+        by_value = terminology.match("findings", obs.get("valueCodeableConcept"), keys=(key,))
+        if by_code is None and by_value is None:
+            continue
+        when, source = _observation_date(obs, report_dates)
+        reason, note = _status_reason(obs, label)
+        if reason is None:
+            reason, note = _absent_reason(obs, label)
+        value = True if by_value is not None else _finding_value(obs, terminology)
+        if reason is None and value is None:
+            reason, note = MissingReason.invalid, f"{label}: answer in Observation/{obs.get('id')} not understood"
+        coding = (by_value or by_code)[1]  # type: ignore[index]
+        prov = provenance(obs, when=when, when_source=source, value=value, coding=coding)
+        candidates.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+    feature, _ = select_recent(label, candidates, as_of, lookback)
+    if feature.value is None and skipped and feature.missing is MissingReason.not_found:
+        feature.note = f"{label}: only " + "; ".join(skipped)
+    return feature
+
+
+# --------------------------------------------------------------------------- conditions
+
+
+def _conditions_matching(
+    key: str, conditions: list[dict], terminology: Terminology, as_of: date
+) -> tuple[list[tuple[dict, CodingRef]], list[str]]:
+    found, skipped = [], []
+    for condition in conditions:
+        matched = terminology.match("conditions", condition.get("code"), keys=(key,))
+        if matched is None:
+            continue
+        usable, why = _condition_usable(condition)
+        when, _ = _condition_date(condition)
+        if not usable:
+            skipped.append(f"Condition/{condition.get('id')} {why}")
+        elif when is not None and when.earliest > as_of:
+            skipped.append(f"Condition/{condition.get('id')} dated {when.text}, after the order")
+        else:
+            found.append((condition, matched[1]))
+    return found, skipped
+
+
+def _condition_feature(key: str, label: str, conditions: list[dict], terminology: Terminology, as_of: date) -> Feature:
+    found, skipped = _conditions_matching(key, conditions, terminology, as_of)
+    if found:
+        condition, coding = found[0]
+        when, source = _condition_date(condition)
+        prov = provenance(condition, when=when, when_source=source, value=True, coding=coding)
+        return Feature(value=True, provenance=prov, note=f"{label}: Condition/{condition.get('id')}")
+    note = f"no {label} Condition found"
+    if skipped:
+        note += "; skipped: " + "; ".join(skipped)
+    return Feature(missing=MissingReason.not_found, note=note)
+
+
+def _aetiology(conditions: list[dict], terminology: Terminology, as_of: date) -> Feature:
+    hbv, _ = _conditions_matching("hbv", conditions, terminology, as_of)
+    hcv, _ = _conditions_matching("hcv", conditions, terminology, as_of)
+    if not hbv and not hcv:
+        return Feature(missing=MissingReason.not_found, note="no HBV or HCV Condition found")
+    value = "hbv_hcv" if hbv and hcv else "hbv" if hbv else "hcv"
+    condition, coding = (hbv or hcv)[0]
+    when, source = _condition_date(condition)
+    prov = provenance(condition, when=when, when_source=source, value=value, coding=coding)
+    ids = [f"Condition/{c.get('id')}" for c, _ in hbv + hcv]
+    return Feature(value=value, provenance=prov, note=f"aetiology from {', '.join(ids)}")
+
+
+# --------------------------------------------------------------------------- staging
+
+_CHILD_PUGH_TEXT = re.compile(r"(?:child[-\s]*(?:turcotte[-\s]*)?pugh)?\s*(?:class|grade|score)?\s*([abc])\s*\d{0,2}")
+_BCLC_TEXT = re.compile(r"(?:bclc|barcelona(?: clinic liver cancer)?)?\s*(?:stage)?\s*([0abcd])")
+
+
+def _stage_from(concept: object, text_value: object, terminology: Terminology, scale: str) -> tuple[str | None, CodingRef | None]:
+    letters = ("a", "b", "c") if scale == "child_pugh" else ("0", "a", "b", "c", "d")
+    matched = terminology.match("staging", concept, keys=[f"{scale}_{x}" for x in letters])
+    if matched is not None:
+        return matched[0].rsplit("_", 1)[1].upper(), matched[1]
+    pattern = _CHILD_PUGH_TEXT if scale == "child_pugh" else _BCLC_TEXT
+    texts = [text(text_value)] if text_value is not None else []
+    texts.append(text(as_dict(concept).get("text")))
+    texts += [text(as_dict(c).get("display")) for c in as_list(as_dict(concept).get("coding"))]
+    texts += [text(as_dict(c).get("code")) for c in as_list(as_dict(concept).get("coding"))]
+    for t in texts:
+        if t:
+            m = pattern.fullmatch(t.strip().lower())
+            if m:
+                return m.group(1).upper(), CodingRef(display=t)
+    return None, None
+
+
+def _names_scale(concept: object, terminology: Terminology, scale: str) -> CodingRef | None:
+    matched = terminology.match("staging", concept, keys=(scale,))
+    if matched is not None:
+        return matched[1]
+    words = ("child", "pugh") if scale == "child_pugh" else ("bclc",)
+    alt = ("barcelona",)
+    labels = [text(as_dict(concept).get("text"))] + [
+        text(as_dict(c).get("display")) for c in as_list(as_dict(concept).get("coding"))
+    ]
+    for label in labels:
+        if label and (all(w in label.lower() for w in words) or (scale == "bclc" and any(w in label.lower() for w in alt))):
+            return CodingRef(display=label)
+    return None
+
+
+def _stage(
+    scale: str,
+    label: str,
+    observations: list[dict],
+    conditions: list[dict],
+    terminology: Terminology,
+    report_dates: dict,
+    as_of: date,
+    lookback: int,
+) -> Feature:
+    candidates = []
+    for obs in observations:
+        named = _names_scale(obs.get("code"), terminology, scale)
+        if named is None:
+            continue
+        when, source = _observation_date(obs, report_dates)
+        reason, note = _status_reason(obs, label)
+        if reason is None:
+            reason, note = _absent_reason(obs, label)
+        value, coding = _stage_from(obs.get("valueCodeableConcept"), obs.get("valueString"), terminology, scale)
+        if reason is None and value is None:
+            reason, note = MissingReason.invalid, f"{label} value in Observation/{obs.get('id')} not understood"
+        prov = provenance(obs, when=when, when_source=source, value=value, coding=coding or named)
+        candidates.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+    for condition in conditions:
+        usable, _ = _condition_usable(condition)
+        if not usable:
+            continue
+        for stage in as_list(condition.get("stage")):
+            stage = as_dict(stage)
+            summary = stage.get("summary")
+            if _names_scale(stage.get("type"), terminology, scale) is None and _names_scale(summary, terminology, scale) is None:
+                continue
+            value, coding = _stage_from(summary, None, terminology, scale)
+            when, source = _condition_date(condition)
+            prov = provenance(condition, when=when, when_source=source and f"stage ({source})", value=value, coding=coding)
+            reason = None if value is not None else MissingReason.invalid
+            candidates.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=f"{label} summary not understood"))
+    return select_recent(label, candidates, as_of, lookback)[0]
+
+
+def _prior_surgery(procedures: list[dict], terminology: Terminology, as_of: date) -> Feature:
+    skipped = []
+    for procedure in procedures:
+        matched = terminology.match("procedures", procedure.get("code"), keys=("hcc_surgery",))
+        if matched is None:
+            continue
+        status = procedure.get("status")
+        performed = parse_fhir_date(procedure.get("performedDateTime")) or parse_fhir_date(
+            as_dict(procedure.get("performedPeriod")).get("start")
+        )
+        if status != "completed":
+            skipped.append(f"Procedure/{procedure.get('id')} status {status!r}")
+            continue
+        if performed is not None and performed.earliest > as_of:
+            skipped.append(f"Procedure/{procedure.get('id')} after the order")
+            continue
+        prov = provenance(procedure, when=performed, when_source="performed", value=True, coding=matched[1])
+        return Feature(value=True, provenance=prov, note=f"HCC surgery: Procedure/{procedure.get('id')}")
+    note = "no completed HCC surgery Procedure found"
+    if skipped:
+        note += "; skipped: " + "; ".join(skipped)
+    return Feature(missing=MissingReason.not_found, note=note)
+
+
+# --------------------------------------------------------------------------- public
+
+
+def map_patient_features(
+    resources: Iterable[dict] | Any,
+    *,
+    as_of: date,
+    terminology: Terminology,
+    lab_lookback_days: int = 30,
+    imaging_lookback_days: int = 90,
+) -> PatientFeatures:
+    """Map FHIR resources (or Bundles / prefetch values) to the model features at `as_of`."""
+    flat, _, outcomes = collect(resources)
+    observations = [r for r in flat if r.get("resourceType") == "Observation"]
+    conditions = [r for r in flat if r.get("resourceType") == "Condition"]
+    procedures = [r for r in flat if r.get("resourceType") == "Procedure"]
+    report_dates = _report_dates(flat)
+    thresholds = load_evidence().thresholds
+
+    labs = {}
+    for key, candidates in _lab_candidates(observations, terminology, report_dates).items():
+        labs[key], _ = select_recent(LAB_LABELS[key], candidates, as_of, lab_lookback_days)
+
+    size_feature, same_study = select_recent(
+        "tumour size", _tumour_sizes(observations, terminology, report_dates), as_of, imaging_lookback_days
+    )
+    if same_study:
+        largest = max(same_study, key=lambda c: c.value)  # type: ignore[arg-type, return-value]
+        size_feature = Feature(
+            value=largest.value,
+            provenance=largest.provenance,
+            note=f"largest of {len(same_study)} lesion measurement(s) on {largest.when.text}",  # type: ignore[union-attr]
+        )
+    count_raw, _ = select_recent(
+        "tumour count", _tumour_counts(observations, terminology, report_dates), as_of, imaging_lookback_days
+    )
+    if count_raw.value is not None:
+        count, comparator = count_raw.value
+        count_feature = Feature[int](value=count, provenance=count_raw.provenance, note=count_raw.note)
+        if comparator is not None:
+            multiple = (
+                Feature[bool](value=True, provenance=count_raw.provenance, note=f"tumour count {comparator}{count}")
+                if count >= 1
+                else Feature[bool](missing=MissingReason.undecidable, provenance=count_raw.provenance,
+                                   note=f"tumour count {comparator}{count} cannot tell single from multiple")
+            )
+        else:
+            multiple = Feature[bool](value=count >= 2, provenance=count_raw.provenance, note=f"tumour count {count}")
+    else:
+        count_feature = Feature[int](missing=count_raw.missing, provenance=count_raw.provenance, note=count_raw.note)
+        distinct = {c.provenance.resource_id for c in same_study}
+        if len(distinct) >= 2:
+            # Lesion measurements list target lesions only, so this is a lower bound: enough
+            # to say "multiple", never enough to say "single".
+            multiple = Feature[bool](
+                value=True,
+                provenance=same_study[0].provenance,
+                note=f"{len(distinct)} separately measured lesions on {same_study[0].when.text}; no tumour count",  # type: ignore[union-attr]
+            )
+        else:
+            multiple = missing_like(count_raw, "multiple tumours needs a tumour count")
+
+    if size_feature.value is not None:
+        size_over = Feature[bool](
+            value=size_feature.value > thresholds.tumour_size_cm,
+            provenance=size_feature.provenance,
+            note=f"largest diameter {size_feature.value:g} cm vs threshold {thresholds.tumour_size_cm:g} cm",
+        )
+    else:
+        size_over = missing_like(size_feature, "tumour size > 5 cm needs the largest diameter")
+
+    return PatientFeatures(
+        as_of=as_of,
+        **labs,
+        tumour_size_cm=size_feature,
+        tumour_count=count_feature,
+        vascular_invasion=_finding("vascular_invasion", "vascular invasion", conditions, observations,
+                                   terminology, report_dates, as_of, imaging_lookback_days),
+        extrahepatic_metastasis=_finding("extrahepatic_metastasis", "extrahepatic metastasis", conditions,
+                                         observations, terminology, report_dates, as_of, imaging_lookback_days),
+        hcc_diagnosis=_condition_feature("hcc", "HCC", conditions, terminology, as_of),
+        aetiology=_aetiology(conditions, terminology, as_of),
+        cirrhosis=_condition_feature("cirrhosis", "cirrhosis", conditions, terminology, as_of),
+        child_pugh_class=_stage("child_pugh", "Child-Pugh class", observations, conditions, terminology,
+                                report_dates, as_of, lab_lookback_days),
+        bclc_stage=_stage("bclc", "BCLC stage", observations, conditions, terminology, report_dates, as_of,
+                          imaging_lookback_days),
+        prior_hcc_surgery=_prior_surgery(procedures, terminology, as_of),
+        afp_over_400=_over(labs["afp"], thresholds.afp_ng_per_ml, "AFP > 400 ng/mL", "ng/mL"),
+        alt_over_40=_over(labs["alt"], thresholds.alt_u_per_l, "ALT > 40 U/L", "U/L"),
+        ast_over_40=_over(labs["ast"], thresholds.ast_u_per_l, "AST > 40 U/L", "U/L"),
+        tumour_size_over_5cm=size_over,
+        multiple_tumours=multiple,
+        operation_outcomes=outcomes.messages(),
+    )
+
+
+# --------------------------------------------------------------------------- treatment history
+
+MEDICATION_TYPES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
+NOT_TAKEN = frozenset({"entered-in-error", "cancelled", "draft", "not-taken", "not-done"})
+
+
+def primary_window_days() -> int:
+    """The study's 3-month window in days: 3 x 365.25/12 = 91.3, taken as 91 days."""
+    months = load_evidence().cohort.primary_resistance_window_months
+    return int(months * DAYS_PER_MONTH)
+
+
+def _medication_start(resource: dict) -> tuple[FhirDate | None, str | None]:
+    kind = resource.get("resourceType")
+    options: list[tuple[FhirDate, str]] = []
+    if kind == "MedicationRequest":
+        authored = parse_fhir_date(resource.get("authoredOn"))
+        if authored:
+            options.append((authored, "authoredOn"))
+        for i, dosage in enumerate(as_list(resource.get("dosageInstruction"))):
+            timing = as_dict(as_dict(dosage).get("timing"))
+            bounds = as_dict(as_dict(timing.get("repeat")).get("boundsPeriod"))
+            start = parse_fhir_date(bounds.get("start"))
+            if start:
+                options.append((start, f"dosageInstruction[{i}].timing.repeat.boundsPeriod.start"))
+            for event in as_list(timing.get("event")):
+                parsed = parse_fhir_date(event)
+                if parsed:
+                    options.append((parsed, f"dosageInstruction[{i}].timing.event"))
+    else:
+        when = effective_date(resource)
+        if when:
+            options.append(when)
+    if not options:
+        return None, None
+    return min(options, key=lambda o: (o[0].earliest, o[0].latest))
+
+
+def _exposures(flat: list[dict], by_ref: dict, terminology: Terminology, as_of: date | None) -> tuple[list[DrugExposure], list[str]]:
+    out, skipped = [], []
+    for resource in flat:
+        if resource.get("resourceType") not in MEDICATION_TYPES:
+            continue
+        matched = terminology.match_drug(medication_concept(resource, by_ref))
+        if matched is None:
+            continue
+        name, coding = matched
+        rid = f"{resource.get('resourceType')}/{resource.get('id')}"
+        status = resource.get("status")
+        if status in NOT_TAKEN:
+            skipped.append(f"{rid} ({name}) status {status}")
+            continue
+        if resource.get("resourceType") == "MedicationRequest" and resource.get("intent") in ("proposal", "plan"):
+            skipped.append(f"{rid} ({name}) intent {resource.get('intent')}")
+            continue
+        when, source = _medication_start(resource)
+        if when is not None and as_of is not None and when.earliest > as_of:
+            skipped.append(f"{rid} ({name}) starts after {as_of.isoformat()}")
+            continue
+        out.append(
+            DrugExposure(
+                drug=name,
+                drug_class=terminology.drugs[name].drug_class,  # type: ignore[arg-type]
+                start=when.earliest if when and when.is_exact else None,
+                start_text=when.text if when else None,
+                start_precision=when.precision if when else None,  # type: ignore[arg-type]
+                provenance=provenance(resource, when=when, when_source=source, value=name, coding=coding),
+            )
+        )
+    return out, skipped
+
+
+def _progression_events(flat: list[dict], terminology: Terminology, report_dates: dict, as_of: date | None) -> list[tuple[FhirDate, Provenance]]:
+    events = []
+    for resource in flat:
+        kind = resource.get("resourceType")
+        if kind == "Observation":
+            if terminology.match("progression", resource.get("code"), keys=("status_codes",)) is None:
+                continue
+            if resource.get("status") not in FINAL_STATUSES:
+                continue
+            concept = resource.get("valueCodeableConcept")
+            matched = terminology.match("progression", concept, keys=("progression_values",))
+            coding = matched[1] if matched else None
+            if coding is None:
+                words = " ".join(
+                    [text(as_dict(concept).get("text")) or ""]
+                    + [text(as_dict(c).get("display")) or "" for c in as_list(as_dict(concept).get("coding"))]
+                ).lower()
+                if "progressive disease" in words or "progression" in words:
+                    coding = CodingRef(display=words.strip())
+            if coding is None:
+                continue
+            when, source = _observation_date(resource, report_dates)
+        elif kind == "DiagnosticReport":
+            if resource.get("status") not in REPORT_FINAL_STATUSES:
+                continue
+            coding = None
+            for concept in as_list(resource.get("conclusionCode")):
+                matched = terminology.match("progression", concept, keys=("progression_values",))
+                if matched:
+                    coding = matched[1]
+                    break
+            if coding is None:
+                continue
+            found = effective_date(resource)
+            when, source = found if found else (None, None)
+        else:
+            continue
+        if when is None or (as_of is not None and when.earliest > as_of):
+            continue
+        events.append((when, provenance(resource, when=when, when_source=source, value="progression", coding=coding)))
+    events.sort(key=lambda e: (e[0].earliest, e[0].latest))
+    return events
+
+
+def map_treatment_history(
+    resources: Iterable[dict] | Any, *, terminology: Terminology, as_of: date | None = None
+) -> TreatmentHistory:
+    """Sorafenib start, other TKI / PD-1 exposures, radiological progressions and the
+    resistance type (primary: first progression <= 91 days after the sorafenib start)."""
+    flat, by_ref, outcomes = collect(resources)
+    window = primary_window_days()
+    exposures, skipped = _exposures(flat, by_ref, terminology, as_of)
+    by_class: dict[str, list[DrugExposure]] = {"sorafenib": [], "tki": [], "pd1_inhibitor": [], "other_systemic": []}
+    for exposure in exposures:
+        by_class[exposure.drug_class].append(exposure)
+    for group in by_class.values():
+        group.sort(key=lambda e: (e.start_text is None, e.start_text or ""))
+    events = _progression_events(flat, terminology, _report_dates(flat), as_of)
+    history = TreatmentHistory(
+        sorafenib_exposures=by_class["sorafenib"],
+        other_tki_exposures=by_class["tki"],
+        pd1_exposures=by_class["pd1_inhibitor"],
+        other_systemic_exposures=by_class["other_systemic"],
+        progressions=[
+            ProgressionEvent(date=w.earliest, date_text=w.text, date_precision=w.precision, provenance=p)  # type: ignore[arg-type]
+            for w, p in events
+        ],
+        primary_window_days=window,
+        operation_outcomes=outcomes.messages(),
+    )
+    _derive_resistance(history, by_class["sorafenib"], events, skipped, window)
+    return history
+
+
+def _derive_resistance(
+    history: TreatmentHistory,
+    sorafenib: list[DrugExposure],
+    events: list[tuple[FhirDate, Provenance]],
+    skipped: list[str],
+    window: int,
+) -> None:
+    def missing_all(reason: MissingReason, note: str, prov: Provenance | None = None) -> None:
+        history.first_progression_after_sorafenib = Feature(missing=reason, provenance=prov, note=note)
+        history.resistance_type = Feature(missing=reason, provenance=prov, note=note)
+        history.months_to_progression = Feature(missing=reason, provenance=prov, note=note)
+
+    if not sorafenib:
+        note = "no sorafenib exposure found"
+        if skipped:
+            note += "; skipped: " + "; ".join(skipped)
+        history.sorafenib_start = Feature(missing=MissingReason.no_sorafenib, note=note)
+        missing_all(MissingReason.no_sorafenib, note)
+        return
+    dated = [(parse_fhir_date(e.start_text), e) for e in sorafenib if e.start_text]
+    dated = [(w, e) for w, e in dated if w is not None]
+    if not dated:
+        note = "sorafenib recorded without any start date: " + ", ".join(
+            f"{e.provenance.resource_type}/{e.provenance.resource_id}" for e in sorafenib
+        )
+        history.sorafenib_start = Feature(missing=MissingReason.no_date, provenance=sorafenib[0].provenance, note=note)
+        missing_all(MissingReason.ambiguous, note, sorafenib[0].provenance)
+        return
+    # The true first start lies between the earliest possible and the earliest certain date.
+    first_when, first = min(dated, key=lambda d: (d[0].earliest, d[0].latest))
+    start_low = first_when.earliest
+    start_high = min(w.latest for w, _ in dated)
+    start_desc = f"sorafenib start {first_when.text} ({first.provenance.resource_type}/{first.provenance.resource_id})"
+    if start_low == start_high:
+        history.sorafenib_start = Feature(value=start_low, provenance=first.provenance, note=start_desc)
+    else:
+        history.sorafenib_start = Feature(
+            missing=MissingReason.ambiguous, provenance=first.provenance,
+            note=f"{start_desc} is only known to {first_when.precision} precision",
+        )
+    after = [(w, p) for w, p in events if w.latest > start_low]
+    if not after:
+        if events:
+            w, p = events[-1]
+            missing_all(MissingReason.ambiguous, f"progression recorded only on or before the {start_desc} (last {w.text})", p)
+        else:
+            missing_all(MissingReason.no_progression, f"no radiological progression recorded after the {start_desc}")
+        return
+    prog_when, prog = min(after, key=lambda e: (e[0].earliest, e[0].latest))
+    prog_desc = f"first progression {prog_when.text} ({prog.resource_type}/{prog.resource_id})"
+    if prog_when.earliest <= start_high:
+        missing_all(MissingReason.ambiguous, f"cannot tell whether the {prog_desc} came after the {start_desc}", prog)
+        return
+    if prog_when.is_exact:
+        history.first_progression_after_sorafenib = Feature(value=prog_when.earliest, provenance=prog, note=prog_desc)
+    else:
+        history.first_progression_after_sorafenib = Feature(
+            missing=MissingReason.ambiguous, provenance=prog, note=f"{prog_desc} is only known to {prog_when.precision} precision"
+        )
+    days_low = (prog_when.earliest - start_high).days
+    days_high = (prog_when.latest - start_low).days
+    both = f"{start_desc}; {prog_desc}"
+    if days_low == days_high:
+        history.months_to_progression = Feature(
+            value=round(days_low / DAYS_PER_MONTH, 1), provenance=prog, note=f"{days_low} days; {both}"
+        )
+    else:
+        history.months_to_progression = Feature(
+            missing=MissingReason.ambiguous, provenance=prog, note=f"between {days_low} and {days_high} days; {both}"
+        )
+    if days_high <= window:
+        history.resistance_type = Feature(
+            value="primary", provenance=prog, note=f"progression {days_high if days_low == days_high else f'<= {days_high}'} days after start (<= {window}); {both}"
+        )
+    elif days_low > window:
+        history.resistance_type = Feature(
+            value="secondary", provenance=prog, note=f"progression {days_low if days_low == days_high else f'>= {days_low}'} days after start (> {window}); {both}"
+        )
+    else:
+        history.resistance_type = Feature(
+            missing=MissingReason.ambiguous, provenance=prog,
+            note=f"progression between {days_low} and {days_high} days after start; the {window}-day window is undecidable; {both}",
+        )

@@ -1,0 +1,259 @@
+"""The terminology mapping file: which codes mean which feature.
+
+The shipped default lives beside this module (`terminology.yaml`); a hospital passes its own
+path, optionally with `extends: default` to add local codes to the shipped ones. The format is
+documented at the top of the YAML file and in README.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from fhir_mappers.errors import TerminologyError
+from fhir_mappers.features import CodingRef
+
+DEFAULT_FILE = "terminology.yaml"
+
+# section -> keys the mapping code reads. Unknown keys are errors: a typo must not silently
+# turn a hospital's codes into dead entries.
+SECTIONS: dict[str, frozenset[str]] = {
+    "labs": frozenset({"afp", "alt", "ast", "bilirubin", "albumin", "platelets", "inr"}),
+    "imaging": frozenset({"tumour_size", "tumour_size_longest", "tumour_count"}),
+    "findings": frozenset({"vascular_invasion", "extrahepatic_metastasis"}),
+    "finding_values": frozenset({"present", "absent"}),
+    "conditions": frozenset({"hcc", "hbv", "hcv", "cirrhosis"}),
+    "staging": frozenset(
+        {"child_pugh", "child_pugh_a", "child_pugh_b", "child_pugh_c"}
+        | {"bclc", "bclc_0", "bclc_a", "bclc_b", "bclc_c", "bclc_d"}
+    ),
+    "procedures": frozenset({"hcc_surgery"}),
+    "progression": frozenset({"status_codes", "progression_values"}),
+}
+DRUG_CLASSES = frozenset({"sorafenib", "tki", "pd1_inhibitor", "other_systemic"})
+_ICD_MARKERS = ("icd-10", "icd10", "2.16.840.1.113883.6.3", "2.16.840.1.113883.6.90")
+
+
+def normalise_system(system: str) -> str:
+    return system.strip().rstrip("/")
+
+
+def normalise_code(system: str, code: str) -> str:
+    code = code.strip()
+    if any(marker in system for marker in _ICD_MARKERS):
+        return code.replace(".", "").upper()
+    return code
+
+
+@dataclass(frozen=True)
+class Drug:
+    name: str
+    drug_class: str  # one of DRUG_CLASSES
+    names: tuple[str, ...]
+
+
+@dataclass
+class Terminology:
+    """Code look-ups built once from the mapping file; cheap to query on every request."""
+
+    source: str
+    # (section, normalised system, normalised code) -> key
+    _index: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    drugs: dict[str, Drug] = field(default_factory=dict)
+    _drug_codes: dict[tuple[str, str], str] = field(default_factory=dict)
+    _keys: dict[str, dict[str, list[CodingRef]]] = field(default_factory=dict)
+
+    def codes(self, section: str, key: str) -> list[CodingRef]:
+        return list(self._keys.get(section, {}).get(key, []))
+
+    def match_coding(self, section: str, coding: object) -> str | None:
+        """Key in `section` that this coding (a FHIR Coding dict) maps to, or None."""
+        if not isinstance(coding, dict):
+            return None
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(system, str) or not isinstance(code, str):
+            return None
+        system = normalise_system(system)
+        return self._index.get((section, system, normalise_code(system, code)))
+
+    def match(
+        self, section: str, concept: object, keys: Iterable[str] | None = None
+    ) -> tuple[str, CodingRef] | None:
+        """First coding of a CodeableConcept dict that maps to a key of `section`."""
+        if not isinstance(concept, dict):
+            return None
+        codings = concept.get("coding")
+        if not isinstance(codings, list):
+            return None
+        wanted = set(keys) if keys is not None else None
+        for coding in codings:
+            key = self.match_coding(section, coding)
+            if key is not None and (wanted is None or key in wanted):
+                return key, coding_ref(coding)
+        return None
+
+    def match_drug_coding(self, coding: object) -> str | None:
+        if not isinstance(coding, dict):
+            return None
+        system, code = coding.get("system"), coding.get("code")
+        if not isinstance(system, str) or not isinstance(code, str):
+            return None
+        system = normalise_system(system)
+        return self._drug_codes.get((system, normalise_code(system, code)))
+
+    def match_drug(self, concept: object) -> tuple[str, CodingRef] | None:
+        """Canonical drug name for a medication CodeableConcept dict: codes first, then names
+        in the codings' display and the concept's text."""
+        if not isinstance(concept, dict):
+            return None
+        codings = concept.get("coding")
+        codings = codings if isinstance(codings, list) else []
+        for coding in codings:
+            name = self.match_drug_coding(coding)
+            if name is not None:
+                return name, coding_ref(coding)
+        texts: list[tuple[str, CodingRef]] = []
+        for coding in codings:
+            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
+                texts.append((coding["display"], coding_ref(coding)))
+        if isinstance(concept.get("text"), str):
+            texts.append((concept["text"], CodingRef(display=concept["text"])))
+        for text, ref in texts:
+            lowered = text.lower()
+            for drug in self.drugs.values():
+                if any(n in lowered for n in drug.names):
+                    return drug.name, ref
+        return None
+
+
+def coding_ref(coding: dict) -> CodingRef:
+    def text(key: str) -> str | None:
+        value = coding.get(key)
+        return value if isinstance(value, str) else None
+
+    return CodingRef(system=text("system"), code=text("code"), display=text("display"))
+
+
+def _read_yaml(text: str, where: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TerminologyError(f"{where}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise TerminologyError(f"{where}: the top level must be a mapping")
+    if raw.get("version") != 1:
+        raise TerminologyError(f"{where}: 'version: 1' is required")
+    allowed = {"version", "extends", "systems", "drugs", *SECTIONS}
+    unknown = set(raw) - allowed
+    if unknown:
+        raise TerminologyError(f"{where}: unknown top-level key(s) {sorted(unknown)}")
+    return raw
+
+
+def _systems(raw: dict[str, Any], where: str) -> dict[str, list[str]]:
+    systems = raw.get("systems") or {}
+    if not isinstance(systems, dict):
+        raise TerminologyError(f"{where}: 'systems' must map alias -> URI or list of URIs")
+    out: dict[str, list[str]] = {}
+    for alias, uris in systems.items():
+        uris = [uris] if isinstance(uris, str) else uris
+        if not isinstance(uris, list) or not all(isinstance(u, str) and u for u in uris):
+            raise TerminologyError(f"{where}: systems.{alias} must be a URI or a list of URIs")
+        out[str(alias)] = [normalise_system(u) for u in uris]
+    return out
+
+
+def _codings(entries: object, systems: dict[str, list[str]], where: str) -> list[tuple[list[str], str, CodingRef]]:
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise TerminologyError(f"{where}: must be a list of {{system, code, display}}")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "system" not in entry or "code" not in entry:
+            raise TerminologyError(f"{where}[{i}]: needs 'system' and 'code'")
+        system, code = str(entry["system"]), entry["code"]
+        if isinstance(code, bool) or not isinstance(code, (str, int)):
+            raise TerminologyError(f"{where}[{i}]: 'code' must be a (quoted) string")
+        uris = systems.get(system, [normalise_system(system)])
+        if system not in systems and "://" not in system and not system.startswith("urn:"):
+            raise TerminologyError(
+                f"{where}[{i}]: system {system!r} is neither a declared alias nor a URI"
+            )
+        display = entry.get("display")
+        ref = CodingRef(system=uris[0], code=str(code), display=str(display) if display else None)
+        out.append((uris, str(code), ref))
+    return out
+
+
+def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
+    terminology = Terminology(source=source)
+    systems: dict[str, list[str]] = {}
+    for raw, where in raws:
+        systems.update(_systems(raw, where))
+    for raw, where in raws:
+        for section, keys in SECTIONS.items():
+            block = raw.get(section) or {}
+            if not isinstance(block, dict):
+                raise TerminologyError(f"{where}: '{section}' must be a mapping")
+            unknown = set(block) - keys
+            if unknown:
+                raise TerminologyError(
+                    f"{where}: unknown key(s) {sorted(unknown)} in '{section}'; "
+                    f"allowed: {sorted(keys)}"
+                )
+            for key, entries in block.items():
+                refs = terminology._keys.setdefault(section, {}).setdefault(key, [])
+                for uris, code, ref in _codings(entries, systems, f"{where}: {section}.{key}"):
+                    refs.append(ref)
+                    for uri in uris:
+                        terminology._index[(section, uri, normalise_code(uri, code))] = key
+        drugs = raw.get("drugs") or {}
+        if not isinstance(drugs, dict):
+            raise TerminologyError(f"{where}: 'drugs' must be a mapping")
+        for name, spec in drugs.items():
+            here = f"{where}: drugs.{name}"
+            if not isinstance(spec, dict):
+                raise TerminologyError(f"{here}: must be a mapping with class, names, codes")
+            previous = terminology.drugs.get(str(name))
+            drug_class = spec.get("class", previous.drug_class if previous else None)
+            if drug_class not in DRUG_CLASSES:
+                raise TerminologyError(f"{here}: class must be one of {sorted(DRUG_CLASSES)}")
+            names = spec.get("names") or []
+            if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+                raise TerminologyError(f"{here}: names must be a list of words")
+            merged = tuple(dict.fromkeys([*(previous.names if previous else ()), *(n.lower() for n in names)]))
+            terminology.drugs[str(name)] = Drug(str(name), drug_class, merged)
+            for uris, code, _ in _codings(spec.get("codes"), systems, f"{here}.codes"):
+                for uri in uris:
+                    terminology._drug_codes[(uri, normalise_code(uri, code))] = str(name)
+    return terminology
+
+
+def _default_text() -> str:
+    return resources.files(__package__).joinpath(DEFAULT_FILE).read_text(encoding="utf-8")
+
+
+def load_terminology(path: str | Path | None = None) -> Terminology:
+    """Load a terminology mapping file (None = the shipped default).
+
+    Raises TerminologyError with the file and the offending key when the file is invalid.
+    """
+    default = (_read_yaml(_default_text(), f"shipped {DEFAULT_FILE}"), f"shipped {DEFAULT_FILE}")
+    if path is None:
+        return _build([default], source="default")
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TerminologyError(f"{where}: cannot read terminology file: {exc}") from exc
+    raw = _read_yaml(text, where)
+    extends = raw.get("extends")
+    if extends not in (None, "default"):
+        raise TerminologyError(f"{where}: 'extends' must be 'default' or absent")
+    raws = [default, (raw, where)] if extends == "default" else [(raw, where)]
+    return _build(raws, source=where)
