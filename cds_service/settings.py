@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,6 +59,23 @@ class Settings(BaseSettings):
         True, description="Show an info card when neither marker is high (False: no card)."
     )
     smart_app_url: str | None = Field(None, description="SMART launch URL for card links.")
+
+    # SMART app (cds_service/smart): a public client using PKCE; see docs/sandbox.md.
+    smart_client_id: str = "hcc-cds-smart-app"
+    smart_scope: str = (
+        "launch openid fhirUser patient/Patient.rs patient/Observation.rs patient/Condition.rs "
+        "patient/Procedure.rs patient/DiagnosticReport.rs patient/MedicationRequest.rs "
+        "patient/MedicationStatement.rs patient/MedicationAdministration.rs"
+    )
+    smart_iss_allowlist: list[str] = Field(
+        default_factory=list,
+        description="FHIR base URLs (prefix match) the app may be launched from. Empty = any (demo only).",
+    )
+    smart_default_iss: str | None = Field(None, description="FHIR base for a standalone launch without `iss`.")
+    smart_session_secret: SecretStr | None = Field(
+        None, description="Signs the launch cookie; None = random per process (one worker only)."
+    )
+    smart_timeout_seconds: float = Field(5.0, gt=0, le=60)
 
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
