@@ -1,29 +1,42 @@
-"""Feedback persistence: SQLite by default, PostgreSQL in production (same SQLAlchemy Core code).
+"""Feedback and audit persistence: SQLite by default, PostgreSQL in production (same SQLAlchemy Core).
 
-A feedback POST is written in one transaction: either every entry of it is stored or none is,
-so a client that retries after an error never leaves half a batch behind.
+A feedback POST is written in one transaction: either every entry of it is stored or none is, and
+an entry the store already holds (a client's retry) is not stored twice. Each assessment the
+pipeline makes is recorded in an audit log that carries ids, codes and timings, never PHI: no
+names, no clinical values. The schema is managed by Alembic (``cds_service/migrations``), applied
+at start-up or by ``python -m cds_service migrate``.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
+from typing import Annotated, Literal
+from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
+    ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    and_,
+    case,
     create_engine,
+    distinct,
     event,
     func,
     select,
 )
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from .schemas import FeedbackEntry
@@ -44,19 +57,153 @@ feedback = Table(
     Column("user_comment", Text, nullable=True),
     Column("outcome_timestamp", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Index("uq_feedback_entry", "service_id", "card_uuid", "outcome", "outcome_timestamp", unique=True),
 )
+
+assessment_audit = Table(
+    "assessment_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hook_instance", String(36), nullable=False, index=True),
+    Column("service_id", String(200), nullable=False),
+    Column("hook", String(100), nullable=False),
+    Column("model_version", String(100), nullable=True),
+    Column("outcome", String(20), nullable=False),
+    Column("timing_ms", Float, nullable=False),
+    Column("missing_data", Text, nullable=False),  # JSON array of prefetch/feature keys
+    Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+assessment_card = Table(
+    "assessment_card",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "assessment_id",
+        Integer,
+        ForeignKey("assessment_audit.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("card_uuid", String(200), nullable=False, index=True),
+    Column("indicator", String(20), nullable=False),
+    Column("kind", String(100), nullable=True),
+)
+
+MIGRATIONS = "cds_service:migrations"
+
+# Ids and codes only: a pattern that no sentence, name or decimal value with units gets through.
+AuditKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/|-]{1,100}$")]
 
 
 class StoreUnavailable(Exception):
     """The database cannot be reached; the view answers 503 and the client may retry."""
 
 
+class SchemaOutdated(Exception):
+    """The database schema is not at the revision this code needs (run ``python -m cds_service migrate``)."""
+
+
+class AuditCard(BaseModel):
+    """One card the assessment returned: its uuid (the key feedback refers to) and what it was."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    uuid: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")
+    indicator: Literal["info", "warning", "critical"]
+    kind: AuditKey | None = Field(
+        None, description="Stable label of the card type (e.g. 'sorafenib-resistance'), for per-card rates."
+    )
+
+
+class AssessmentAudit(BaseModel):
+    """What governance may see of one hook call: ids, codes, timings; no PHI beyond ids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    hook_instance: UUID
+    service_id: AuditKey
+    hook: AuditKey
+    model_version: AuditKey | None = None
+    outcome: Literal["cards", "no_cards", "fast_path", "error"]
+    timing_ms: float = Field(ge=0)
+    cards: list[AuditCard] = Field(default_factory=list)
+    missing_data: list[AuditKey] = Field(
+        default_factory=list, description="Keys of the data that were missing (e.g. 'labs', 'afp'), never values."
+    )
+    recorded_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @field_validator("recorded_at")
+    @classmethod
+    def _has_timezone(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("recorded_at must carry a timezone")
+        return value
+
+    @property
+    def card_uuids(self) -> list[str]:
+        return [card.uuid for card in self.cards]
+
+    @property
+    def indicators(self) -> list[str]:
+        return [card.indicator for card in self.cards]
+
+
+class CardFeedbackRate(BaseModel):
+    service_id: str
+    kind: str | None
+    indicator: str
+    shown: int
+    accepted: int
+    overridden: int
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.shown if self.shown else 0.0
+
+    @property
+    def override_rate(self) -> float:
+        return self.overridden / self.shown if self.shown else 0.0
+
+
+class OverrideReasonCount(BaseModel):
+    kind: str | None
+    reason_code: str | None
+    reason_display: str | None
+    count: int
+
+
+class Timing(BaseModel):
+    count: int
+    p50_ms: float
+    p95_ms: float
+
+
+class AuditReport(BaseModel):
+    since: datetime | None
+    assessments: int
+    by_service_outcome: dict[str, dict[str, int]]  # service id → outcome → count
+    cards_by_indicator: dict[str, int]
+    timing: dict[str, Timing]  # service id → timing; "*" = all services
+    card_feedback: list[CardFeedbackRate]
+    override_reasons: list[OverrideReasonCount]
+
+
 class FeedbackStore:
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, migrate_schema: bool = True):
         self.engine: Engine = _engine(url)
-        metadata.create_all(self.engine)
+        if migrate_schema:
+            migrate(self.engine)
+        elif (current := schema_revision(self.engine)) != head_revision():
+            raise SchemaOutdated(
+                f"database schema is at {current or 'nothing'}, this service needs {head_revision()}: "
+                "run `python -m cds_service migrate`"
+            )
+
+    # -- feedback ---------------------------------------------------------------------------
 
     def add(self, service_id: str, entries: list[FeedbackEntry]) -> int:
+        """Store a feedback batch atomically; entries already stored are skipped. Returns len(entries)."""
         now = datetime.now(timezone.utc)
         rows = [
             {
@@ -72,14 +219,14 @@ class FeedbackStore:
                 "override_code": _reason(entry, "code"),
                 "override_display": _reason(entry, "display"),
                 "user_comment": entry.overrideReason.userComment if entry.overrideReason else None,
-                "outcome_timestamp": entry.outcomeTimestamp,
+                "outcome_timestamp": entry.outcomeTimestamp.astimezone(timezone.utc),
                 "received_at": now,
             }
             for entry in entries
         ]
         try:
             with self.engine.begin() as connection:
-                connection.execute(feedback.insert(), rows)
+                connection.execute(_insert_ignoring_duplicates(connection, feedback), rows)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(type(exc).__name__) from None
         return len(rows)
@@ -93,6 +240,157 @@ class FeedbackStore:
             result = connection.execute(select(feedback).order_by(feedback.c.id))
             return [dict(row._mapping) for row in result]
 
+    # -- audit ------------------------------------------------------------------------------
+
+    def record_assessment(self, record: AssessmentAudit) -> None:
+        """Append one assessment to the audit log (one transaction). Raises ``StoreUnavailable``."""
+        try:
+            with self.engine.begin() as connection:
+                assessment_id = connection.execute(
+                    assessment_audit.insert().returning(assessment_audit.c.id),
+                    {
+                        "hook_instance": str(record.hook_instance),
+                        "service_id": record.service_id,
+                        "hook": record.hook,
+                        "model_version": record.model_version,
+                        "outcome": record.outcome,
+                        "timing_ms": record.timing_ms,
+                        "missing_data": json.dumps(record.missing_data),
+                        "recorded_at": record.recorded_at.astimezone(timezone.utc),
+                    },
+                ).scalar_one()
+                if record.cards:
+                    connection.execute(
+                        assessment_card.insert(),
+                        [
+                            {
+                                "assessment_id": assessment_id,
+                                "card_uuid": card.uuid,
+                                "indicator": card.indicator,
+                                "kind": card.kind,
+                            }
+                            for card in record.cards
+                        ],
+                    )
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(type(exc).__name__) from None
+
+    def assessments(self, since: datetime | None = None) -> list[AssessmentAudit]:
+        with self.engine.connect() as connection:
+            audits = connection.execute(
+                select(assessment_audit).where(_since(since)).order_by(assessment_audit.c.id)
+            ).all()
+            cards: dict[int, list[AuditCard]] = {}
+            for row in connection.execute(
+                select(assessment_card)
+                .join(assessment_audit, assessment_card.c.assessment_id == assessment_audit.c.id)
+                .where(_since(since))
+                .order_by(assessment_card.c.id)
+            ):
+                cards.setdefault(row.assessment_id, []).append(
+                    AuditCard(uuid=row.card_uuid, indicator=row.indicator, kind=row.kind)
+                )
+        return [
+            AssessmentAudit(
+                hook_instance=row.hook_instance,
+                service_id=row.service_id,
+                hook=row.hook,
+                model_version=row.model_version,
+                outcome=row.outcome,
+                timing_ms=row.timing_ms,
+                cards=cards.get(row.id, []),
+                missing_data=json.loads(row.missing_data),
+                recorded_at=_utc(row.recorded_at),
+            )
+            for row in audits
+        ]
+
+    def audit_report(self, since: datetime | date | None = None) -> AuditReport:
+        """Counts, timings and feedback rates for governance, from ``since`` (UTC) on."""
+        if isinstance(since, date) and not isinstance(since, datetime):
+            since = datetime.combine(since, time.min, tzinfo=timezone.utc)
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=timezone.utc)
+        audit, card, fb = assessment_audit, assessment_card, feedback
+        with self.engine.connect() as connection:
+            by_service_outcome: dict[str, dict[str, int]] = {}
+            for service_id, outcome, n in connection.execute(
+                select(audit.c.service_id, audit.c.outcome, func.count())
+                .where(_since(since))
+                .group_by(audit.c.service_id, audit.c.outcome)
+                .order_by(audit.c.service_id, audit.c.outcome)
+            ):
+                by_service_outcome.setdefault(service_id, {})[outcome] = n
+
+            cards_by_indicator = dict(
+                connection.execute(
+                    select(card.c.indicator, func.count())
+                    .join(audit, card.c.assessment_id == audit.c.id)
+                    .where(_since(since))
+                    .group_by(card.c.indicator)
+                    .order_by(card.c.indicator)
+                ).all()
+            )
+
+            timings: dict[str, list[float]] = {"*": []}
+            for service_id, timing_ms in connection.execute(
+                select(audit.c.service_id, audit.c.timing_ms).where(_since(since))
+            ):
+                timings.setdefault(service_id, []).append(timing_ms)
+                timings["*"].append(timing_ms)
+
+            def with_outcome(outcome: str):
+                return func.count(distinct(case((fb.c.outcome == outcome, card.c.card_uuid))))
+
+            rates = connection.execute(
+                select(
+                    audit.c.service_id,
+                    card.c.kind,
+                    card.c.indicator,
+                    func.count(distinct(card.c.card_uuid)),
+                    with_outcome("accepted"),
+                    with_outcome("overridden"),
+                )
+                .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
+                .outerjoin(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
+                .where(_since(since))
+                .group_by(audit.c.service_id, card.c.kind, card.c.indicator)
+                .order_by(audit.c.service_id, card.c.kind, card.c.indicator)
+            ).all()
+
+            reasons = connection.execute(
+                select(card.c.kind, fb.c.override_code, fb.c.override_display, func.count())
+                .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
+                .join(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
+                .where(_since(since), fb.c.outcome == "overridden")
+                .group_by(card.c.kind, fb.c.override_code, fb.c.override_display)
+                .order_by(func.count().desc(), card.c.kind, fb.c.override_code)
+            ).all()
+
+        return AuditReport(
+            since=since,
+            assessments=len(timings["*"]),
+            by_service_outcome=by_service_outcome,
+            cards_by_indicator=cards_by_indicator,
+            timing={
+                key: Timing(count=len(values), p50_ms=_percentile(values, 50), p95_ms=_percentile(values, 95))
+                for key, values in timings.items()
+                if values
+            },
+            card_feedback=[
+                CardFeedbackRate(
+                    service_id=service_id, kind=kind, indicator=indicator, shown=shown, accepted=acc, overridden=ovr
+                )
+                for service_id, kind, indicator, shown, acc, ovr in rates
+            ],
+            override_reasons=[
+                OverrideReasonCount(kind=kind, reason_code=code, reason_display=display, count=n)
+                for kind, code, display, n in reasons
+            ],
+        )
+
+    # -- health -----------------------------------------------------------------------------
+
     def ping(self) -> bool:
         try:
             with self.engine.connect() as connection:
@@ -100,6 +398,69 @@ class FeedbackStore:
             return True
         except SQLAlchemyError:
             return False
+
+
+# -- schema migrations ------------------------------------------------------------------------
+
+
+def _alembic_config(connection: Connection | None = None):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def schema_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def migrate(target: Engine | str) -> str:
+    """Bring the schema to head (idempotent; safe for replicas starting together). Returns head."""
+    from alembic import command
+
+    engine = _engine(target) if isinstance(target, str) else target
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "head")
+    return schema_revision(engine)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _insert_ignoring_duplicates(connection: Connection, table: Table):
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def _since(since: datetime | None):
+    if since is None:
+        return assessment_audit.c.recorded_at.is_not(None)
+    return assessment_audit.c.recorded_at >= since.astimezone(timezone.utc)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (NumPy's default), without needing NumPy."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    lower = int(position)
+    upper = min(lower + 1, len(ordered) - 1)
+    return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
 
 
 def _reason(entry: FeedbackEntry, attribute: str) -> str | None:
@@ -120,6 +481,7 @@ def _engine(url: str) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         return engine

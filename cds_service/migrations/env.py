@@ -1,0 +1,26 @@
+"""Alembic environment: always called with an open connection by ``cds_service.store.migrate``."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import text
+
+from cds_service.store import metadata
+
+# Any constant works; it only has to be the same for every replica of the service.
+_MIGRATION_LOCK_KEY = 7_431_195_203
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes["connection"]
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+    with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Replicas starting together: the first migrates, the others wait and then find head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise RuntimeError("offline (SQL script) migrations are not supported; run `python -m cds_service migrate`")
+run_migrations_online()

@@ -1,0 +1,239 @@
+"""The feedback/audit store behaves the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, inspect
+
+from cds_service.schemas import FeedbackRequest
+from cds_service.store import (
+    AssessmentAudit,
+    AuditCard,
+    FeedbackStore,
+    SchemaOutdated,
+    StoreUnavailable,
+    head_revision,
+    migrate,
+    schema_revision,
+)
+
+SERVICE = "hcc-systemic-therapy-select"
+T0 = datetime(2026, 11, 2, 9, 30, tzinfo=timezone(timedelta(hours=1)))
+
+
+def entries(*specs: dict) -> list:
+    return FeedbackRequest.model_validate({"feedback": list(specs)}).feedback
+
+
+def accepted(card: str, at: datetime = T0) -> dict:
+    return {"card": card, "outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}], "outcomeTimestamp": at.isoformat()}
+
+
+def overridden(card: str, code: str = "not-relevant", at: datetime = T0) -> dict:
+    return {
+        "card": card,
+        "outcome": "overridden",
+        "overrideReason": {"reason": {"system": "http://example.org/reasons", "code": code, "display": code.title()}},
+        "outcomeTimestamp": at.isoformat(),
+    }
+
+
+def audit(outcome: str = "cards", timing_ms: float = 100.0, cards=(), service_id: str = SERVICE, **extra) -> AssessmentAudit:
+    return AssessmentAudit(
+        hook_instance=uuid.uuid4(),
+        service_id=service_id,
+        hook="order-select",
+        model_version="2025.1",
+        outcome=outcome,
+        timing_ms=timing_ms,
+        cards=[AuditCard(uuid=u, indicator=i, kind=k) for u, i, k in cards],
+        **extra,
+    )
+
+
+# -- feedback -------------------------------------------------------------------------------------
+
+
+def test_feedback_is_stored_once_per_entry(database_url):
+    store = FeedbackStore(database_url)
+    batch = entries(accepted("card-1"), overridden("card-2"))
+    assert store.add(SERVICE, batch) == 2
+    assert store.add(SERVICE, batch) == 2  # the client's retry: acknowledged, not stored again
+    store.add(SERVICE, entries(accepted("card-1"), accepted("card-3")))
+    rows = store.entries()
+    assert [(r["card_uuid"], r["outcome"]) for r in rows] == [
+        ("card-1", "accepted"),
+        ("card-2", "overridden"),
+        ("card-3", "accepted"),
+    ]
+    assert rows[1]["override_code"] == "not-relevant"
+
+
+def test_same_card_at_another_time_is_another_entry(database_url):
+    store = FeedbackStore(database_url)
+    store.add(SERVICE, entries(overridden("card-1")))
+    store.add(SERVICE, entries(overridden("card-1", at=T0 + timedelta(minutes=5))))
+    # The same instant written with another offset is the same entry.
+    store.add(SERVICE, entries(overridden("card-1", at=T0.astimezone(timezone.utc))))
+    assert store.count() == 2
+
+
+def test_batch_is_all_or_nothing(database_url):
+    store = FeedbackStore(database_url)
+    store.add(SERVICE, entries(accepted("card-0")))
+    batch = entries(accepted("card-1"), accepted("card-2"))
+    batch[1] = batch[1].model_copy(update={"outcome": None})  # NOT NULL violated by the second row
+    with pytest.raises(StoreUnavailable):
+        store.add(SERVICE, batch)
+    assert [r["card_uuid"] for r in store.entries()] == ["card-0"]
+
+
+def test_data_survives_reopening(database_url):
+    FeedbackStore(database_url).add(SERVICE, entries(accepted("card-1")))
+    FeedbackStore(database_url).record_assessment(audit(cards=[("card-1", "warning", "resistance")]))
+    reopened = FeedbackStore(database_url)
+    assert [r["card_uuid"] for r in reopened.entries()] == ["card-1"]
+    assert reopened.entries()[0]["outcome_timestamp"].replace(tzinfo=None) == T0.astimezone(timezone.utc).replace(
+        tzinfo=None
+    )
+    [record] = reopened.assessments()
+    assert record.card_uuids == ["card-1"] and record.indicators == ["warning"]
+
+
+def test_unreachable_database_is_store_unavailable(database_url):
+    store = FeedbackStore(database_url)
+    store.engine.dispose()
+    store.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    with pytest.raises(StoreUnavailable):
+        store.add(SERVICE, entries(accepted("card-1")))
+    with pytest.raises(StoreUnavailable):
+        store.record_assessment(audit())
+    assert store.ping() is False
+
+
+# -- migrations -----------------------------------------------------------------------------------
+
+
+def test_migration_from_empty_to_head_is_idempotent(database_url):
+    assert migrate(database_url) == head_revision()
+    assert migrate(database_url) == head_revision()
+    engine = create_engine(database_url)
+    assert {"feedback", "assessment_audit", "assessment_card", "alembic_version"} <= set(
+        inspect(engine).get_table_names()
+    )
+    assert schema_revision(engine) == head_revision()
+    FeedbackStore(database_url)  # and the store opens it without migrating anything again
+    assert schema_revision(engine) == head_revision()
+    engine.dispose()
+
+
+def test_pre_migration_database_is_adopted_and_deduplicated(database_url):
+    """A database the service made with create_all before migrations existed, with a retried entry."""
+    old = MetaData()
+    old_feedback = Table(
+        "feedback",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("service_id", String(200), nullable=False, index=True),
+        Column("card_uuid", String(200), nullable=False, index=True),
+        Column("outcome", String(20), nullable=False),
+        Column("accepted_suggestions", Text),
+        Column("override_system", String(500)),
+        Column("override_code", String(200)),
+        Column("override_display", String(500)),
+        Column("user_comment", Text),
+        Column("outcome_timestamp", DateTime(timezone=True), nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    )
+    engine = create_engine(database_url)
+    old.create_all(engine)
+    at = T0.astimezone(timezone.utc)
+    with engine.begin() as connection:
+        row = {"service_id": SERVICE, "card_uuid": "card-1", "outcome": "overridden", "outcome_timestamp": at, "received_at": at}
+        connection.execute(old_feedback.insert(), [row, row])
+    engine.dispose()
+    store = FeedbackStore(database_url)
+    assert [r["id"] for r in store.entries()] == [1]
+    store.add(SERVICE, entries(accepted("card-2")))
+    assert store.count() == 2
+
+
+def test_store_without_migration_refuses_an_old_schema(database_url):
+    with pytest.raises(SchemaOutdated, match="python -m cds_service migrate"):
+        FeedbackStore(database_url, migrate_schema=False)
+    migrate(database_url)
+    FeedbackStore(database_url, migrate_schema=False).add(SERVICE, entries(accepted("card-1")))
+
+
+# -- audit ----------------------------------------------------------------------------------------
+
+
+def test_audit_records_round_trip(database_url):
+    store = FeedbackStore(database_url)
+    record = audit(
+        cards=[("c-1", "critical", "sorafenib-resistance"), ("c-2", "info", None)],
+        missing_data=["labs", "afp"],
+    )
+    store.record_assessment(record)
+    store.record_assessment(audit(outcome="error", timing_ms=3.0))
+    first, second = store.assessments()
+    assert first == record
+    assert (second.outcome, second.cards, second.missing_data) == ("error", [], [])
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("missing_data", ["AFP 400 ng/mL"]),  # a value, not a key
+        ("missing_data", ["John Smith"]),
+        ("service_id", "patient name"),
+        ("outcome", "maybe"),
+        ("timing_ms", -1),
+        ("patient_name", "John"),  # no room for anything else
+        ("recorded_at", datetime(2026, 1, 1)),
+    ],
+)
+def test_audit_record_refuses_phi_shaped_content(field, value):
+    values = {"hook_instance": uuid.uuid4(), "service_id": SERVICE, "hook": "order-select", "outcome": "cards", "timing_ms": 1.0}
+    with pytest.raises(ValidationError):
+        AssessmentAudit(**{**values, field: value})
+
+
+def test_audit_report_counts_timings_and_feedback_rates(database_url):
+    store = FeedbackStore(database_url)
+    old = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    store.record_assessment(audit(outcome="no_cards", timing_ms=9999, recorded_at=old))
+    for i in range(1, 21):  # 20 assessments, 10..200 ms, one resistance card each
+        store.record_assessment(audit(timing_ms=10.0 * i, cards=[(f"res-{i}", "warning", "sorafenib-resistance")]))
+    store.record_assessment(audit(outcome="fast_path", timing_ms=1.0, service_id="hcc-systemic-therapy-sign"))
+    store.record_assessment(audit(cards=[("surv-1", "info", "second-line-survival")], timing_ms=50))
+    store.add(SERVICE, entries(*[accepted(f"res-{i}") for i in range(1, 6)]))
+    store.add(SERVICE, entries(overridden("res-6", "not-relevant"), overridden("res-7", "not-relevant")))
+    store.add(SERVICE, entries(overridden("res-8", "patient-declined"), overridden("surv-1", "not-relevant")))
+    store.add("hcc-systemic-therapy-sign", entries(accepted("res-9")))  # other service: not this card
+
+    report = store.audit_report(since=datetime(2026, 6, 1).date())
+    assert report.assessments == 22
+    assert report.by_service_outcome == {
+        "hcc-systemic-therapy-select": {"cards": 21},
+        "hcc-systemic-therapy-sign": {"fast_path": 1},
+    }
+    assert report.cards_by_indicator == {"info": 1, "warning": 20}
+    select_timing = report.timing[SERVICE]
+    assert (select_timing.count, select_timing.p50_ms) == (21, 100.0)
+    assert select_timing.p95_ms == pytest.approx(190.0)
+    assert report.timing["*"].count == 22
+    rates = {(r.kind, r.indicator): r for r in report.card_feedback}
+    resistance = rates[("sorafenib-resistance", "warning")]
+    assert (resistance.shown, resistance.accepted, resistance.overridden) == (20, 5, 3)
+    assert resistance.acceptance_rate == 0.25 and resistance.override_rate == 0.15
+    assert [(r.kind, r.reason_code, r.count) for r in report.override_reasons] == [
+        ("sorafenib-resistance", "not-relevant", 2),
+        ("second-line-survival", "not-relevant", 1),
+        ("sorafenib-resistance", "patient-declined", 1),
+    ]
+    assert store.audit_report().assessments == 23
