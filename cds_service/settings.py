@@ -26,6 +26,13 @@ class Settings(BaseSettings):
 
     # Storage: SQLite file by default; a postgresql+psycopg:// URL in production.
     database_url: str = "sqlite:///var/cds-feedback.sqlite3"
+    migrate_on_start: bool = Field(
+        True, description="Apply schema migrations at start-up (False: run `python -m cds_service migrate`)."
+    )
+
+    # gunicorn (python -m cds_service): worker processes and threads per worker.
+    workers: int = Field(2, ge=1, le=64)
+    threads: int = Field(8, ge=1, le=256)
 
     # Clinical configuration files (None = the copies shipped in the package).
     terminology_path: Path | None = None
