@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask
 from flask_cors import CORS
 
-from . import auth, feedback, health, hooks
+from . import auth, feedback, health, hooks, observability
 from .errors import register_error_handlers
 from .pipeline import Pipeline
 from .runtime import EXTENSION, Runtime
@@ -24,17 +22,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False
-    logging.getLogger().setLevel(settings.log_level)
+    observability.init_app(app, settings)  # JSON logs, request ids, GET /metrics
 
     templates = prefetch_templates(LAB_LOINC, TUMOUR_LOINC)
     app.extensions[EXTENSION] = Runtime(
         settings=settings,
         services=build_services(templates),
-        store=FeedbackStore(settings.database_url),
+        store=FeedbackStore(settings.database_url, migrate_schema=settings.migrate_on_start),
         pipeline=Pipeline(settings),
     )
     # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route.
-    CORS(app, origins=settings.cors_origins, allow_headers=["Authorization", "Content-Type"])
+    CORS(
+        app,
+        origins=settings.cors_origins,
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID"],
+    )
     register_error_handlers(app)
     if settings.jwt_enforced:
         auth.install(app, settings)
