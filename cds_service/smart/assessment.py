@@ -1,0 +1,368 @@
+"""Adapter between the shared assessment and what the app page shows.
+
+The app must show the assessment the card showed, so it calls the same function the cards use,
+``models.assessment.assess``. Until that lands, it builds the same pieces from
+``fhir_mappers`` and ``models.registry`` directly (whatever of them exists), and shows a model
+part as unavailable rather than inventing a number. The page only reads ``AppView``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .context import AppContext
+
+log = logging.getLogger(__name__)
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+FEATURE_LABELS = {
+    "afp": "AFP",
+    "alt": "ALT",
+    "ast": "AST",
+    "bilirubin": "Total bilirubin",
+    "albumin": "Albumin",
+    "platelets": "Platelets",
+    "inr": "INR",
+    "tumour_size_cm": "Largest tumour diameter (cm)",
+    "tumour_count": "Number of tumours",
+    "vascular_invasion": "Vascular invasion",
+    "extrahepatic_metastasis": "Extrahepatic metastasis",
+    "hcc_diagnosis": "HCC diagnosis",
+    "aetiology": "Aetiology",
+    "cirrhosis": "Cirrhosis",
+    "child_pugh_class": "Child-Pugh class",
+    "bclc_stage": "BCLC stage",
+    "prior_hcc_surgery": "Prior HCC surgery",
+}
+ENDPOINTS = {"pfs": "Progression-free survival", "os": "Overall survival"}
+ARMS = {"tki": "TKI alone", "tki_pd1": "TKI + PD-1 inhibitor"}
+
+
+class FeatureRow(BaseModel):
+    key: str
+    label: str
+    value: str | None = None
+    source: str | None = None
+    date: str | None = None
+    missing: str | None = None
+
+
+class Curve(BaseModel):
+    label: str
+    times: list[float]
+    survival: list[float]
+    low: list[float] | None = None
+    high: list[float] | None = None
+    median_months: float | None = None
+
+
+class SurvivalPanel(BaseModel):
+    endpoint: str  # "pfs" | "os"
+    title: str
+    curves: list[Curve]
+    reference: list[Curve] = Field(default_factory=list)
+
+
+class RiskView(BaseModel):
+    probability: float
+    ci_low: float
+    ci_high: float
+    base_rate: float
+    auc: float | None = None
+    auc_ci: tuple[float, float] | None = None
+    inputs: dict[str, bool | None] = Field(default_factory=dict)
+
+
+class AppView(BaseModel):
+    patient_name: str
+    patient_id: str
+    as_of: date
+    scenario: str | None = None
+    draft_drug: str | None = None
+    hook_instance: str | None = None
+    features: list[FeatureRow] = Field(default_factory=list)
+    history: list[FeatureRow] = Field(default_factory=list)
+    risk: RiskView | None = None
+    risk_unavailable: str | None = None
+    survival: list[SurvivalPanel] = Field(default_factory=list)
+    survival_unavailable: str | None = None
+    reference_only: list[SurvivalPanel] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+    out_of_scope: list[str] = Field(default_factory=list)
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def patient_name(patient: dict | None) -> str:
+    for name in (patient or {}).get("name", []):
+        if name.get("text"):
+            return name["text"]
+        parts = [*name.get("given", []), name.get("family", "")]
+        if any(parts):
+            return " ".join(p for p in parts if p)
+    return "Unnamed patient"
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict) and "value" in value:  # LabValue
+        comparator = value.get("comparator") or ""
+        return f"{comparator}{value['value']:g} {value.get('unit', '')}".strip()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _source(provenance: dict | None) -> tuple[str | None, str | None]:
+    if not provenance:
+        return None, None
+    ref = provenance.get("resource_type", "")
+    if provenance.get("resource_id"):
+        ref += f"/{provenance['resource_id']}"
+    coding = provenance.get("coding") or {}
+    label = coding.get("display") or coding.get("code")
+    if label:
+        ref += f" ({label})"
+    return ref or None, provenance.get("effective")
+
+
+def feature_rows(features: Any, keys: dict[str, str]) -> list[FeatureRow]:
+    data = features.model_dump(mode="json") if hasattr(features, "model_dump") else dict(features)
+    rows = []
+    for key, label in keys.items():
+        feature = data.get(key)
+        if not isinstance(feature, dict):
+            continue
+        source, when = _source(feature.get("provenance"))
+        missing = None
+        if feature.get("value") is None:
+            missing = feature.get("note") or (feature.get("missing") or "not found").replace("_", " ")
+        rows.append(
+            FeatureRow(
+                key=key,
+                label=label,
+                value=None if feature.get("value") is None else _format_value(feature["value"]),
+                source=source,
+                date=when,
+                missing=missing,
+            )
+        )
+    return rows
+
+
+def history_rows(history: Any) -> list[FeatureRow]:
+    keys = {
+        "sorafenib_start": "Sorafenib started",
+        "first_progression_after_sorafenib": "First progression after sorafenib",
+        "months_to_progression": "Months from sorafenib start to progression",
+        "resistance_type": "Resistance to sorafenib",
+    }
+    return feature_rows(history, keys)
+
+
+def _curve(label: str, estimate: Any) -> Curve | None:
+    curve = _get(estimate, "curve", estimate)
+    times = _get(curve, "times")
+    survival = _get(curve, "survival")
+    if not times or not survival:
+        return None
+    return Curve(
+        label=label,
+        times=list(times),
+        survival=list(survival),
+        low=list(_get(curve, "low") or []) or None,
+        high=list(_get(curve, "high") or []) or None,
+        median_months=_get(estimate, "median_months"),
+    )
+
+
+def survival_panels(comparison: Any, reference: Any) -> list[SurvivalPanel]:
+    panels = []
+    for endpoint, title in ENDPOINTS.items():
+        per_arm = _get(comparison, endpoint) if comparison is not None else None
+        curves = [c for arm, label in ARMS.items() if per_arm is not None and (c := _curve(label, _get(per_arm, arm)))]
+        ref_curves = reference_curves(reference, endpoint)
+        if curves or ref_curves:
+            panels.append(SurvivalPanel(endpoint=endpoint, title=title, curves=curves, reference=ref_curves))
+    return panels
+
+
+def reference_curves(reference: Any, endpoint: str) -> list[Curve]:
+    """The study's reconstructed KM curves for one endpoint, whatever container they come in."""
+    if reference is None:
+        return []
+    items = _get(reference, endpoint)
+    if items is None and isinstance(reference, (list, tuple)):
+        items = [r for r in reference if _get(r, "endpoint") == endpoint]
+    if items is None:
+        return []
+    pairs = items.items() if isinstance(items, dict) else [(_get(r, "label") or _get(r, "group") or "", r) for r in items]
+    curves = []
+    for label, item in pairs:
+        curve = _curve(f"Study cohort: {str(label).replace('_', ' ')}", item)
+        if curve:
+            curves.append(curve)
+    return curves
+
+
+def _draft_summary(context: AppContext | None, as_of: date, terminology: Any) -> Any:
+    """Rebuild the card's draft-order summary from the appContext drug."""
+    if context is None or context.draft is None:
+        return None
+    from fhir_mappers.orders import classify_draft_orders
+
+    coding = {k: v for k, v in context.draft.model_dump().items() if v}
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "draft-from-app-context",
+        "status": "draft",
+        "intent": "order",
+        "authoredOn": as_of.isoformat(),
+        "medicationCodeableConcept": {"coding": [coding], "text": coding.get("display")},
+    }
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}
+    return classify_draft_orders(bundle, ["MedicationRequest/draft-from-app-context"], terminology)
+
+
+def build_view(
+    patient: dict | None,
+    patient_id: str,
+    resources: list[dict],
+    *,
+    as_of: date,
+    context: AppContext | None,
+    settings: Any,
+) -> AppView:
+    view = AppView(
+        patient_name=patient_name(patient),
+        patient_id=patient_id,
+        as_of=as_of,
+        scenario=context.scenario if context else None,
+        draft_drug=(context.draft.display or context.draft.code) if context and context.draft else None,
+        hook_instance=context.hook_instance if context else None,
+    )
+    try:
+        from fhir_mappers.terminology import load_terminology
+    except ImportError:  # pragma: no cover - fhir_mappers is part of this project
+        view.missing.append("Feature mapping is not available in this build.")
+        return view
+    terminology = load_terminology(settings.terminology_path) if settings.terminology_path else load_terminology()
+    draft = _draft_summary(context, as_of, terminology)
+
+    assessment = _shared_assessment(resources, as_of=as_of, draft=draft)
+    if assessment is not None:
+        return _from_assessment(view, assessment)
+
+    from fhir_mappers.patient import map_patient_features, map_treatment_history
+
+    features = map_patient_features(
+        resources,
+        as_of=as_of,
+        terminology=terminology,
+        lab_lookback_days=settings.lab_lookback_days,
+        imaging_lookback_days=settings.imaging_lookback_days,
+    )
+    history = map_treatment_history(resources, terminology=terminology, as_of=as_of)
+    view.features = feature_rows(features, FEATURE_LABELS)
+    view.history = history_rows(history)
+    view.missing = [row.label for row in view.features if row.missing and row.key in ("afp", "alt", "tumour_size_cm")]
+    bundle = _model_bundle()
+    if bundle is None:
+        view.risk_unavailable = "The fitted models are not installed in this build."
+        view.survival_unavailable = view.risk_unavailable
+        return view
+
+    afp, alt = features.afp_over_400.value, features.alt_over_40.value
+    if afp is None or alt is None:
+        view.risk_unavailable = "AFP and ALT within the look-back window are both needed for the estimate."
+    else:
+        view.risk = _risk_view(bundle.resistance.predict_risk(afp_over_400=afp, alt_over_40=alt), afp, alt)
+
+    primary = history.resistance_type.value
+    reference = bundle.reference_curves() if hasattr(bundle, "reference_curves") else None
+    if primary is None:
+        view.survival_unavailable = (
+            "Second-line survival estimates need the resistance type (sorafenib start and first "
+            "radiological progression)."
+        )
+        view.reference_only = survival_panels(None, reference)
+    else:
+        comparison = bundle.survival_comparison(
+            primary_resistance=primary == "primary",
+            tumour_size_over_5cm=features.tumour_size_over_5cm.value,
+            multiple_tumours=features.multiple_tumours.value,
+        )
+        view.survival = survival_panels(comparison, reference)
+    return view
+
+
+def _risk_view(risk: Any, afp: bool | None, alt: bool | None) -> RiskView:
+    return RiskView(
+        probability=_get(risk, "probability"),
+        ci_low=_get(risk, "ci_low"),
+        ci_high=_get(risk, "ci_high"),
+        base_rate=_get(risk, "base_rate"),
+        auc=_get(risk, "auc"),
+        auc_ci=_get(risk, "auc_ci"),
+        inputs={"AFP > 400 ng/mL": afp, "ALT > 40 U/L": alt},
+    )
+
+
+def _shared_assessment(resources: list[dict], *, as_of: date, draft: Any) -> Any:
+    try:
+        from models.assessment import assess
+    except ImportError:
+        return None
+    return assess(resources, as_of=as_of, draft=draft)
+
+
+def _model_bundle() -> Any:
+    try:
+        from models.registry import load_bundle
+    except ImportError:
+        return None
+    try:
+        return load_bundle()
+    except Exception:  # missing artifacts: show the page without model output
+        log.exception("model bundle could not be loaded")
+        return None
+
+
+def _from_assessment(view: AppView, assessment: Any) -> AppView:
+    features = _get(assessment, "features")
+    history = _get(assessment, "history")
+    view.scenario = str(_get(assessment, "scenario") or view.scenario or "") or None
+    if features is not None:
+        view.features = feature_rows(features, FEATURE_LABELS)
+    if history is not None:
+        view.history = history_rows(history)
+    risk = _get(assessment, "risk")
+    if risk is not None:
+        view.risk = _risk_view(
+            risk,
+            _get(_get(features, "afp_over_400"), "value"),
+            _get(_get(features, "alt_over_40"), "value"),
+        )
+    else:
+        view.risk_unavailable = "No primary-resistance estimate for this patient and order."
+    bundle = _model_bundle()
+    reference = bundle.reference_curves() if bundle is not None and hasattr(bundle, "reference_curves") else None
+    survival = _get(assessment, "survival")
+    if survival is not None:
+        view.survival = survival_panels(survival, reference)
+    else:
+        view.survival_unavailable = "No second-line survival estimate for this patient and order."
+        view.reference_only = survival_panels(None, reference)
+    view.missing = [str(m) for m in (_get(assessment, "missing") or [])]
+    view.out_of_scope = [str(m) for m in (_get(assessment, "out_of_scope") or [])]
+    return view

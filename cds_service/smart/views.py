@@ -1,0 +1,177 @@
+"""SMART App Launch 2 endpoints and the app page.
+
+- ``GET /smart/launch?iss=…&launch=…`` — EHR launch (or standalone: ``iss`` only, or none with
+  ``CDS_SMART_DEFAULT_ISS``): discover the endpoints, remember state + PKCE verifier in the
+  signed session cookie, redirect to the authorization endpoint.
+- ``GET /smart/app?code=…&state=…`` — the redirect URI: exchange the code (PKCE), read the
+  launch context (patient, appContext) from the token response, read the record with the access
+  token, and render the page. The token is used for this one request and kept nowhere.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+
+from ..runtime import runtime
+from . import charts
+from .assessment import build_view
+from .context import InvalidAppContext, parse_app_context
+from .data import fetch_patient_record
+from .oauth import SmartError, authorization_url, discover, exchange_code
+
+bp = Blueprint("smart", __name__, url_prefix="/smart", template_folder="templates", static_folder="static")
+
+FLOW_KEY = "smart_flow"
+SERVICE_ID = "hcc-systemic-therapy-select"
+DOI = "10.1177/17588359241299678"
+
+
+def init_app(app) -> None:
+    settings = runtime_settings(app)
+    secret = settings.smart_session_secret
+    app.secret_key = secret.get_secret_value() if secret else secrets.token_hex(32)
+    secure = (settings.public_base_url or "").startswith("https://")
+    # Inside an EHR iframe the cookie is third-party: it needs SameSite=None, which needs Secure.
+    app.config.update(
+        SESSION_COOKIE_NAME="hcc_smart",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=secure,
+        SESSION_COOKIE_SAMESITE="None" if secure else "Lax",
+        SESSION_COOKIE_PATH="/smart",
+    )
+    app.register_blueprint(bp)
+
+
+def runtime_settings(app=None):
+    return (app or current_app).extensions["hcc_cds"].settings
+
+
+def _allowed(iss: str) -> bool:
+    settings = runtime().settings
+    if not settings.smart_iss_allowlist:
+        return settings.environment != "production"
+    return any(iss.startswith(prefix) for prefix in settings.smart_iss_allowlist)
+
+
+def _redirect_uri() -> str:
+    base = runtime().settings.public_base_url
+    if base:
+        return f"{base.rstrip('/')}{url_for('smart.app_page')}"
+    return url_for("smart.app_page", _external=True)
+
+
+def _error(message: str, status: int = 400):
+    return render_template("smart/error.html", message=message), status
+
+
+@bp.get("/launch")
+def launch():
+    settings = runtime().settings
+    iss = request.args.get("iss") or settings.smart_default_iss
+    launch_token = request.args.get("launch")
+    if not iss:
+        return _error("This app must be launched from the EHR (no iss was given).")
+    if not iss.startswith(("http://", "https://")) or not _allowed(iss):
+        return _error("This app is not registered with that FHIR server.", 403)
+    scope = settings.smart_scope
+    if not launch_token:  # standalone launch: ask the EHR to pick the patient
+        scope = " ".join(s for s in scope.split() if s != "launch") + " launch/patient"
+    try:
+        endpoints = discover(iss, settings.smart_timeout_seconds)
+        url, state, verifier = authorization_url(
+            endpoints,
+            client_id=settings.smart_client_id,
+            redirect_uri=_redirect_uri(),
+            scope=scope,
+            iss=iss,
+            launch=launch_token,
+        )
+    except SmartError as exc:
+        return _error(str(exc), 502)
+    session[FLOW_KEY] = {
+        "state": state,
+        "verifier": verifier,
+        "iss": iss,
+        "token_endpoint": endpoints.token_endpoint,
+    }
+    return redirect(url, code=302)
+
+
+@bp.get("/app")
+def app_page():
+    settings = runtime().settings
+    if request.args.get("error"):
+        return _error(f"Authorization was not granted: {request.args.get('error_description') or request.args['error']}", 403)
+    flow = session.pop(FLOW_KEY, None)
+    code, state = request.args.get("code"), request.args.get("state")
+    if not code or not state:
+        return _error("Open this app from the EHR; it reads the patient only after a SMART launch.")
+    if not flow or not secrets.compare_digest(flow.get("state", ""), state):
+        return _error("This launch has expired or was already used. Launch the app again from the EHR.")
+    try:
+        token = exchange_code(
+            flow["token_endpoint"],
+            client_id=settings.smart_client_id,
+            redirect_uri=_redirect_uri(),
+            code=code,
+            verifier=flow["verifier"],
+            timeout=settings.smart_timeout_seconds,
+        )
+        patient_id = token.get("patient")
+        if not patient_id:
+            return _error("The EHR did not say which patient to show (no patient in the launch context).")
+        context = None
+        raw_context = token.get("appContext")
+        if raw_context:
+            try:
+                context = parse_app_context(raw_context)
+            except InvalidAppContext as exc:
+                return _error(f"The card's context could not be read: {exc}.")
+        service = runtime().services[context.service if context and context.service in runtime().services else SERVICE_ID]
+        patient, resources = fetch_patient_record(
+            flow["iss"], token["access_token"], patient_id, service, settings.smart_timeout_seconds
+        )
+    except SmartError as exc:
+        return _error(str(exc), 502)
+    as_of = context.as_of if context else date.today()
+    view = build_view(patient, patient_id, resources, as_of=as_of, context=context, settings=settings)
+    panels = view.survival or view.reference_only
+    svgs = {panel.endpoint: charts.survival_svg(panel, f"chart-{panel.endpoint}") for panel in panels}
+    response = current_app.make_response(
+        render_template(
+            "smart/app.html",
+            view=view,
+            panels=panels,
+            svgs=svgs,
+            table_rows=charts.table_rows,
+            doi=DOI,
+            model_card_url=url_for("smart.model_card"),
+        )
+    )
+    response.headers["Cache-Control"] = "no-store"
+    # Everything is served from here; the EHR may frame the page.
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self'"
+    return response
+
+
+@bp.get("/model-card")
+def model_card():
+    """The model card of the models behind the numbers, as plain text (Markdown)."""
+    try:
+        from models.registry import load_bundle
+
+        card = load_bundle().model_card()
+    except Exception:
+        return _error("The model card is not available in this build.", 404)
+    text = card if isinstance(card, str) else getattr(card, "markdown", None) or str(card)
+    return current_app.response_class(text, mimetype="text/markdown; charset=utf-8")
+
+
+@bp.get("/")
+def index():
+    if request.args.get("iss"):
+        return redirect(url_for("smart.launch", **request.args))
+    abort(404)
