@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
-from . import auth, feedback, health, hooks, observability
+from . import auth, feedback, health, hooks, observability, smart
 from .errors import register_error_handlers
 from .pipeline import Pipeline
 from .runtime import EXTENSION, Runtime
@@ -43,4 +43,5 @@ def create_app(settings: Settings | None = None) -> Flask:
         auth.install(app, settings)
     for blueprint in (hooks.bp, feedback.bp, health.bp):
         app.register_blueprint(blueprint)
+    smart.init_app(app)  # SMART app at /smart (its own cookie settings)
     return app
