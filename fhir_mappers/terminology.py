@@ -61,8 +61,9 @@ class Terminology:
     """Code look-ups built once from the mapping file; cheap to query on every request."""
 
     source: str
-    # (section, normalised system, normalised code) -> key
-    _index: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # (section, normalised system, normalised code) -> keys (a code may serve two keys, e.g.
+    # LOINC 33728-7 is both a tumour-size observation and the longest-diameter component)
+    _index: dict[tuple[str, str, str], tuple[str, ...]] = field(default_factory=dict)
     drugs: dict[str, Drug] = field(default_factory=dict)
     _drug_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     _keys: dict[str, dict[str, list[CodingRef]]] = field(default_factory=dict)
@@ -70,15 +71,15 @@ class Terminology:
     def codes(self, section: str, key: str) -> list[CodingRef]:
         return list(self._keys.get(section, {}).get(key, []))
 
-    def match_coding(self, section: str, coding: object) -> str | None:
-        """Key in `section` that this coding (a FHIR Coding dict) maps to, or None."""
+    def match_coding(self, section: str, coding: object) -> tuple[str, ...]:
+        """Keys in `section` that this coding (a FHIR Coding dict) maps to (may be empty)."""
         if not isinstance(coding, dict):
-            return None
+            return ()
         system, code = coding.get("system"), coding.get("code")
         if not isinstance(system, str) or not isinstance(code, str):
-            return None
+            return ()
         system = normalise_system(system)
-        return self._index.get((section, system, normalise_code(system, code)))
+        return self._index.get((section, system, normalise_code(system, code)), ())
 
     def match(
         self, section: str, concept: object, keys: Iterable[str] | None = None
@@ -91,9 +92,9 @@ class Terminology:
             return None
         wanted = set(keys) if keys is not None else None
         for coding in codings:
-            key = self.match_coding(section, coding)
-            if key is not None and (wanted is None or key in wanted):
-                return key, coding_ref(coding)
+            for key in self.match_coding(section, coding):
+                if wanted is None or key in wanted:
+                    return key, coding_ref(coding)
         return None
 
     def match_drug_coding(self, coding: object) -> str | None:
@@ -211,7 +212,10 @@ def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
                 for uris, code, ref in _codings(entries, systems, f"{where}: {section}.{key}"):
                     refs.append(ref)
                     for uri in uris:
-                        terminology._index[(section, uri, normalise_code(uri, code))] = key
+                        index_key = (section, uri, normalise_code(uri, code))
+                        known = terminology._index.get(index_key, ())
+                        if key not in known:
+                            terminology._index[index_key] = (*known, key)
         drugs = raw.get("drugs") or {}
         if not isinstance(drugs, dict):
             raise TerminologyError(f"{where}: 'drugs' must be a mapping")
