@@ -1,35 +1,171 @@
-"""``python -m cds_service``: run the service on $HOST:$PORT with gunicorn (the deployed server)."""
+"""``python -m cds_service [serve|migrate|audit-report|healthcheck]`` (default: serve).
+
+- ``serve``: migrate the store (unless ``CDS_MIGRATE_ON_START=false``), then run gunicorn on
+  $HOST:$PORT with ``CDS_WORKERS`` processes of ``CDS_THREADS`` threads.
+- ``migrate``: bring the database schema to the newest revision and exit (idempotent).
+- ``audit-report [--since DATE] [--json]``: assessment counts, timings and feedback rates.
+- ``healthcheck``: exit 0 if ``GET /healthz`` on the local server answers 200 (container probe).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
+import os
 import sys
+import tempfile
+import urllib.request
+from datetime import date
+from pathlib import Path
 
-from gunicorn.app.base import BaseApplication
-
-from .app import create_app
 from .settings import Settings
 
 
-class _Server(BaseApplication):
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        super().__init__()
+def _serve(settings: Settings) -> int:
+    from gunicorn.app.base import BaseApplication
 
-    def load_config(self) -> None:
-        self.cfg.set("bind", f"{self.settings.host}:{self.settings.port}")
-        self.cfg.set("workers", 1)
-        self.cfg.set("threads", 8)
-        self.cfg.set("timeout", 30)
-        self.cfg.set("accesslog", "-")
+    from . import observability
+    from .app import create_app
+    from .store import migrate
 
-    def load(self):
-        return create_app(self.settings)
+    observability.configure_logging(settings.log_level)
+    _prepare_multiprocess_metrics()
+    if settings.migrate_on_start:
+        migrate(settings.database_url)  # once, before the workers fork
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("threads", settings.threads)
+            self.cfg.set("timeout", 30)
+            self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("worker_tmp_dir", _worker_tmp_dir())
+            self.cfg.set("accesslog", None)  # the app writes its own JSON access line, without query strings
+            self.cfg.set("logconfig_dict", _GUNICORN_LOGGING)
+            self.cfg.set("child_exit", _child_exit)
+
+        def load(self):
+            return create_app(settings)
+
+    Server().run()
+    return 0
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """Every worker writes its metrics to files in one directory; stale files from a previous run go."""
+    if "prometheus_client" in sys.modules and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        logging.getLogger(__name__).warning("prometheus_client imported before set-up: metrics are per worker")
+        return
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="cds-metrics-")
+
+
+def _child_exit(_server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def _worker_tmp_dir() -> str:
+    # Heartbeat files: /dev/shm keeps them off a (possibly read-only or slow) disk when it exists.
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+_GUNICORN_LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "cds_service.observability.JsonFormatter"}},
+    "handlers": {"json": {"class": "cds_service.observability.JsonHandler", "formatter": "json"}},
+    "root": {"level": "INFO", "handlers": ["json"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+        # The app logs each request itself (JSON, with request id, without the query string).
+        "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+    },
+}
+
+
+def _migrate(settings: Settings) -> int:
+    from .store import migrate
+
+    print(f"database schema at revision {migrate(settings.database_url)}")
+    return 0
+
+
+def _audit_report(settings: Settings, since: date | None, as_json: bool) -> int:
+    from .store import FeedbackStore, SchemaOutdated
+
+    try:
+        store = FeedbackStore(settings.database_url, migrate_schema=False)
+    except SchemaOutdated as exc:
+        print(f"audit-report: {exc}", file=sys.stderr)
+        return 2
+    report = store.audit_report(since)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        print(format_audit_report(report))
+    return 0
+
+
+def format_audit_report(report) -> str:
+    lines = [f"Assessments since {report.since.date() if report.since else 'the beginning'}: {report.assessments}"]
+    lines += ["", "By service and outcome:"]
+    for service_id, outcomes in report.by_service_outcome.items():
+        lines.append(f"  {service_id}: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()))
+    lines += ["", "Cards by indicator: " + (", ".join(f"{k} {v}" for k, v in report.cards_by_indicator.items()) or "none")]
+    lines += ["", "Timing (ms):"]
+    for key, timing in report.timing.items():
+        label = "all services" if key == "*" else key
+        lines.append(f"  {label}: n={timing.count} p50={timing.p50_ms:.0f} p95={timing.p95_ms:.0f}")
+    lines += ["", "Feedback per card (service / kind / indicator): shown, accepted, overridden"]
+    for rate in report.card_feedback:
+        lines.append(
+            f"  {rate.service_id} / {rate.kind or '-'} / {rate.indicator}: {rate.shown}, "
+            f"{rate.accepted} ({rate.acceptance_rate:.0%}), {rate.overridden} ({rate.override_rate:.0%})"
+        )
+    lines += ["", "Override reasons (kind: code display × count):"]
+    for reason in report.override_reasons:
+        lines.append(f"  {reason.kind or '-'}: {reason.reason_code or '(none)'} {reason.reason_display or ''} × {reason.count}")
+    return "\n".join(lines)
+
+
+def _healthcheck(settings: Settings) -> int:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    try:
+        with urllib.request.urlopen(f"http://{host}:{settings.port}/healthz", timeout=3) as response:
+            return 0 if response.status == 200 else 1
+    except OSError:
+        return 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cds_service", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the service with gunicorn (default)")
+    commands.add_parser("migrate", help="bring the database schema to the newest revision")
+    report = commands.add_parser("audit-report", help="assessment counts, timings and feedback rates")
+    report.add_argument("--since", type=date.fromisoformat, help="first day (YYYY-MM-DD, UTC) to include")
+    report.add_argument("--json", action="store_true", help="machine-readable output")
+    commands.add_parser("healthcheck", help="exit 0 if the local server answers /healthz")
+    args = parser.parse_args(argv)
+
     settings = Settings()
-    _Server(settings).run()
-    return 0
+    if args.command == "migrate":
+        return _migrate(settings)
+    if args.command == "audit-report":
+        return _audit_report(settings, args.since, args.json)
+    if args.command == "healthcheck":
+        return _healthcheck(settings)
+    return _serve(settings)
 
 
 if __name__ == "__main__":

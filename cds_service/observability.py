@@ -201,16 +201,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-class _JsonHandler(logging.StreamHandler):
+class JsonHandler(logging.StreamHandler):
     """Marker class: configure_logging replaces its own handler, never anyone else's."""
 
 
 def configure_logging(level: str | int = "INFO") -> None:
     """JSON lines on stderr for the root logger (idempotent)."""
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, _JsonHandler)]:
+    for handler in [h for h in root.handlers if isinstance(h, JsonHandler)]:
         root.removeHandler(handler)
-    handler = _JsonHandler()
+    handler = JsonHandler()
     handler.setFormatter(JsonFormatter())
     root.addHandler(handler)
     root.setLevel(level)

@@ -431,9 +431,13 @@ def migrate(target: Engine | str) -> str:
     from alembic import command
 
     engine = _engine(target) if isinstance(target, str) else target
-    with engine.begin() as connection:
-        command.upgrade(_alembic_config(connection), "head")
-    return schema_revision(engine)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+        return schema_revision(engine)
+    finally:
+        if isinstance(target, str):
+            engine.dispose()  # the gunicorn master migrates before forking: keep no connection
 
 
 # -- helpers ----------------------------------------------------------------------------------
