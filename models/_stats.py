@@ -1,0 +1,84 @@
+"""Small numerical helpers shared by reconstruction, training and prediction.
+
+Kept free of pandas/lifelines so that prediction from a loaded artifact stays cheap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Z_95 = 1.959963984540054
+
+
+def logistic_irls(
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unpenalised logistic MLE by Newton-Raphson; returns (beta, covariance).
+
+    X already contains any intercept column. Used where a fit must run thousands of times
+    (the reconstruction search, recalibration with an offset); the shipped estimator wraps
+    scikit-learn and is checked against this in the tests.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
+    off = np.zeros(len(y)) if offset is None else np.asarray(offset, dtype=float)
+    beta = np.zeros(X.shape[1])
+    info = np.eye(X.shape[1])
+    for _ in range(max_iter):
+        eta = X @ beta + off
+        p = 1.0 / (1.0 + np.exp(-eta))
+        grad = X.T @ (w * (y - p))
+        info = (X * (w * p * (1 - p))[:, None]).T @ X
+        step = np.linalg.solve(info, grad)
+        beta = beta + step
+        if np.max(np.abs(step)) < tol:
+            break
+    eta = X @ beta + off
+    p = 1.0 / (1.0 + np.exp(-eta))
+    info = (X * (w * p * (1 - p))[:, None]).T @ X
+    return beta, np.linalg.inv(info)
+
+
+def breslow_baseline(
+    durations: np.ndarray, events: np.ndarray, Z: np.ndarray, beta: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Breslow baseline cumulative hazard at covariates = 0, with the pieces its variance needs.
+
+    For each distinct event time t_j (d_j events, risk set R_j):
+      dH0_j = d_j / S0_j,  S0_j = sum_{R_j} exp(b'z),
+      A(t)  = sum_{t_j <= t} d_j / S0_j^2            (martingale part of Var H),
+      B(t)  = sum_{t_j <= t} zbar_j dH0_j,  zbar_j = S1_j / S0_j.
+    For a patient x, H(t|x) = exp(b'x) H0(t) and (Kalbfleisch & Prentice, Tsiatis)
+      Var H(t|x) ~= exp(2b'x) A(t) + q' V q,  q = exp(b'x) (x H0(t) - B(t)).
+    Storing H0, A and B lets a loaded artifact give confidence bands without refitting.
+    """
+    durations = np.asarray(durations, dtype=float)
+    events = np.asarray(events, dtype=bool)
+    Z = np.asarray(Z, dtype=float).reshape(len(durations), -1)
+    risk = np.exp(Z @ beta)
+    order = np.argsort(-durations, kind="stable")
+    # cumulative sums over the risk set, from the longest time down
+    t_sorted = durations[order]
+    s0_cum = np.cumsum(risk[order])
+    s1_cum = np.cumsum(Z[order] * risk[order][:, None], axis=0)
+    times = np.unique(durations[events])
+    h0, a, b = [], [], []
+    for t in times:
+        # risk set: durations >= t -> last index in descending order with t_sorted >= t
+        k = np.searchsorted(-t_sorted, -t, side="right") - 1
+        s0 = s0_cum[k]
+        s1 = s1_cum[k]
+        d = np.sum(events & (durations == t))
+        h0.append(d / s0)
+        a.append(d / s0**2)
+        b.append((s1 / s0) * (d / s0))
+    h0 = np.cumsum(np.asarray(h0))
+    a = np.cumsum(np.asarray(a))
+    b = np.cumsum(np.asarray(b).reshape(len(times), Z.shape[1]), axis=0)
+    return {"times": times, "cum_hazard": h0, "var_martingale": a, "cov_term": b}

@@ -1,0 +1,171 @@
+"""Versioned JSON model artifacts (never pickle), validated with pydantic on load.
+
+One file, `bundle.json`, holds both models, the KM reference curves and the metadata. A
+`content_sha256` over the canonical JSON of everything else lets a loader refuse a file that
+was edited by hand or corrupted in transit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+SCHEMA_VERSION = "1"
+BUNDLE_FILE = "bundle.json"
+SHIPPED_DIR = Path(__file__).parent / "artifacts"
+
+
+class ArtifactError(Exception):
+    """A model artifact is missing, unreadable, invalid or has been tampered with."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RatioCI(_Strict):
+    estimate: float
+    low: float
+    high: float
+
+
+class ResistanceEvaluation(_Strict):
+    auc: float
+    auc_ci: tuple[float, float]
+    auc_optimism_corrected: float
+    auc_cv: float
+    calibration_slope_cv: float
+    calibration_intercept_cv: float
+    calibration_table: list[dict[str, Any]]
+    bootstrap_resamples: int
+    seed: int
+
+
+class ResistanceArtifact(_Strict):
+    features: list[str]
+    intercept: float
+    coefficients: list[float]
+    covariance: list[list[float]] = Field(description="intercept first, then features")
+    odds_ratios: dict[str, RatioCI]
+    n: int
+    n_primary: int
+    base_rate: float
+    recalibrated: bool = False
+    evaluation: ResistanceEvaluation
+
+    @field_validator("covariance")
+    @classmethod
+    def _square(cls, v: list[list[float]]) -> list[list[float]]:
+        if any(len(row) != len(v) for row in v):
+            raise ValueError("covariance must be square")
+        return v
+
+
+class Baseline(_Strict):
+    times: list[float]
+    cum_hazard: list[float]
+    var_martingale: list[float]
+    cov_term: list[list[float]]
+
+
+class CoxArtifact(_Strict):
+    endpoint: str
+    time_origin: str = "second-line start"
+    covariates: list[str]
+    coefficients: list[float]
+    covariance: list[list[float]]
+    hazard_ratios: dict[str, RatioCI]
+    baseline: Baseline
+    n: int
+    events: int
+    max_time: float
+    c_index: float
+    recalibrated: bool = False
+
+
+class KMReference(_Strict):
+    label: str
+    endpoint: str
+    group: dict[str, str]
+    n: int
+    events: int
+    median_months: float | None
+    median_ci: tuple[float | None, float | None]
+    times: list[float]
+    survival: list[float]
+    low: list[float]
+    high: list[float]
+
+
+class Metadata(_Strict):
+    model_version: str
+    schema_version: str = SCHEMA_VERSION
+    created: str
+    training_data: str
+    training_data_sha256: str
+    n: int
+    events: dict[str, int]
+    seed: int | None
+    software: dict[str, str]
+    evidence_doi: str
+    recalibrated_from: str | None = None
+    training_seconds: float
+    evaluation: dict[str, Any]
+
+
+class BundleArtifact(_Strict):
+    metadata: Metadata
+    resistance: ResistanceArtifact
+    pfs: CoxArtifact
+    os: CoxArtifact
+    covariate_patterns: list[dict[str, Any]]
+    reference_curves: list[KMReference]
+    content_sha256: str = ""
+
+
+def canonical_json(payload: dict) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def content_hash(artifact: BundleArtifact) -> str:
+    payload = artifact.model_dump(mode="json", exclude={"content_sha256"})
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+def save_bundle(artifact: BundleArtifact, directory: str | Path) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    artifact = artifact.model_copy(update={"content_sha256": ""})
+    artifact.content_sha256 = content_hash(artifact)
+    path = directory / BUNDLE_FILE
+    text = json.dumps(artifact.model_dump(mode="json"), indent=1, sort_keys=False, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def read_bundle(path: str | Path | None = None) -> BundleArtifact:
+    """Read and validate an artifact; `path` is a directory holding bundle.json or the file."""
+    path = Path(path) if path is not None else SHIPPED_DIR
+    if path.is_dir():
+        path = path / BUNDLE_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"model artifact not found: {path}") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"model artifact {path} is not readable JSON: {exc}") from exc
+    try:
+        artifact = BundleArtifact.model_validate(raw)
+    except ValidationError as exc:
+        raise ArtifactError(f"model artifact {path} failed validation: {exc}") from exc
+    if artifact.metadata.schema_version != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"model artifact {path} has schema version {artifact.metadata.schema_version}, expected {SCHEMA_VERSION}"
+        )
+    if artifact.content_sha256 != content_hash(artifact):
+        raise ArtifactError(f"model artifact {path} failed its integrity check (content_sha256 mismatch)")
+    return artifact

@@ -1,0 +1,486 @@
+"""Reconstruct a synthetic patient-level cohort from the published aggregates of Lei et al. 2025.
+
+This is synthetic data that reproduces published aggregates; it is not patient data. The method
+and its assumptions are written up in models/README.md; each step below says what it matches.
+
+Everything is driven by one numpy Generator seeded from ``seed``, so a seed gives one cohort.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from models._stats import logistic_irls
+from models.evidence import Evidence, load_evidence
+
+# The default seed is the first seed (counting from 0) for which every check of the
+# reproduction report passes (`python -m models report`); see README "Seed choice".
+DEFAULT_SEED = 0
+
+RESISTANCE_GROUPS = ("primary", "secondary")
+REGIMENS = ("tki", "tki_pd1")
+SL_COLUMNS = ["sl_pfs_months", "sl_pfs_event", "sl_os_months", "sl_os_event"]
+
+# --- modelling assumptions the study does not publish (README "Assumptions") -------------------
+# Time from sorafenib start to progression (= start of second line). Primary resistance is
+# progression within 3 months by definition: uniform on (0.5, 3]. Secondary: 3 months plus an
+# exponential delay with this median. Only the gap between os_months and sl_os_months depends
+# on it; the os_months distribution itself is matched to the published curves regardless.
+PRIMARY_PROGRESSION_WINDOW = (0.5, 3.0)
+SECONDARY_EXTRA_DELAY_MEDIAN = 3.0
+# Dependence between PFS and OS after second line (Gaussian copula); OS is then bounded below by PFS.
+PFS_OS_COPULA_RHO = 0.8
+# Weight of a published median in the parameter search: var(log median) ~ 1/d with d the
+# events in that subgroup, approximated as this fraction of its patients.
+MEDIAN_EVENT_FRACTION = 0.75
+DAYS_PER_MONTH = 365.25 / 12
+
+
+def month_span(start: dt.date, end: dt.date) -> float:
+    return (end - start).days / DAYS_PER_MONTH
+
+
+def _month_bounds(evidence: Evidence) -> tuple[float, float, float]:
+    """(shortest, longest) potential follow-up in months, and the enrolment length."""
+    first = dt.date.fromisoformat(evidence.cohort.enrolment[0] + "-01")
+    last_y, last_m = (int(p) for p in evidence.cohort.enrolment[1].split("-"))
+    last = dt.date(last_y + (last_m == 12), last_m % 12 + 1, 1) - dt.timedelta(days=1)
+    cut_y, cut_m = (int(p) for p in evidence.cohort.data_cutoff.split("-"))
+    cutoff = dt.date(cut_y + (cut_m == 12), cut_m % 12 + 1, 1) - dt.timedelta(days=1)
+    return month_span(last, cutoff), month_span(first, cutoff), month_span(first, last)
+
+
+def dropout_rate(evidence: Evidence) -> float:
+    """Rate of loss to follow-up (per month) that makes the reverse-KM median follow-up equal
+    the published one, given uniform enrolment over the window and administrative censoring at
+    the cut-off: solve exp(-r t) P(A > t) = 1/2 at t = median follow-up."""
+    a_min, a_max, _ = _month_bounds(evidence)
+    t = evidence.cohort.median_follow_up_months
+    p_admin = 1.0 if t <= a_min else (a_max - t) / (a_max - a_min)
+    return float(np.log(2 * p_admin) / t) if p_admin > 0.5 else 0.0
+
+
+# --- step 1: binary features with Table 1 counts exactly ----------------------------------------
+
+
+def _logit_or_for_cells(cells: np.ndarray) -> np.ndarray:
+    """Fit resistance ~ afp + alt on a 2x2x2 table; cells[g, afp, alt] are counts."""
+    X, y, w = [], [], []
+    for g in (0, 1):  # 0 secondary, 1 primary
+        for afp in (0, 1):
+            for alt in (0, 1):
+                X.append([1.0, afp, alt])
+                y.append(g)
+                w.append(cells[g, afp, alt])
+    beta, _ = logistic_irls(np.array(X), np.array(y), np.array(w, dtype=float))
+    return beta[1:]
+
+
+def _batched_logit_or(secondary: np.ndarray, primary: np.ndarray) -> np.ndarray:
+    """`_logit_or_for_cells` for many tables at once (Newton-Raphson, batched)."""
+    X = np.array([[1.0, afp, alt] for afp in (0, 1) for alt in (0, 1)])  # cell order [afp, alt]
+    n1 = primary.reshape(len(primary), 4)
+    n0 = secondary.reshape(len(secondary), 4)
+    total = n0 + n1
+    beta = np.zeros((len(total), 3))
+    for _ in range(30):
+        p = 1.0 / (1.0 + np.exp(-(beta @ X.T)))
+        grad = (n1 - total * p) @ X
+        info = np.einsum("bc,ci,cj->bij", total * p * (1 - p), X, X)
+        beta = beta + np.linalg.solve(info, grad[..., None])[..., 0]
+    return beta[:, 1:]
+
+
+def afp_alt_joint_counts(evidence: Evidence) -> dict[str, int]:
+    """Choose, per group, how many patients have both AFP > 400 and ALT > 40.
+
+    Marginal counts are fixed by Table 1; the overlap is the one free integer per group. We
+    take the pair of overlaps whose multivariable logistic ORs are closest (squared log
+    distance) to the published 1.75 and 1.77. Deterministic: an exhaustive search.
+    """
+    t1 = evidence.table1_counts
+    n = {"primary": evidence.cohort.n_primary, "secondary": evidence.cohort.n_secondary}
+    a = {g: t1["afp_over_400"][i] for i, g in enumerate(RESISTANCE_GROUPS)}
+    l = {g: t1["alt_over_40"][i] for i, g in enumerate(RESISTANCE_GROUPS)}
+    target = np.log(
+        [
+            evidence.resistance_model_multivariable["afp_over_400"].ratio,
+            evidence.resistance_model_multivariable["alt_over_40"].ratio,
+        ]
+    )
+
+    def cells_for(g: str, k: int) -> np.ndarray:
+        return np.array([[n[g] - a[g] - l[g] + k, l[g] - k], [a[g] - k, k]], dtype=float)
+
+    def k_range(g: str) -> range:
+        return range(max(0, a[g] + l[g] - n[g]), min(a[g], l[g]) + 1)
+
+    def association(c: np.ndarray) -> np.ndarray:
+        return np.log(c[..., 1, 1] * c[..., 0, 0] / (c[..., 0, 1] * c[..., 1, 0]))
+
+    pairs = np.array([(kp, ks) for kp in k_range("primary") for ks in k_range("secondary")])
+    cp = np.stack([cells_for("primary", kp) for kp in pairs[:, 0]])
+    cs = np.stack([cells_for("secondary", ks) for ks in pairs[:, 1]])
+    keep = (cp.reshape(len(pairs), -1).min(axis=1) > 0) & (cs.reshape(len(pairs), -1).min(axis=1) > 0)
+    pairs, cp, cs = pairs[keep], cp[keep], cs[keep]
+    log_or = _batched_logit_or(cs, cp)
+    # The ORs depend almost only on the total overlap, so many pairs fit about equally well;
+    # a small penalty on unequal AFP-ALT association between the groups (the "no three-way
+    # interaction" of a logistic model without an interaction term) picks one of them.
+    dist = np.sum((log_or - target) ** 2, axis=1) + 1e-3 * (association(cp) - association(cs)) ** 2
+    i = int(np.argmin(dist))
+    best = (float(dist[i]), int(pairs[i, 0]), int(pairs[i, 1]))
+    assert best is not None
+    return {"primary": best[1], "secondary": best[2]}
+
+
+def _fixed_count_column(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
+    column = np.zeros(n, dtype=int)
+    column[:count] = 1
+    return rng.permutation(column)
+
+
+def _baseline_features(rng: np.random.Generator, evidence: Evidence) -> pd.DataFrame:
+    overlap = afp_alt_joint_counts(evidence)
+    frames = []
+    for gi, group in enumerate(RESISTANCE_GROUPS):
+        n = evidence.cohort.n_primary if group == "primary" else evidence.cohort.n_secondary
+        cols: dict[str, np.ndarray] = {}
+        for feature in evidence.table1_features:
+            if feature in ("afp_over_400", "alt_over_40"):
+                continue
+            cols[feature] = _fixed_count_column(rng, n, evidence.table1_counts[feature][gi])
+        a = evidence.table1_counts["afp_over_400"][gi]
+        l = evidence.table1_counts["alt_over_40"][gi]
+        k = overlap[group]
+        pairs = [(1, 1)] * k + [(1, 0)] * (a - k) + [(0, 1)] * (l - k)
+        pairs += [(0, 0)] * (n - len(pairs))
+        pairs_arr = np.array(pairs)[rng.permutation(n)]
+        cols["afp_over_400"] = pairs_arr[:, 0]
+        cols["alt_over_40"] = pairs_arr[:, 1]
+        frame = pd.DataFrame({"resistance": group, **{f: cols[f] for f in evidence.table1_features}})
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+# --- step 2: piecewise-exponential OS from sorafenib start, by group ----------------------------
+
+
+@dataclass(frozen=True)
+class PiecewiseSurvival:
+    """Survival curve with log S linear between knots (piecewise-constant hazard); the last
+    hazard continues past the last knot."""
+
+    times: tuple[float, ...]
+    survival: tuple[float, ...]
+
+    def quantile_time(self, s: np.ndarray) -> np.ndarray:
+        t = np.asarray(self.times)
+        log_s = np.log(np.asarray(self.survival))
+        target = np.log(np.asarray(s, dtype=float))
+        inside = np.interp(-target, -log_s, t)
+        slope = (log_s[-1] - log_s[-2]) / (t[-1] - t[-2])
+        beyond = t[-1] + (target - log_s[-1]) / slope
+        return np.where(target < log_s[-1], beyond, inside)
+
+
+def os_target_curves(evidence: Evidence) -> dict[str, PiecewiseSurvival]:
+    """Knots at 0, the published median and the 1/2/3-year landmarks of each group."""
+    published = evidence.os_all_patients_by_resistance
+    curves = {}
+    for group in RESISTANCE_GROUPS:
+        knots = {0.0: 1.0, float(published.median_months[group]): 0.5}
+        for month, s in published.survival_at_months[group].items():
+            knots[float(month)] = float(s)
+        times = tuple(sorted(knots))
+        curves[group] = PiecewiseSurvival(times, tuple(knots[t] for t in times))
+    return curves
+
+
+# --- step 3: second-line survival: Weibull proportional hazards ---------------------------------
+
+PFS_COVARIATES = ("multiple_tumours", "primary_resistance", "tki_alone", "tumour_size_over_5cm")
+OS_COVARIATES = ("primary_resistance", "tki_alone", "tumour_size_over_5cm")
+
+
+def _published_medians(evidence: Evidence, endpoint: str) -> list[tuple[dict[str, str], float]]:
+    """[(subgroup filter, published median)] for 'pfs' or 'os' after second line."""
+    table = (
+        evidence.second_line.median_pfs_months if endpoint == "pfs" else evidence.second_line.median_os_months
+    )
+    regimen_key = {"combination": "tki_pd1", "tki": "tki"}
+    rows: list[tuple[dict[str, str], float]] = []
+    for group, value in table["by_resistance"].items():
+        rows.append(({"resistance": group}, value))
+    for reg, value in table["all"].items():
+        rows.append(({"regimen": regimen_key[reg]}, value))
+    for group in RESISTANCE_GROUPS:
+        for reg, value in table[group].items():
+            rows.append(({"resistance": group, "regimen": regimen_key[reg]}, value))
+    return rows
+
+
+def second_line_design(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
+    derived = {
+        "primary_resistance": (frame["resistance"] == "primary").astype(float).to_numpy(),
+        "tki_alone": (frame["second_line_regimen"] == "tki").astype(float).to_numpy(),
+    }
+    return np.column_stack(
+        [derived[c] if c in derived else frame[c].astype(float).to_numpy() for c in covariates]
+    )
+
+
+def _subgroup_mask(frame: pd.DataFrame, filt: dict[str, str]) -> np.ndarray:
+    mask = np.ones(len(frame), dtype=bool)
+    if "resistance" in filt:
+        mask &= (frame["resistance"] == filt["resistance"]).to_numpy()
+    if "regimen" in filt:
+        mask &= (frame["second_line_regimen"] == filt["regimen"]).to_numpy()
+    return mask
+
+
+def _marginal_median_u(weights: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """Per subgroup (rows of ``weights``, each summing to 1), the u solving
+    sum_i w_i exp(-u exp(eta_i)) = 1/2, i.e. the baseline cumulative hazard at the subgroup's
+    marginal median. Newton from u = 0 converges monotonically (f is convex, decreasing)."""
+    e = np.exp(eta)[None, :]
+    u = np.zeros((weights.shape[0], 1))
+    for _ in range(100):
+        s = np.exp(-u * e)
+        f = np.sum(weights * s, axis=1, keepdims=True) - 0.5
+        slope = -np.sum(weights * s * e, axis=1, keepdims=True)
+        step = f / slope
+        u = u - step
+        if np.max(np.abs(step / u)) < 1e-12:
+            break
+    return u[:, 0]
+
+
+def fit_weibull_ph(
+    sl: pd.DataFrame, evidence: Evidence, endpoint: str
+) -> tuple[np.ndarray, float, float]:
+    """Generating parameters (beta, log lambda, log k) for one second-line endpoint.
+
+    Weighted least squares on the log scale against the published subgroup medians (weight
+    ~ events) and the published Cox log-HRs (weight 1/SE^2, SE from the published 95% CI),
+    medians computed by marginalising over this cohort's covariates. Under proportional
+    hazards no parameter set reproduces every published median; this is the compromise.
+    """
+    covariates = PFS_COVARIATES if endpoint == "pfs" else OS_COVARIATES
+    published = evidence.second_line.cox_multivariable[endpoint]
+    b_pub = np.log([published[c].ratio for c in covariates])
+    se_pub = np.array(
+        [(np.log(published[c].high) - np.log(published[c].low)) / (2 * 1.959963984540054) for c in covariates]
+    )
+    X = second_line_design(sl, covariates)
+    rows = _published_medians(evidence, endpoint)
+    masks = np.array([_subgroup_mask(sl, f) for f, _ in rows], dtype=float)
+    membership = masks / masks.sum(axis=1, keepdims=True)
+    weights = MEDIAN_EVENT_FRACTION * masks.sum(axis=1)
+    log_m = np.log([m for _, m in rows])
+
+    def loss(theta: np.ndarray) -> float:
+        beta, log_lam, log_k = theta[:-2], theta[-2], theta[-1]
+        pred = np.log(_marginal_median_u(membership, X @ beta)) / np.exp(log_k) - log_lam
+        return float(np.sum(weights * (pred - log_m) ** 2) + np.sum(((beta - b_pub) / se_pub) ** 2))
+
+    start = np.concatenate([b_pub, [-np.log(np.exp(np.mean(log_m))), 0.0]])
+    result = optimize.minimize(loss, start, method="Nelder-Mead",
+                               options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 20000, "maxfev": 20000})
+    return result.x[:-2], float(result.x[-2]), float(result.x[-1])
+
+
+def _weibull_times(u: np.ndarray, eta: np.ndarray, log_lam: float, log_k: float) -> np.ndarray:
+    return (-np.log(u) * np.exp(-eta)) ** (1.0 / np.exp(log_k)) / np.exp(log_lam)
+
+
+def _stratified_uniforms(rng: np.random.Generator, strata: np.ndarray) -> np.ndarray:
+    """Within each stratum, the mid-quantiles (i + 1/2)/n in random order: the subgroup's
+    latent distribution then follows the model closely instead of by chance."""
+    u = np.empty(len(strata))
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        u[idx] = (rng.permutation(len(idx)) + 0.5) / len(idx)
+    return u
+
+
+def _rank_within_strata(values: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """Mid-quantile of each value's rank within its stratum (keeps the copula's ordering)."""
+    u = np.empty(len(values))
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        u[idx] = (stats.rankdata(values[idx], method="ordinal") - 0.5) / len(idx)
+    return u
+
+
+def _cox_log_hr(durations: np.ndarray, events: np.ndarray, X: np.ndarray) -> np.ndarray:
+    from lifelines import CoxPHFitter
+
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
+    frame["T"] = durations
+    frame["E"] = events.astype(int)
+    cph = CoxPHFitter()
+    cph.fit(frame, duration_col="T", event_col="E")
+    return cph.params_.to_numpy()
+
+
+# --- putting it together --------------------------------------------------------------------------
+
+
+def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = None,
+                       calibration_rounds: int = 8) -> pd.DataFrame:
+    """The synthetic cohort for ``seed``: one row per patient, columns as in README."""
+    evidence = evidence or load_evidence()
+    rng = np.random.default_rng(seed)
+    cohort = _baseline_features(rng, evidence)
+    n = len(cohort)
+    is_primary = (cohort["resistance"] == "primary").to_numpy()
+
+    # second-line subset and regimens, fixed counts per group
+    counts = evidence.second_line.n
+    regimen = np.array([""] * n, dtype=object)
+    for group in RESISTANCE_GROUPS:
+        idx = np.flatnonzero((cohort["resistance"] == group).to_numpy())
+        n_comb, n_tki = counts[f"{group}_combination"], counts[f"{group}_tki"]
+        chosen = rng.permutation(idx)[: n_comb + n_tki]
+        regimen[chosen[:n_comb]] = "tki_pd1"
+        regimen[chosen[n_comb:]] = "tki"
+    cohort["second_line_regimen"] = regimen
+    has_sl = regimen != ""
+
+    # time of progression on sorafenib (= second-line start) for second-line patients
+    lo, hi = PRIMARY_PROGRESSION_WINDOW
+    progression = np.where(
+        is_primary,
+        rng.uniform(lo, hi, n),
+        3.0 + rng.exponential(SECONDARY_EXTRA_DELAY_MEDIAN / np.log(2), n),
+    )
+
+    # enrolment and censoring (months from sorafenib start to end of follow-up)
+    a_min, a_max, _ = _month_bounds(evidence)
+    rate = dropout_rate(evidence)
+    admin_low = np.where(has_sl, np.maximum(a_min, progression + 0.5), a_min)
+    admin = rng.uniform(admin_low, a_max)
+    dropout = np.where(has_sl, progression, 0.0) + rng.exponential(1 / rate if rate > 0 else np.inf, n)
+    censor = np.minimum(admin, dropout)
+
+    # second-line times: Weibull PH, parameters searched against the published figures,
+    # then the generating log-HRs nudged until the Cox fit on this very sample returns the
+    # searched log-HRs (common random numbers, a fixed number of rounds).
+    sl = cohort.loc[has_sl].reset_index(drop=True)
+    sl_censor = (censor - progression)[has_sl]
+    # strata = every covariate pattern of the two Cox models, so that each pattern's latent
+    # times follow the model closely and the sample HRs sit near the generating ones
+    strata = (
+        sl["resistance"] + "|" + sl["second_line_regimen"] + "|"
+        + sl["tumour_size_over_5cm"].astype(str) + "|" + sl["multiple_tumours"].astype(str)
+    ).to_numpy()
+    u_os = _stratified_uniforms(rng, strata)
+    noise = rng.standard_normal(len(sl))
+    z_pfs = PFS_OS_COPULA_RHO * stats.norm.ppf(u_os) + np.sqrt(1 - PFS_OS_COPULA_RHO**2) * noise
+    u_pfs = _rank_within_strata(z_pfs, strata)
+    X_pfs = second_line_design(sl, PFS_COVARIATES)
+    X_os = second_line_design(sl, OS_COVARIATES)
+    b_pfs, lam_pfs, k_pfs = fit_weibull_ph(sl, evidence, "pfs")
+    b_os, lam_os, k_os = fit_weibull_ph(sl, evidence, "os")
+    gen_pfs, gen_os = b_pfs.copy(), b_os.copy()
+
+    params = {"pfs": [lam_pfs, k_pfs], "os": [lam_os, k_os]}
+
+    def draw(gp: np.ndarray, go: np.ndarray):
+        # PFS counts death as an event, so PFS <= OS: where a drawn PFS exceeds the drawn OS
+        # the death time is moved to the PFS time (death at progression) - see README.
+        t_pfs = _weibull_times(u_pfs, X_pfs @ gp, *params["pfs"])
+        t_os = np.maximum(_weibull_times(u_os, X_os @ go, *params["os"]), t_pfs)
+        return t_pfs, t_os
+
+    median_rows = {ep: _published_medians(evidence, ep) for ep in ("pfs", "os")}
+    median_masks = {ep: [_subgroup_mask(sl, f) for f, _ in rows] for ep, rows in median_rows.items()}
+
+    def refit_baselines(gp: np.ndarray, go: np.ndarray) -> None:
+        # Weibull scale and shape re-searched so that this sample's latent (uncensored)
+        # subgroup medians match the published ones, given the current generating HRs
+        # (OS after PFS: OS is bounded below by PFS).
+        for ep in ("pfs", "os"):
+            log_m = np.log([m for _, m in median_rows[ep]])
+            w = np.array([MEDIAN_EVENT_FRACTION * mask.sum() for mask in median_masks[ep]])
+
+            def loss(theta: np.ndarray, ep: str = ep) -> float:
+                params[ep] = [theta[0], theta[1]]
+                times = draw(gp, go)[0 if ep == "pfs" else 1]
+                pred = np.log([np.median(times[mask]) for mask in median_masks[ep]])
+                return float(np.sum(w * (pred - log_m) ** 2))
+
+            result = optimize.minimize(loss, np.array(params[ep]), method="Nelder-Mead",
+                                       options={"xatol": 1e-5, "fatol": 1e-9})
+            params[ep] = [float(result.x[0]), float(result.x[1])]
+
+    for _ in range(calibration_rounds):
+        refit_baselines(gen_pfs, gen_os)
+        t_pfs, t_os = draw(gen_pfs, gen_os)
+        fit_pfs = _cox_log_hr(np.minimum(t_pfs, sl_censor), t_pfs <= sl_censor, X_pfs)
+        fit_os = _cox_log_hr(np.minimum(t_os, sl_censor), t_os <= sl_censor, X_os)
+        # damped and bounded: chase the sample noise, not a runaway
+        gen_pfs = np.clip(gen_pfs + 0.7 * (b_pfs - fit_pfs), b_pfs - 0.7, b_pfs + 0.7)
+        gen_os = np.clip(gen_os + 0.7 * (b_os - fit_os), b_os - 0.7, b_os + 0.7)
+    refit_baselines(gen_pfs, gen_os)
+    t_pfs, t_os = draw(gen_pfs, gen_os)
+
+    # OS from sorafenib start: second-line patients = progression + OS after second line;
+    # the others take the group's remaining quantiles of the published piecewise curve.
+    latent_os = np.empty(n)
+    sl_index = np.flatnonzero(has_sl)
+    latent_os[sl_index] = progression[sl_index] + t_os
+    targets = os_target_curves(evidence)
+    for group in RESISTANCE_GROUPS:
+        in_group = (cohort["resistance"] == group).to_numpy()
+        m = int(in_group.sum())
+        quantiles = targets[group].quantile_time(1.0 - (np.arange(m) + 0.5) / m)
+        free = np.ones(m, dtype=bool)
+        group_sl = np.flatnonzero(in_group & has_sl)
+        for i in group_sl[np.argsort(latent_os[group_sl])]:
+            candidates = np.flatnonzero(free)
+            j = candidates[np.argmin(np.abs(quantiles[candidates] - latent_os[i]))]
+            free[j] = False
+        rest = np.flatnonzero(in_group & ~has_sl)
+        latent_os[rest] = rng.permutation(quantiles[free])
+
+    os_months = np.round(np.minimum(latent_os, censor), 2)
+    os_event = (latent_os <= censor).astype(int)
+    cohort["os_months"] = os_months
+    cohort["os_event"] = os_event
+
+    for col in SL_COLUMNS:
+        cohort[col] = pd.Series([pd.NA] * n, dtype="Float64" if "months" in col else "Int64")
+    sl_os = np.round(np.minimum(t_os, sl_censor), 2)
+    sl_pfs = np.minimum(np.round(np.minimum(t_pfs, sl_censor), 2), sl_os)
+    cohort.loc[has_sl, "sl_pfs_months"] = sl_pfs
+    cohort.loc[has_sl, "sl_pfs_event"] = (t_pfs <= sl_censor).astype(int)
+    cohort.loc[has_sl, "sl_os_months"] = sl_os
+    cohort.loc[has_sl, "sl_os_event"] = (t_os <= sl_censor).astype(int)
+    # keep os_months consistent with the second-line timeline (rounding may differ by 0.01)
+    cohort.loc[has_sl, "os_months"] = np.round(progression[has_sl] + sl_os, 2)
+
+    # ids in random order so the row position tells nothing about the group
+    order = rng.permutation(n)
+    cohort = cohort.iloc[order].reset_index(drop=True)
+    cohort.insert(0, "patient_id", [f"R{i + 1:04d}" for i in range(n)])
+    return cohort[cohort_columns(evidence)]
+
+
+def cohort_columns(evidence: Evidence | None = None) -> list[str]:
+    evidence = evidence or load_evidence()
+    return (
+        ["patient_id", "resistance", *evidence.table1_features, "os_months", "os_event", "second_line_regimen"]
+        + SL_COLUMNS
+    )
+
+
+def write_cohort_csv(cohort: pd.DataFrame, path) -> None:
+    """CSV with fixed formatting so the bytes (and the training-data SHA-256) are reproducible."""
+    cohort.to_csv(path, index=False, lineterminator="\n", float_format="%.2f")

@@ -1,0 +1,294 @@
+"""Second-line survival: Cox PH models for PFS and OS after sorafenib failure, and the
+Kaplan-Meier reference curves of the (reconstructed or hospital) cohort.
+
+`SecondLineCoxModel` mirrors lifelines: `fit(df)`, `summary`, `predict_survival(...)`. Fitting
+uses lifelines' CoxPHFitter for the coefficients and their covariance; the Breslow baseline and
+the pieces of its variance are computed here (`_stats.breslow_baseline`) so that a JSON
+artifact carries everything needed for survival curves with confidence bands, no refitting.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+from sklearn.exceptions import NotFittedError
+
+from models._stats import Z_95, breslow_baseline
+
+PFS_COVARIATES = ("multiple_tumours", "primary_resistance", "tki_alone", "tumour_size_over_5cm")
+OS_COVARIATES = ("primary_resistance", "tki_alone", "tumour_size_over_5cm")
+COVARIATES = {"pfs": PFS_COVARIATES, "os": OS_COVARIATES}
+# Patient-level covariates that may be unknown at prediction time (regimen is what we compare).
+PATIENT_COVARIATES = ("primary_resistance", "tumour_size_over_5cm", "multiple_tumours")
+LANDMARKS = (6, 12, 24)
+
+
+def second_line_frame(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Second-line patients with the Cox covariates derived from the cohort columns."""
+    sl = cohort[cohort["second_line_regimen"].fillna("").astype(str) != ""].copy()
+    sl["primary_resistance"] = (sl["resistance"] == "primary").astype(int)
+    sl["tki_alone"] = (sl["second_line_regimen"] == "tki").astype(int)
+    for col in ("sl_pfs_months", "sl_os_months"):
+        sl[col] = sl[col].astype(float)
+    for col in ("sl_pfs_event", "sl_os_event", "multiple_tumours", "tumour_size_over_5cm"):
+        sl[col] = sl[col].astype(int)
+    return sl.reset_index(drop=True)
+
+
+class SecondLineCoxModel:
+    """Cox PH model for one endpoint ('pfs' or 'os') measured from second-line start."""
+
+    def __init__(self, endpoint: str, covariates: tuple[str, ...] | None = None):
+        self.endpoint = endpoint
+        self.covariates = covariates or COVARIATES[endpoint]
+
+    @property
+    def duration_col(self) -> str:
+        return f"sl_{self.endpoint}_months"
+
+    @property
+    def event_col(self) -> str:
+        return f"sl_{self.endpoint}_event"
+
+    def fit(self, df: pd.DataFrame) -> "SecondLineCoxModel":
+        """df: second-line patients with the covariates, duration and event columns."""
+        from lifelines import CoxPHFitter
+        from lifelines.utils import concordance_index
+
+        data = df[[*self.covariates, self.duration_col, self.event_col]].astype(float)
+        cph = CoxPHFitter()
+        cph.fit(data, duration_col=self.duration_col, event_col=self.event_col)
+        self.coef_ = cph.params_[list(self.covariates)].to_numpy()
+        self.covariance_ = cph.variance_matrix_.loc[list(self.covariates), list(self.covariates)].to_numpy()
+        self._set_baseline(data)
+        risk = data[list(self.covariates)].to_numpy() @ self.coef_
+        self.c_index_ = float(concordance_index(data[self.duration_col], -risk, data[self.event_col]))
+        return self
+
+    def recalibrate(self, df: pd.DataFrame) -> "SecondLineCoxModel":
+        """Keep the coefficients (and their covariance), re-estimate the baseline on df."""
+        self._check_fitted()
+        from lifelines.utils import concordance_index
+
+        data = df[[*self.covariates, self.duration_col, self.event_col]].astype(float)
+        self._set_baseline(data)
+        risk = data[list(self.covariates)].to_numpy() @ self.coef_
+        self.c_index_ = float(concordance_index(data[self.duration_col], -risk, data[self.event_col]))
+        return self
+
+    def _set_baseline(self, data: pd.DataFrame) -> None:
+        Z = data[list(self.covariates)].to_numpy()
+        base = breslow_baseline(data[self.duration_col].to_numpy(), data[self.event_col].to_numpy(), Z, self.coef_)
+        self.baseline_ = base
+        self.n_ = int(len(data))
+        self.events_ = int(data[self.event_col].sum())
+        self.max_time_ = float(data[self.duration_col].max())
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise NotFittedError(f"SecondLineCoxModel({self.endpoint!r}) is not fitted")
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Coefficients, hazard ratios and 95% CIs, one row per covariate (lifelines-like)."""
+        self._check_fitted()
+        se = np.sqrt(np.diag(self.covariance_))
+        return pd.DataFrame(
+            {
+                "coef": self.coef_,
+                "se(coef)": se,
+                "exp(coef)": np.exp(self.coef_),
+                "exp(coef) lower 95%": np.exp(self.coef_ - Z_95 * se),
+                "exp(coef) upper 95%": np.exp(self.coef_ + Z_95 * se),
+            },
+            index=pd.Index(self.covariates, name="covariate"),
+        )
+
+    def curve_engine(self) -> "SurvivalCurveEngine":
+        self._check_fitted()
+        return SurvivalCurveEngine(
+            covariates=self.covariates,
+            coef=self.coef_,
+            covariance=self.covariance_,
+            times=self.baseline_["times"],
+            cum_hazard=self.baseline_["cum_hazard"],
+            var_martingale=self.baseline_["var_martingale"],
+            cov_term=self.baseline_["cov_term"],
+            max_time=self.max_time_,
+        )
+
+    def predict_survival(self, x: dict[str, float]) -> "SurvivalEstimate":
+        """Survival estimate for one fully specified covariate vector."""
+        return self.curve_engine().estimate([(1.0, x)])
+
+
+class SurvivalPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    survival: float | None
+    low: float | None
+    high: float | None
+
+
+class Curve(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    times: list[float]
+    survival: list[float]
+    low: list[float]
+    high: list[float]
+
+
+class SurvivalEstimate(BaseModel):
+    """Model-based survival for one patient and regimen. Times in months from second-line
+    start; None where the training follow-up does not reach (median not reached, etc.)."""
+
+    model_config = ConfigDict(extra="forbid")
+    median_months: float | None
+    median_ci: tuple[float | None, float | None]
+    survival_at: dict[int, SurvivalPoint]
+    curve: Curve
+
+
+class SurvivalCurveEngine:
+    """Survival with pointwise 95% bands for a (weighted mixture of) covariate vector(s).
+
+    For a mixture S(t) = sum_k w_k S_k(t) (used to marginalise unknown covariates), the
+    delta method gives
+      Var S(t) ~= (sum_k w_k S_k r_k)^2 A(t) + g' V g,  g = sum_k w_k S_k r_k (x_k H0(t) - B(t)),
+    with r_k = exp(b'x_k) and A, B, H0 from the Breslow baseline (see `breslow_baseline`).
+    The band is built on the log(-log S) scale, which keeps it inside (0, 1).
+    """
+
+    def __init__(self, covariates, coef, covariance, times, cum_hazard, var_martingale, cov_term, max_time):
+        self.covariates = tuple(covariates)
+        self.coef = np.asarray(coef, dtype=float)
+        self.covariance = np.asarray(covariance, dtype=float)
+        self.times = np.concatenate([[0.0], np.asarray(times, dtype=float)])
+        self.h0 = np.concatenate([[0.0], np.asarray(cum_hazard, dtype=float)])
+        self.a = np.concatenate([[0.0], np.asarray(var_martingale, dtype=float)])
+        self.b = np.vstack([np.zeros((1, len(self.coef))), np.asarray(cov_term, dtype=float).reshape(-1, len(self.coef))])
+        self.max_time = float(max_time)
+        self._times_list = self.times.tolist()
+
+    def estimate(self, mixture: list[tuple[float, dict[str, float]]]) -> SurvivalEstimate:
+        w = np.array([weight for weight, _ in mixture])
+        X = np.array([[float(x[c]) for c in self.covariates] for _, x in mixture])
+        r = np.exp(X @ self.coef)  # (K,)
+        s_k = np.exp(-np.outer(r, self.h0))  # (K, T)
+        ws = (w * r)[:, None] * s_k  # w_k r_k S_k
+        surv = w @ s_k
+        m = ws.sum(axis=0)
+        # g(t) = sum_k w_k r_k S_k (x_k H0 - B)
+        g = (ws.T @ X) * self.h0[:, None] - m[:, None] * self.b
+        var = m**2 * self.a + np.einsum("ti,ij,tj->t", g, self.covariance, g)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_s = np.log(surv)
+            se = np.sqrt(var) / np.abs(surv * log_s)
+            low = np.where(surv < 1, surv ** np.exp(Z_95 * se), 1.0)
+            high = np.where(surv < 1, surv ** np.exp(-Z_95 * se), 1.0)
+        low = np.nan_to_num(low, nan=0.0)
+        high = np.nan_to_num(high, nan=1.0)
+        surv_at = {}
+        for t in LANDMARKS:
+            if t > self.max_time:
+                surv_at[t] = SurvivalPoint(survival=None, low=None, high=None)
+                continue
+            i = int(np.searchsorted(self.times, t, side="right") - 1)
+            surv_at[t] = SurvivalPoint(survival=float(surv[i]), low=float(low[i]), high=float(high[i]))
+        return SurvivalEstimate(
+            median_months=self._first_below_half(surv),
+            median_ci=(self._first_below_half(low), self._first_below_half(high)),
+            survival_at=surv_at,
+            curve=Curve(times=self._times_list, survival=surv.tolist(), low=low.tolist(), high=high.tolist()),
+        )
+
+    def _first_below_half(self, s: np.ndarray) -> float | None:
+        below = np.flatnonzero(s <= 0.5)
+        return float(self.times[below[0]]) if len(below) else None
+
+
+def covariate_patterns(sl: pd.DataFrame) -> list[dict]:
+    """Counts of each combination of the patient-level covariates among training patients:
+    the distribution an unknown covariate is marginalised over."""
+    counts = sl.groupby(list(PATIENT_COVARIATES)).size()
+    rows = []
+    for combo in product((0, 1), repeat=len(PATIENT_COVARIATES)):
+        rows.append({**dict(zip(PATIENT_COVARIATES, (bool(v) for v in combo))), "n": int(counts.get(combo, 0))})
+    return rows
+
+
+def marginal_mixture(patterns: list[dict], known: dict[str, bool | None]) -> tuple[list[tuple[float, dict]], list[str]]:
+    """Weights over the patterns compatible with the known covariates (training prevalence
+    of the unknown ones among patients sharing the known ones; if none share them, the
+    unknowns' overall prevalence)."""
+    unknown = [c for c in PATIENT_COVARIATES if known.get(c) is None]
+    fixed = {c: bool(v) for c, v in known.items() if v is not None}
+    compatible = [p for p in patterns if all(p[c] == v for c, v in fixed.items())]
+    total = sum(p["n"] for p in compatible)
+    if total == 0:  # fall back to the unknowns' marginal distribution
+        compatible = [{**p, **fixed} for p in patterns]
+        total = sum(p["n"] for p in compatible)
+    mixture: dict[tuple, float] = {}
+    for p in compatible:
+        key = tuple(p[c] for c in PATIENT_COVARIATES)
+        mixture[key] = mixture.get(key, 0.0) + p["n"] / total
+    return [(w, dict(zip(PATIENT_COVARIATES, key))) for key, w in mixture.items() if w > 0], unknown
+
+
+# --- Kaplan-Meier reference curves --------------------------------------------------------------
+
+
+def km_curve(durations, events, label: str, endpoint: str, group: dict[str, str]) -> dict:
+    from lifelines import KaplanMeierFitter
+    from lifelines.utils import median_survival_times
+
+    kmf = KaplanMeierFitter(label=label).fit(np.asarray(durations, float), np.asarray(events, int))
+    ci = kmf.confidence_interval_
+    med_ci = median_survival_times(ci)
+    median = float(kmf.median_survival_time_)
+
+    def finite(v: float) -> float | None:
+        return None if not np.isfinite(v) else float(v)
+
+    return {
+        "label": label,
+        "endpoint": endpoint,
+        "group": group,
+        "n": int(len(durations)),
+        "events": int(np.sum(events)),
+        "median_months": finite(median),
+        "median_ci": [finite(float(med_ci.iloc[0, 0])), finite(float(med_ci.iloc[0, 1]))],
+        "times": kmf.survival_function_.index.to_numpy(dtype=float).tolist(),
+        "survival": kmf.survival_function_.iloc[:, 0].to_numpy(dtype=float).tolist(),
+        "low": ci.iloc[:, 0].to_numpy(dtype=float).tolist(),
+        "high": ci.iloc[:, 1].to_numpy(dtype=float).tolist(),
+    }
+
+
+def reference_km_curves(cohort: pd.DataFrame) -> list[dict]:
+    """OS from sorafenib start by resistance group; PFS and OS from second-line start by
+    resistance group, by regimen and by both."""
+    curves = []
+    for group in ("primary", "secondary"):
+        d = cohort[cohort["resistance"] == group]
+        curves.append(km_curve(d["os_months"], d["os_event"], f"OS from sorafenib start, {group} resistance",
+                               "os_from_sorafenib", {"resistance": group}))
+    sl = second_line_frame(cohort)
+    for endpoint in ("pfs", "os"):
+        subgroups: list[dict[str, str]] = [{"resistance": g} for g in ("primary", "secondary")]
+        subgroups += [{"regimen": r} for r in ("tki", "tki_pd1")]
+        subgroups += [{"resistance": g, "regimen": r} for g in ("primary", "secondary") for r in ("tki", "tki_pd1")]
+        for grp in subgroups:
+            mask = np.ones(len(sl), dtype=bool)
+            if "resistance" in grp:
+                mask &= (sl["resistance"] == grp["resistance"]).to_numpy()
+            if "regimen" in grp:
+                mask &= (sl["second_line_regimen"] == grp["regimen"]).to_numpy()
+            d = sl[mask]
+            if len(d) == 0:
+                continue
+            label = f"{endpoint.upper()} from second-line start, " + ", ".join(f"{k}={v}" for k, v in grp.items())
+            curves.append(km_curve(d[f"sl_{endpoint}_months"], d[f"sl_{endpoint}_event"], label, f"sl_{endpoint}", grp))
+    return curves
