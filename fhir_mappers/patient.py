@@ -127,7 +127,7 @@ def _observation_date(obs: dict, report_dates: dict) -> tuple[FhirDate | None, s
 
 
 def _status_reason(resource: dict, label: str) -> tuple[MissingReason | None, str]:
-    status = resource.get("status")
+    status = text(resource.get("status"))
     rid = f"{resource.get('resourceType')}/{resource.get('id')}"
     if status in ERROR_STATUSES:
         return MissingReason.entered_in_error, f"{label} in {rid} has status {status}; ignored"
@@ -524,7 +524,7 @@ def _prior_surgery(procedures: list[dict], terminology: Terminology, as_of: date
         matched = terminology.match("procedures", procedure.get("code"), keys=("hcc_surgery",))
         if matched is None:
             continue
-        status = procedure.get("status")
+        status = text(procedure.get("status"))
         performed = parse_fhir_date(procedure.get("performedDateTime")) or parse_fhir_date(
             as_dict(procedure.get("performedPeriod")).get("start")
         )
@@ -687,7 +687,7 @@ def _exposures(flat: list[dict], by_ref: dict, terminology: Terminology, as_of: 
             continue
         name, coding = matched
         rid = f"{resource.get('resourceType')}/{resource.get('id')}"
-        status = resource.get("status")
+        status = text(resource.get("status"))
         if status in NOT_TAKEN:
             skipped.append(f"{rid} ({name}) status {status}")
             continue
@@ -718,7 +718,7 @@ def _progression_events(flat: list[dict], terminology: Terminology, report_dates
         if kind == "Observation":
             if terminology.match("progression", resource.get("code"), keys=("status_codes",)) is None:
                 continue
-            if resource.get("status") not in FINAL_STATUSES:
+            if text(resource.get("status")) not in FINAL_STATUSES:
                 continue
             concept = resource.get("valueCodeableConcept")
             matched = terminology.match("progression", concept, keys=("progression_values",))
@@ -734,7 +734,7 @@ def _progression_events(flat: list[dict], terminology: Terminology, report_dates
                 continue
             when, source = _observation_date(resource, report_dates)
         elif kind == "DiagnosticReport":
-            if resource.get("status") not in REPORT_FINAL_STATUSES:
+            if text(resource.get("status")) not in REPORT_FINAL_STATUSES:
                 continue
             coding = None
             for concept in as_list(resource.get("conclusionCode")):
