@@ -186,32 +186,32 @@ def _curve(label: str, estimate: Any) -> Curve | None:
     )
 
 
-def survival_panels(comparison: Any, reference: Any) -> list[SurvivalPanel]:
+REFERENCE_ENDPOINTS = {"pfs": "sl_pfs", "os": "sl_os"}
+
+
+def survival_panels(comparison: Any, reference: Any, resistance: str | None) -> list[SurvivalPanel]:
     panels = []
     for endpoint, title in ENDPOINTS.items():
         per_arm = _get(comparison, endpoint) if comparison is not None else None
         curves = [c for arm, label in ARMS.items() if per_arm is not None and (c := _curve(label, _get(per_arm, arm)))]
-        ref_curves = reference_curves(reference, endpoint)
+        ref_curves = reference_curves(reference, endpoint, resistance)
         if curves or ref_curves:
             panels.append(SurvivalPanel(endpoint=endpoint, title=title, curves=curves, reference=ref_curves))
     return panels
 
 
-def reference_curves(reference: Any, endpoint: str) -> list[Curve]:
-    """The study's reconstructed KM curves for one endpoint, whatever container they come in."""
-    if reference is None:
-        return []
-    items = _get(reference, endpoint)
-    if items is None and isinstance(reference, (list, tuple)):
-        items = [r for r in reference if _get(r, "endpoint") == endpoint]
-    if items is None:
-        return []
-    pairs = items.items() if isinstance(items, dict) else [(_get(r, "label") or _get(r, "group") or "", r) for r in items]
+def reference_curves(reference: Any, endpoint: str, resistance: str | None) -> list[Curve]:
+    """The (reconstructed) study cohort's KM curves by regimen, within the patient's resistance
+    group when it is known, from second-line start."""
     curves = []
-    for label, item in pairs:
-        curve = _curve(f"Study cohort: {str(label).replace('_', ' ')}", item)
-        if curve:
-            curves.append(curve)
+    for arm, arm_label in ARMS.items():
+        wanted = {"regimen": arm, **({"resistance": resistance} if resistance else {})}
+        for item in reference or []:
+            if _get(item, "endpoint") == REFERENCE_ENDPOINTS[endpoint] and _get(item, "group") == wanted:
+                group = f"{resistance} resistance, " if resistance else ""
+                curve = _curve(f"Study cohort, {group}{arm_label} (n={_get(item, 'n')})", item)
+                if curve:
+                    curves.append(curve)
     return curves
 
 
@@ -259,7 +259,7 @@ def build_view(
     terminology = load_terminology(settings.terminology_path) if settings.terminology_path else load_terminology()
     draft = _draft_summary(context, as_of, terminology)
 
-    assessment = _shared_assessment(resources, as_of=as_of, draft=draft)
+    assessment = _shared_assessment(resources, as_of=as_of, draft=draft, terminology=terminology, settings=settings)
     if assessment is not None:
         return _from_assessment(view, assessment)
 
@@ -295,14 +295,14 @@ def build_view(
             "Second-line survival estimates need the resistance type (sorafenib start and first "
             "radiological progression)."
         )
-        view.reference_only = survival_panels(None, reference)
+        view.reference_only = survival_panels(None, reference, None)
     else:
         comparison = bundle.survival_comparison(
             primary_resistance=primary == "primary",
             tumour_size_over_5cm=features.tumour_size_over_5cm.value,
             multiple_tumours=features.multiple_tumours.value,
         )
-        view.survival = survival_panels(comparison, reference)
+        view.survival = survival_panels(comparison, reference, primary)
     return view
 
 
@@ -318,12 +318,30 @@ def _risk_view(risk: Any, afp: bool | None, alt: bool | None) -> RiskView:
     )
 
 
-def _shared_assessment(resources: list[dict], *, as_of: date, draft: Any) -> Any:
+def _shared_assessment(resources: list[dict], *, as_of: date, draft: Any, terminology: Any, settings: Any) -> Any:
+    """``models.assessment.assess`` for the card's draft order, or None (no draft / not built)."""
+    if draft is None or not draft.relevant_orders:
+        return None
+    bundle = _model_bundle()
     try:
         from models.assessment import assess
     except ImportError:
         return None
-    return assess(resources, as_of=as_of, draft=draft)
+    if bundle is None:
+        return None
+    order = draft.relevant_orders[0]
+    return assess(
+        resources,
+        as_of=as_of,
+        ordered_drug=order.drug or "",
+        ordered_class=order.drug_class.value,
+        ordered_reference=order.reference,
+        pd1_in_draft=draft.has_pd1_inhibitor,
+        bundle=bundle,
+        terminology=terminology,
+        lab_lookback_days=settings.lab_lookback_days,
+        imaging_lookback_days=settings.imaging_lookback_days,
+    )
 
 
 def _model_bundle() -> Any:
@@ -341,11 +359,13 @@ def _model_bundle() -> Any:
 def _from_assessment(view: AppView, assessment: Any) -> AppView:
     features = _get(assessment, "features")
     history = _get(assessment, "history")
-    view.scenario = str(_get(assessment, "scenario") or view.scenario or "") or None
+    scenario = _get(assessment, "scenario")
+    view.scenario = getattr(scenario, "value", scenario) or view.scenario
     if features is not None:
         view.features = feature_rows(features, FEATURE_LABELS)
     if history is not None:
         view.history = history_rows(history)
+    view.out_of_scope = [str(m) for m in (_get(assessment, "out_of_scope") or [])]
     risk = _get(assessment, "risk")
     if risk is not None:
         view.risk = _risk_view(
@@ -354,15 +374,24 @@ def _from_assessment(view: AppView, assessment: Any) -> AppView:
             _get(_get(features, "alt_over_40"), "value"),
         )
     else:
-        view.risk_unavailable = "No primary-resistance estimate for this patient and order."
+        view.risk_unavailable = (
+            "AFP and ALT within the look-back window are both needed for the estimate."
+            if view.scenario == "first_line" and not view.out_of_scope
+            else "The primary-resistance estimate applies when sorafenib is ordered as first-line therapy."
+        )
     bundle = _model_bundle()
     reference = bundle.reference_curves() if bundle is not None and hasattr(bundle, "reference_curves") else None
+    resistance = _get(_get(history, "resistance_type"), "value")
     survival = _get(assessment, "survival")
     if survival is not None:
-        view.survival = survival_panels(survival, reference)
+        view.survival = survival_panels(survival, reference, resistance)
     else:
-        view.survival_unavailable = "No second-line survival estimate for this patient and order."
-        view.reference_only = survival_panels(None, reference)
-    view.missing = [str(m) for m in (_get(assessment, "missing") or [])]
+        view.survival_unavailable = (
+            "Second-line survival estimates apply when a TKI is ordered after sorafenib failure."
+        )
+        view.reference_only = survival_panels(None, reference, resistance)
+    missing_data = _get(assessment, "missing_data") or {}
+    view.missing = [f"{key}: {why}" for key, why in missing_data.items()]
+    view.missing += [row.label for row in view.features if row.missing and row.key in ("afp", "alt", "tumour_size_cm")]
     view.out_of_scope = [str(m) for m in (_get(assessment, "out_of_scope") or [])]
     return view

@@ -32,7 +32,7 @@ def _step(ax, curve: Curve, colour: str, style: str, band: bool) -> None:
 def describe(panel: SurvivalPanel) -> str:
     parts = []
     for curve in panel.curves + panel.reference:
-        median = f"median {curve.median_months:g} months" if curve.median_months is not None else "median not reached"
+        median = f"median {curve.median_months:.1f} months" if curve.median_months is not None else "median not reached"
         parts.append(f"{curve.label}: {median}")
     bands = " Shaded areas are 95% confidence bands." if any(c.low for c in panel.curves) else ""
     return f"{panel.title}, probability against months. " + "; ".join(parts) + "." + bands
@@ -41,7 +41,7 @@ def describe(panel: SurvivalPanel) -> str:
 def survival_svg(panel: SurvivalPanel, chart_id: str) -> str:
     """One panel (PFS or OS) as an accessible inline <svg> element (no XML prologue)."""
     with rc_context({"svg.hashsalt": chart_id, "svg.fonttype": "none", "font.size": 11}):
-        fig = Figure(figsize=(6.4, 4.0))
+        fig = Figure(figsize=(6.4, 4.6))
         FigureCanvasSVG(fig)
         ax = fig.add_subplot()
         for index, curve in enumerate(panel.curves):
@@ -53,7 +53,7 @@ def survival_svg(panel: SurvivalPanel, chart_id: str) -> str:
         ax.set_ylim(0, 1.02)
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper right", frameon=False, fontsize=9)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False, fontsize=8.5)
         ax.set_title(panel.title)
         fig.tight_layout()
         buffer = io.StringIO()

@@ -152,8 +152,8 @@ def app_page():
         )
     )
     response.headers["Cache-Control"] = "no-store"
-    # Everything is served from here; the EHR may frame the page.
-    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self'"
+    # Everything is served from here; the EHR may frame the page. Inline styles: matplotlib's SVG.
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
     return response
 
 

@@ -110,6 +110,7 @@ class AuthorizationCode:
 
 @dataclass
 class State:
+    fhir_base: str = ""
     clients: dict[str, Client] = field(default_factory=dict)
     launches: dict[str, LaunchContext] = field(default_factory=dict)
     codes: dict[str, AuthorizationCode] = field(default_factory=dict)
@@ -130,7 +131,7 @@ class S256Only(CodeChallenge):
 
 
 def create_auth_app(fhir_base: str, client_id: str, redirect_uris: list[str]) -> tuple[Flask, State]:
-    state = State()
+    state = State(fhir_base=fhir_base)
     state.clients[client_id] = Client(client_id, list(redirect_uris))
     app = Flask(__name__)
     app.secret_key = secrets.token_hex(16)
@@ -208,8 +209,8 @@ def create_auth_app(fhir_base: str, client_id: str, redirect_uris: list[str]) ->
 
     def check_smart_request():
         """SMART additions to the OAuth request: aud must be our FHIR base; launch must be known."""
-        if request.values.get("aud", "").rstrip("/") != fhir_base.rstrip("/"):
-            return f"aud must be the FHIR base URL {fhir_base}"
+        if request.values.get("aud", "").rstrip("/") != state.fhir_base.rstrip("/"):
+            return f"aud must be the FHIR base URL {state.fhir_base}"
         launch = request.values.get("launch")
         if launch is not None and launch not in state.launches:
             return "unknown launch"
@@ -305,6 +306,9 @@ class AuthServer:
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def set_fhir_base(self, fhir_base: str) -> None:
+        self.fhir_base = self.state.fhir_base = fhir_base
 
     def allow_redirect_uri(self, uri: str) -> None:
         self.state.clients[self.client_id].redirect_uris.append(uri)
