@@ -71,6 +71,10 @@ class Terminology:
     def codes(self, section: str, key: str) -> list[CodingRef]:
         return list(self._keys.get(section, {}).get(key, []))
 
+    def drug_codes(self, name: str) -> list[CodingRef]:
+        """The codings declared for a drug, in file order (used to write orderable suggestions)."""
+        return self.codes("drugs", name)
+
     def match_coding(self, section: str, coding: object) -> tuple[str, ...]:
         """Keys in `section` that this coding (a FHIR Coding dict) maps to (may be empty)."""
         if not isinstance(coding, dict):
@@ -232,7 +236,9 @@ def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
                 raise TerminologyError(f"{here}: names must be a list of words")
             merged = tuple(dict.fromkeys([*(previous.names if previous else ()), *(n.lower() for n in names)]))
             terminology.drugs[str(name)] = Drug(str(name), drug_class, merged)
-            for uris, code, _ in _codings(spec.get("codes"), systems, f"{here}.codes"):
+            refs = terminology._keys.setdefault("drugs", {}).setdefault(str(name), [])
+            for uris, code, ref in _codings(spec.get("codes"), systems, f"{here}.codes"):
+                refs.append(ref)
                 for uri in uris:
                     terminology._drug_codes[(uri, normalise_code(uri, code))] = str(name)
     return terminology
