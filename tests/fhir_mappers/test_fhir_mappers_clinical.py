@@ -172,3 +172,10 @@ def test_a_file_without_extends_replaces_the_default(tmp_path):
     t = load_terminology(path)
     assert t.match("labs", {"coding": [{"system": "http://x.example/lab", "code": "A"}]})[0] == "afp"
     assert t.match("labs", {"coding": [{"system": "http://loinc.org", "code": "1834-1"}]}) is None
+
+
+def test_drug_codes_in_file_order(terminology):
+    codes = terminology.drug_codes("sorafenib")
+    assert codes[0].code == "495881" and codes[0].system == "http://www.nlm.nih.gov/research/umls/rxnorm"
+    assert codes[-1].code == "L01EX02"
+    assert terminology.drug_codes("no-such-drug") == []
