@@ -82,3 +82,32 @@ def breslow_baseline(
     a = np.cumsum(np.asarray(a))
     b = np.cumsum(np.asarray(b).reshape(len(times), Z.shape[1]), axis=0)
     return {"times": times, "cum_hazard": h0, "var_martingale": a, "cov_term": b}
+
+
+def cox_newton(durations: np.ndarray, events: np.ndarray, X: np.ndarray, max_iter: int = 50) -> np.ndarray:
+    """Cox partial-likelihood MLE (Breslow ties) by Newton-Raphson; returns the log-HRs.
+
+    A lean stand-in for lifelines inside the reconstruction's calibration loop, where the fit
+    runs many times; the shipped models are fitted with lifelines.
+    """
+    durations = np.asarray(durations, dtype=float)
+    events = np.asarray(events, dtype=bool)
+    X = np.asarray(X, dtype=float)
+    order = np.argsort(-durations, kind="stable")
+    t_sorted, X_sorted = durations[order], X[order]
+    at_risk_end = np.searchsorted(-t_sorted, -durations[events], side="right") - 1
+    x_events = X[events]
+    beta = np.zeros(X.shape[1])
+    for _ in range(max_iter):
+        r = np.exp(X_sorted @ beta)
+        s0 = np.cumsum(r)[at_risk_end]
+        s1 = np.cumsum(X_sorted * r[:, None], axis=0)[at_risk_end]
+        s2 = np.cumsum(np.einsum("ni,nj->nij", X_sorted, X_sorted) * r[:, None, None], axis=0)[at_risk_end]
+        mean = s1 / s0[:, None]
+        grad = np.sum(x_events - mean, axis=0)
+        info = np.sum(s2 / s0[:, None, None] - np.einsum("ni,nj->nij", mean, mean), axis=0)
+        step = np.linalg.solve(info, grad)
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return beta

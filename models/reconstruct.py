@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from models._stats import logistic_irls
+from models._stats import cox_newton, logistic_irls
 from models.evidence import Evidence, load_evidence
 
 # The default seed is the first seed (counting from 0) for which every check of the
@@ -319,14 +319,7 @@ def _rank_within_strata(values: np.ndarray, strata: np.ndarray) -> np.ndarray:
 
 
 def _cox_log_hr(durations: np.ndarray, events: np.ndarray, X: np.ndarray) -> np.ndarray:
-    from lifelines import CoxPHFitter
-
-    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
-    frame["T"] = durations
-    frame["E"] = events.astype(int)
-    cph = CoxPHFitter()
-    cph.fit(frame, duration_col="T", event_col="E")
-    return cph.params_.to_numpy()
+    return cox_newton(durations, events, X)
 
 
 # --- putting it together --------------------------------------------------------------------------
