@@ -103,9 +103,11 @@ class EhrSimulator:
                 return card, card["suggestions"][0]
         return None
 
-    def apply_suggestion(self, suggestion: dict) -> dict:
-        """Apply the actions as one transaction Bundle; returns the transaction-response."""
-        entries = []
+    def apply_suggestion(self, suggestion: dict, draft_orders: set[str] = frozenset()) -> tuple[dict | None, list[str]]:
+        """Apply the actions: deletes of the hook's own draft orders come off the EHR's order
+        session (they were never stored on the FHIR server); everything else goes to the FHIR
+        server as one transaction Bundle. Returns (transaction-response or None, drafts removed)."""
+        entries, removed_drafts = [], []
         for action in suggestion.get("actions", []):
             kind = action["type"]
             if kind == "create":
@@ -122,17 +124,29 @@ class EhrSimulator:
                     "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
                 })
             elif kind == "delete":
-                for reference in action.get("resourceId", []):
-                    entries.append({"request": {"method": "DELETE", "url": reference}})
+                # CDS Hooks 2.0 shows resourceId as one relative reference in its example and
+                # as an array in its table; a tolerant client takes either.
+                references = action.get("resourceId")
+                if isinstance(references, str):
+                    references = [references]
+                if not isinstance(references, list) or not references or not all(isinstance(r, str) for r in references):
+                    raise SimulatorError(f"delete action needs resourceId (relative reference), got {references!r}")
+                for reference in references:
+                    if reference in draft_orders:
+                        removed_drafts.append(reference)
+                    else:
+                        entries.append({"request": {"method": "DELETE", "url": reference}})
             else:
                 raise SimulatorError(f"unknown action type {kind!r}")
+        if not entries:
+            return None, removed_drafts
         bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
         response = self.session.post(
             self.fhir_base, json=bundle, headers={"Content-Type": "application/fhir+json"}, timeout=TIMEOUT
         )
         if response.status_code >= 300:
             raise SimulatorError(f"FHIR server refused the suggestion: {response.status_code} {response.text[:500]}")
-        return response.json()
+        return response.json(), removed_drafts
 
     def feedback(self, service_id: str, card: dict, suggestion: dict) -> requests.Response:
         body = {

@@ -31,6 +31,10 @@ SORAFENIB_DRAFT = {
 CARDS_PENDING = pytest.mark.xfail(strict=False, reason="cards not wired yet")
 
 
+def _as_list(value):
+    return [value] if isinstance(value, str) else list(value)
+
+
 @pytest.fixture(scope="module")
 def first_line_call(stack):
     ehr = stack.ehr()
@@ -65,17 +69,24 @@ def test_first_suggestion_is_applied_and_feedback_stored(stack, first_line_call)
     assert picked is not None, "a high-risk first-line patient (AFP 1 250, ALT 65) gets a card with suggestions"
     card, suggestion = picked
     assert suggestion.get("uuid") and card.get("uuid")
-    result = ehr.apply_suggestion(suggestion)
-    assert result["type"] == "transaction-response"
+    drafts = set(call.request["context"]["selections"])
+    result, removed = ehr.apply_suggestion(suggestion, draft_orders=drafts)
+    assert result is not None and result["type"] == "transaction-response"
     statuses = [entry["response"]["status"] for entry in result["entry"]]
     assert all(status.startswith(("200", "201", "204")) for status in statuses), statuses
     # What was created is now in the record, found by a patient search.
-    for action, entry in zip(suggestion["actions"], result["entry"]):
+    stored_actions = [
+        a for a in suggestion["actions"]
+        if not (a["type"] == "delete" and set(_as_list(a["resourceId"])) <= drafts)
+    ]
+    assert len(stored_actions) == len(result["entry"])
+    for action, entry in zip(stored_actions, result["entry"]):
         if action["type"] == "create":
             kind = action["resource"]["resourceType"]
             found = requests.get(f"{stack.fhir_base}/{kind}", params={"patient": FIRST_LINE}, timeout=10).json()
             created_id = entry["resource"]["id"] if "resource" in entry else entry["response"]["location"].split("/")[1]
             assert created_id in {e["resource"]["id"] for e in found.get("entry", [])}
+    assert removed == ["MedicationRequest/draft-sorafenib"] or not removed
     feedback = ehr.feedback(SERVICE, card, suggestion)
     assert feedback.status_code == 200, feedback.text
 
