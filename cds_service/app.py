@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
-from . import auth, feedback, health, hooks, observability, smart
+from . import auth, feedback, health, hooks, model_card, observability, smart
 from .errors import register_error_handlers
 from .pipeline import Pipeline
 from .runtime import EXTENSION, Runtime
@@ -13,8 +13,6 @@ from .services import build_services, prefetch_templates
 from .settings import Settings
 from .store import FeedbackStore
 
-LAB_LOINC = [f"http://loinc.org|{c}" for c in ("1834-1", "1742-6", "1920-8", "1975-2", "1751-7", "777-3", "6301-6")]
-TUMOUR_LOINC = [f"http://loinc.org|{c}" for c in ("21889-1", "33728-7", "97509-4")]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -24,12 +22,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     observability.init_app(app, settings)  # JSON logs, request ids, GET /metrics
 
-    templates = prefetch_templates(LAB_LOINC, TUMOUR_LOINC)
+    store = FeedbackStore(settings.database_url, migrate_schema=settings.migrate_on_start)
+    pipeline = Pipeline(settings, store)
     app.extensions[EXTENSION] = Runtime(
         settings=settings,
-        services=build_services(templates),
-        store=FeedbackStore(settings.database_url, migrate_schema=settings.migrate_on_start),
-        pipeline=Pipeline(settings),
+        services=build_services(prefetch_templates(pipeline.terminology)),
+        store=store,
+        pipeline=pipeline,
     )
     # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route.
     CORS(
@@ -41,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     if settings.jwt_enforced:
         auth.install(app, settings)
-    for blueprint in (hooks.bp, feedback.bp, health.bp):
+    for blueprint in (hooks.bp, feedback.bp, health.bp, model_card.bp):
         app.register_blueprint(blueprint)
     smart.init_app(app)  # SMART app at /smart (its own cookie settings)
     return app

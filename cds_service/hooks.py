@@ -32,8 +32,8 @@ def call_service(service_id: str):
             f"Service '{service_id}' answers the '{service.hook}' hook, not '{hook_request.hook}'.",
             [{"field": "hook", "problem": f"expected '{service.hook}'"}],
         )
-    response = state.pipeline.assess(service, hook_request)
-    return jsonify(response)
+    base_url = state.settings.public_base_url or request.url_root.rstrip("/")
+    return jsonify(state.pipeline.assess(service, hook_request, base_url))
 
 
 def parse_json_body(model, what: str):

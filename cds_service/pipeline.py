@@ -1,26 +1,141 @@
-"""One hook call, end to end: draft orders → prefetch → features → models → cards."""
+"""One hook call, end to end: draft orders → prefetch → features → models → cards.
+
+Loaded once per process (terminology, model artifact, HTTP session); a call then costs only
+the mapping and a few array operations. Irrelevant orders leave after the draft-order check.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from datetime import date, datetime, timezone
 from typing import Any
 
+from cards.context import CardContext
+from cards.render import build_response
+from fhir_mappers.orders import DraftOrder, DrugClass, classify_draft_orders
+from fhir_mappers.resources import iter_resources
+from fhir_mappers.terminology import Terminology, load_terminology
+from models.assessment import Assessment, assess
+from models.registry import ModelBundle, load_bundle
+
+from . import observability
 from .fhir_client import FhirClient
-from .prefetch import resolve
+from .prefetch import ResolvedPrefetch, resolve
 from .schemas import HookRequest
 from .services import CdsService
 from .settings import Settings
+from .smart import app_context
+from .store import AssessmentAudit, AuditCard, FeedbackStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+TRIGGER_CLASSES = (DrugClass.SORAFENIB, DrugClass.TKI)
 
 
 class Pipeline:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, store: FeedbackStore):
         self.settings = settings
+        self.store = store
+        self.terminology: Terminology = load_terminology(settings.terminology_path)
+        self.bundle: ModelBundle = load_bundle(settings.model_dir)
         self.client = FhirClient(
             max_bytes=settings.fetch_max_bytes,
             max_pages=settings.fetch_max_pages,
             workers=settings.fetch_workers,
         )
-        self.ready = True
+        observability.set_model_version(self.bundle.version)
 
-    def assess(self, service: CdsService, request: HookRequest) -> dict[str, Any]:
-        resolve(request, list(service.templates), self.client, self.settings.fetch_budget_seconds)
-        return {"cards": []}
+    @property
+    def ready(self) -> bool:
+        return self.bundle is not None and self.terminology is not None
+
+    def assess(self, service: CdsService, request: HookRequest, base_url: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        context = request.context
+        selected = classify_draft_orders(context.draftOrders, context.selections, self.terminology)
+        trigger = next((o for o in selected.orders if o.drug_class in TRIGGER_CLASSES), None)
+        if trigger is None:
+            return {"cards": []}  # fast path: nothing we have evidence about is being ordered
+
+        every_draft = (
+            selected
+            if context.selections is None
+            else classify_draft_orders(context.draftOrders, None, self.terminology)
+        )
+        resolved = resolve(request, list(service.templates), self.client, self.settings.fetch_budget_seconds)
+        self._observe_fetches(resolved)
+        as_of = selected.order_date or datetime.now(timezone.utc).date()
+        assessment = assess(
+            iter_resources(resolved.values.values()),
+            as_of=as_of,
+            ordered_drug=trigger.drug or trigger.drug_class.value,
+            ordered_class=trigger.drug_class.value,
+            ordered_reference=trigger.reference,
+            pd1_in_draft=every_draft.has_pd1_inhibitor,
+            bundle=self.bundle,
+            terminology=self.terminology,
+            missing_data=resolved.missing,
+            lab_lookback_days=self.settings.lab_lookback_days,
+            imaging_lookback_days=self.settings.imaging_lookback_days,
+        )
+        cards_context = self._card_context(service, request, trigger, assessment, as_of, base_url)
+        response = build_response(assessment, cards_context)
+        observability.observe_cards(service.id, [card.indicator for card in response.cards])
+        self._audit(service, request, assessment, response, resolved, started)
+        return response.to_json()
+
+    def _card_context(
+        self,
+        service: CdsService,
+        request: HookRequest,
+        trigger: DraftOrder,
+        assessment: Assessment | None,
+        as_of: date,
+        base_url: str,
+    ) -> CardContext:
+        coding = trigger.coding
+        return CardContext(
+            hook_instance=str(request.hookInstance),
+            patient_id=request.context.patientId,
+            encounter_id=request.context.encounterId,
+            base_url=base_url,
+            terminology=self.terminology,
+            lab_lookback_days=self.settings.lab_lookback_days,
+            quiet_low_risk_card=self.settings.quiet_low_risk_card,
+            alternatives_min_high_markers=self.settings.alternatives_min_high_markers,
+            smart_launch_url=self.settings.smart_app_url or f"{base_url}/smart/launch",
+            app_context=app_context(
+                as_of=as_of,
+                scenario=assessment.scenario.value if assessment else None,
+                hook_instance=str(request.hookInstance),
+                service_id=service.id,
+                drug_system=coding.system if coding else None,
+                drug_code=coding.code if coding else None,
+                drug_display=(coding.display if coding else None) or trigger.drug,
+            ),
+        )
+
+    @staticmethod
+    def _observe_fetches(resolved: ResolvedPrefetch) -> None:
+        for key in resolved.fetched:
+            observability.observe_fetch(key, True)
+        for key in resolved.fetch_failed:
+            observability.observe_fetch(key, False)
+
+    def _audit(self, service, request, assessment, response, resolved, started: float) -> None:
+        record = AssessmentAudit(
+            hook_instance=request.hookInstance,
+            service_id=service.id,
+            hook=request.hook,
+            model_version=self.bundle.version,
+            outcome="cards" if response.cards else "no_cards",
+            timing_ms=(time.perf_counter() - started) * 1000,
+            cards=[AuditCard(uuid=c.uuid, indicator=c.indicator, kind=c.source.topic.code if c.source.topic else None) for c in response.cards],
+            missing_data=sorted(resolved.missing) + sorted(assessment.missing_markers if assessment else []),
+        )
+        try:
+            self.store.record_assessment(record)
+        except StoreUnavailable:
+            # The answer matters more to the clinician than the audit row; the metric and log say it was lost.
+            log.warning("audit record not stored", extra={"hook_instance": str(request.hookInstance)})

@@ -37,6 +37,7 @@ class ResolvedPrefetch:
 
     values: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     fetched: list[str] = field(default_factory=list)
+    fetch_failed: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)  # key -> why
 
     @property
@@ -103,6 +104,7 @@ def resolve(
         if outcome.error is not None:
             result.missing[key] = outcome.error
             result.values[key] = None
+            result.fetch_failed.append(key)
         else:
             result.values[key] = outcome.resource
             result.fetched.append(key)

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 
 class Tolerant(BaseModel):
@@ -49,8 +49,9 @@ class OrderContext(Tolerant):
 class HookRequest(Tolerant):
     hook: str = Field(min_length=1)
     hookInstance: UUID
-    fhirServer: AnyHttpUrl | None = None
+    # fhirAuthorization is declared first so that fhirServer's validator can see it.
     fhirAuthorization: FhirAuthorization | None = None
+    fhirServer: AnyHttpUrl | None = Field(None, validate_default=True)
     context: OrderContext
     prefetch: dict[str, Any] | None = None
 
@@ -62,11 +63,12 @@ class HookRequest(Tolerant):
                 raise ValueError(f"prefetch['{key}'] must be a FHIR resource or null")
         return value
 
-    @model_validator(mode="after")
-    def _server_with_token(self) -> "HookRequest":
-        if self.fhirAuthorization is not None and self.fhirServer is None:
+    @field_validator("fhirServer")
+    @classmethod
+    def _server_with_token(cls, value: AnyHttpUrl | None, info: ValidationInfo) -> AnyHttpUrl | None:
+        if value is None and info.data.get("fhirAuthorization") is not None:
             raise ValueError("fhirServer is required when fhirAuthorization is given")
-        return self
+        return value
 
     @property
     def fhir_base(self) -> str | None:

@@ -5,24 +5,52 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from fhir_mappers.terminology import SECTIONS, Terminology
+
 from .prefetch import PrefetchTemplate
+
+LAB_KEYS = SECTIONS["labs"]
 
 PATIENT = "{{context.patientId}}"
 
 
-def prefetch_templates(lab_codes: list[str], tumour_codes: list[str]) -> list[PrefetchTemplate]:
+# Observation codes the tumour template asks for: sections and keys of the terminology file.
+_TUMOUR_KEYS = {
+    "imaging": ("tumour_size", "tumour_count"),
+    "findings": ("vascular_invasion", "extrahepatic_metastasis"),
+    "staging": ("child_pugh", "bclc"),
+    "progression": ("status_codes",),
+}
+
+
+def _token_list(terminology: Terminology, keys: dict[str, tuple[str, ...]]) -> str:
+    """`system|code` tokens, deduplicated, in file order: local codes a hospital adds to its
+    terminology file are prefetched too, with no code change."""
+    tokens = [
+        f"{coding.system}|{coding.code}"
+        for section, names in keys.items()
+        for name in names
+        for coding in terminology.codes(section, name)
+        if coding.system and coding.code
+    ]
+    return ",".join(dict.fromkeys(tokens))
+
+
+def prefetch_templates(terminology: Terminology) -> list[PrefetchTemplate]:
     """Templates use only the spec's recommended query subset: reads, token equality, _sort, _count."""
+    lab_codes = _token_list(terminology, {"labs": tuple(sorted(LAB_KEYS))})
+    tumour_codes = _token_list(terminology, _TUMOUR_KEYS)
     return [
         PrefetchTemplate("patient", f"Patient/{PATIENT}", True, "age, sex"),
         PrefetchTemplate(
             "labs",
-            f"Observation?patient={PATIENT}&code={','.join(lab_codes)}&_sort=-date&_count=200",
+            f"Observation?patient={PATIENT}&code={lab_codes}&_sort=-date&_count=200",
             True,
             "AFP, ALT, AST, bilirubin, albumin, platelets, INR",
         ),
         PrefetchTemplate(
             "tumour",
-            f"Observation?patient={PATIENT}&code={','.join(tumour_codes)}&_sort=-date&_count=200",
+            f"Observation?patient={PATIENT}&code={tumour_codes}&_sort=-date&_count=200",
             True,
             "tumour size and count, invasion, metastasis, disease status (progression)",
         ),

@@ -65,7 +65,12 @@ class Settings(BaseSettings):
     quiet_low_risk_card: bool = Field(
         True, description="Show an info card when neither marker is high (False: no card)."
     )
-    smart_app_url: str | None = Field(None, description="SMART launch URL for card links.")
+    alternatives_min_high_markers: int = Field(
+        2, ge=1, le=2, description="High markers (AFP, ALT) needed before alternatives are suggested."
+    )
+    smart_app_url: str | None = Field(
+        None, description="SMART launch URL for card links (default: this service's /smart/launch)."
+    )
 
     # SMART app (cds_service/smart): a public client using PKCE; see docs/sandbox.md.
     smart_client_id: str = "hcc-cds-smart-app"

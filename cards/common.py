@@ -1,0 +1,103 @@
+"""Pieces every card shares: source (model card, HTI-1), links, override reasons, number format."""
+
+from __future__ import annotations
+
+from models.evidence import load_evidence
+
+from .context import CODE_SYSTEM, CardContext
+from .schema import Coding, Link, Source
+
+SUMMARY_LIMIT = 140
+
+
+def source(ctx: CardContext, kind: str, topic: str, model_version: str) -> Source:
+    """HTI-1: the card's source links to the model card that carries the DSI source attributes."""
+    return Source(
+        label=f"HCC sorafenib CDS, model {model_version} (Lei et al. 2025)",
+        url=f"{ctx.base_url}/model-card",
+        icon=f"{ctx.base_url}/static/hcc-cds-icon.png",
+        topic=Coding(system=f"{CODE_SYSTEM}:card-topic", code=kind, display=topic),
+    )
+
+
+def links(ctx: CardContext) -> list[Link]:
+    evidence = load_evidence()
+    result = [
+        Link(label=f"Study: Lei et al. 2025 (DOI {evidence.source.doi})", url=evidence.source.url, type="absolute"),
+        Link(label="Model card: intended use, performance, limits", url=f"{ctx.base_url}/model-card", type="absolute"),
+    ]
+    if ctx.smart_launch_url:
+        result.append(
+            Link(
+                label="Open evidence and survival curves (SMART app)",
+                url=ctx.smart_launch_url,
+                type="smart",
+                appContext=ctx.app_context,
+            )
+        )
+    return result
+
+
+def override_reason(code: str, display: str) -> Coding:
+    return Coding(system=f"{CODE_SYSTEM}:override-reason", code=code, display=display)
+
+
+COMMON_OVERRIDE_REASONS = [
+    override_reason("patient-preference", "Patient preference"),
+    override_reason("tumour-board", "Already discussed at tumour board"),
+    override_reason("not-applicable", "Estimate does not apply to this patient"),
+]
+
+
+def fit_summary(text: str) -> str:
+    """CDS Hooks caps `summary` at 140 characters; our templates stay under it, this is a guard."""
+    return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1].rstrip() + "…"
+
+
+def pct(value: float, decimals: int = 0) -> str:
+    return f"{100 * value:.{decimals}f}%"
+
+
+_SYSTEM_LABELS = {
+    "http://loinc.org": "LOINC",
+    "http://snomed.info/sct": "SNOMED CT",
+    "http://www.nlm.nih.gov/research/umls/rxnorm": "RxNorm",
+    "http://www.whocc.no/atc": "ATC",
+    "http://hl7.org/fhir/sid/icd-10": "ICD-10",
+    "http://hl7.org/fhir/sid/icd-10-cm": "ICD-10-CM",
+}
+
+
+def code_label(system: str | None, code: str | None) -> str:
+    """'LOINC 1834-1' for a known system; a local system keeps its URI so IT can trace it."""
+    if not code:
+        return ""
+    return f"{_SYSTEM_LABELS.get(system or '', system or 'code')} {code}"
+
+
+def months(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:.1f}"
+
+
+def citation_line() -> str:
+    evidence = load_evidence()
+    return f"Source: {evidence.source.citation} doi:{evidence.source.doi}"
+
+
+def cohort_caveat() -> str:
+    """The study's limits, with the HBV share computed from its Table 1 counts."""
+    evidence = load_evidence()
+    primary_n, secondary_n = evidence.table1_counts["hbv"][:2]
+    hbv = (primary_n + secondary_n) / evidence.cohort.n
+    return (
+        f"Retrospective, two centres in China, {100 * hbv:.1f}% HBV, n = {evidence.cohort.n}, "
+        "no prospective validation"
+    )
+
+
+def missing_data_lines(missing: dict[str, str]) -> list[str]:
+    if not missing:
+        return []
+    lines = ["", "**Data that could not be read** (the assessment used what was available):"]
+    lines += [f"- `{key}`: {why}" for key, why in sorted(missing.items())]
+    return lines

@@ -1,0 +1,162 @@
+"""Scenario A — sorafenib ordered first line: risk of primary resistance (Lei et al. 2025)."""
+
+from __future__ import annotations
+
+from fhir_mappers.features import Feature
+from models.assessment import Assessment
+from models.evidence import load_evidence
+from models.registry import RiskEstimate
+
+from . import common
+from .context import CardContext
+from .schema import Card, Suggestion
+from .suggestions import is_coded, replace_order
+
+KIND = "sorafenib-primary-resistance"
+KIND_MISSING = "sorafenib-resistance-missing-data"
+KIND_OUT_OF_SCOPE = "sorafenib-resistance-not-applicable"
+TOPIC = "Risk of primary sorafenib resistance"
+
+MARKERS = {
+    "afp_over_400": ("AFP", "afp", "> 400 ng/mL"),
+    "alt_over_40": ("ALT", "alt", "> 40 U/L"),
+}
+
+ALTERNATIVES = [
+    ("Replace sorafenib with lenvatinib", ["lenvatinib"]),
+    ("Replace sorafenib with atezolizumab + bevacizumab", ["atezolizumab", "bevacizumab"]),
+]
+
+OVERRIDE_REASONS = [
+    common.override_reason("contraindication-alternatives", "Contraindication to lenvatinib or atezolizumab + bevacizumab"),
+    common.override_reason("alternatives-unavailable", "Alternatives not available or not reimbursed"),
+    *common.COMMON_OVERRIDE_REASONS,
+]
+
+
+def first_line_cards(assessment: Assessment, ctx: CardContext) -> list[Card]:
+    if assessment.out_of_scope:
+        return [_not_applicable(assessment, ctx)]
+    if assessment.risk is None:
+        return [_missing_markers(assessment, ctx)]
+    high = [name for name in MARKERS if getattr(assessment.features, name).value]
+    if not high and not ctx.quiet_low_risk_card:
+        return []
+    return [_risk_card(assessment, assessment.risk, high, ctx)]
+
+
+def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx: CardContext) -> Card:
+    evidence = load_evidence()
+    labels = [MARKERS[name][0] for name in high]
+    drivers = {0: "AFP and ALT not raised", 1: f"{labels[0] if labels else ''} high", 2: "AFP and ALT high"}[len(high)]
+    prefix = "High risk of primary sorafenib resistance" if len(high) == 2 else "Primary sorafenib resistance risk"
+    summary = (
+        f"{prefix}: {common.pct(risk.probability)} (95% CI {common.pct(risk.ci_low)}–{common.pct(risk.ci_high)}) "
+        f"vs {common.pct(risk.base_rate, 1)} cohort; {drivers}"
+    )
+    published = evidence.resistance_model_multivariable
+    detail = [
+        "**Estimated risk of primary resistance** (radiological progression within 3 months of starting "
+        f"sorafenib): **{common.pct(risk.probability)}** (95% CI {common.pct(risk.ci_low)}–{common.pct(risk.ci_high)}). "
+        f"Study cohort rate: {common.pct(risk.base_rate, 1)} ({evidence.cohort.n_primary}/{evidence.cohort.n}).",
+        "",
+        "| Marker (threshold) | Patient value, as received | Date | Source | Above threshold |",
+        "|---|---|---|---|---|",
+        *(_marker_row(assessment, name) for name in MARKERS),
+        "",
+        "Model: logistic regression on AFP > 400 ng/mL (published OR "
+        f"{published['afp_over_400'].ratio:.2f}, 95% CI {published['afp_over_400'].low:.2f}–{published['afp_over_400'].high:.2f}) "
+        f"and ALT > 40 U/L (OR {published['alt_over_40'].ratio:.2f}, {published['alt_over_40'].low:.2f}–{published['alt_over_40'].high:.2f}), "
+        f"refitted to a cohort reconstructed from the study's published figures (model {risk.model_version}).",
+        "",
+        f"**The evidence is weak.** Discrimination is modest (AUC {risk.auc:.2f}, 95% CI {risk.auc_ci[0]:.2f}–{risk.auc_ci[1]:.2f}); "
+        f"the authors call the predictive value of these markers limited. {common.cohort_caveat()}. "
+        "Use it as one input to the decision, not as a rule.",
+    ]
+    suggestions: list[Suggestion] = []
+    if len(high) >= ctx.alternatives_min_high_markers:
+        detail += [
+            "",
+            "With both markers high, the authors suggest considering first-line alternatives such as "
+            "lenvatinib or atezolizumab + bevacizumab.",
+        ]
+        suggestions = [
+            replace_order(ctx, KIND, label, assessment.ordered_reference, drugs)
+            for label, drugs in ALTERNATIVES
+            if all(is_coded(ctx, drug) for drug in drugs)
+        ]
+    detail += common.missing_data_lines(assessment.missing_data) + ["", common.citation_line()]
+    return Card(
+        uuid=ctx.card_uuid(KIND),
+        summary=common.fit_summary(summary),
+        detail="\n".join(detail),
+        indicator="warning" if len(high) == 2 else "info",
+        source=common.source(ctx, KIND, TOPIC, assessment.model_version),
+        suggestions=suggestions or None,
+        selectionBehavior="at-most-one" if suggestions else None,
+        overrideReasons=OVERRIDE_REASONS,
+        links=common.links(ctx),
+    )
+
+
+def _marker_row(assessment: Assessment, name: str) -> str:
+    label, lab_name, threshold = MARKERS[name]
+    flag: Feature = getattr(assessment.features, name)
+    lab: Feature = getattr(assessment.features, lab_name)
+    prov = flag.provenance or lab.provenance
+    if prov is None:
+        return f"| {label} ({threshold}) | not available | – | – | unknown: {flag.note or 'not found'} |"
+    value = f"{prov.comparator or ''}{prov.original_value} {prov.original_unit or ''}".strip()
+    code = f" ({common.code_label(prov.coding.system, prov.coding.code)})" if prov.coding and prov.coding.code else ""
+    answer = {True: "**yes**", False: "no", None: f"unknown: {flag.note}"}[flag.value]
+    return f"| {label} ({threshold}) | {value} | {prov.effective or '–'} | {prov.resource_type}/{prov.resource_id}{code} | {answer} |"
+
+
+def _missing_markers(assessment: Assessment, ctx: CardContext) -> Card:
+    missing = assessment.missing_markers
+    names = " and ".join(MARKERS[name][0] for name in missing)
+    summary = f"Sorafenib resistance risk not estimated: needs {names} from the last {ctx.lab_lookback_days} days"
+    detail = [
+        f"The primary-resistance estimate needs both AFP and ALT measured within {ctx.lab_lookback_days} days "
+        "before the sorafenib order (the study took baseline values at treatment start). "
+        "No score is shown: a missing marker is not treated as normal.",
+        "",
+        *(f"- **{MARKERS[name][0]}**: {(feature.missing.value if feature.missing else 'missing').replace('_', ' ')} — {feature.note}" for name, feature in missing.items()),
+        "",
+        "Order or record a current AFP (ng/mL or IU/mL) and ALT (U/L), then re-open the order to see the estimate.",
+        *common.missing_data_lines(assessment.missing_data),
+        "",
+        common.citation_line(),
+    ]
+    return Card(
+        uuid=ctx.card_uuid(KIND_MISSING),
+        summary=common.fit_summary(summary),
+        detail="\n".join(detail),
+        indicator="info",
+        source=common.source(ctx, KIND_MISSING, TOPIC, assessment.model_version),
+        links=common.links(ctx),
+    )
+
+
+def _not_applicable(assessment: Assessment, ctx: CardContext) -> Card:
+    reasons = assessment.out_of_scope
+    summary = f"Sorafenib resistance estimate does not apply: {reasons[0].split(' (')[0]}"
+    detail = [
+        "The published model was developed in adults with unresectable or advanced HCC of HBV/HCV aetiology, "
+        "Child-Pugh A or B, without surgery, starting first-line sorafenib. It does not apply here because:",
+        "",
+        *(f"- {reason}" for reason in reasons),
+        "",
+        "No risk estimate is shown.",
+        *common.missing_data_lines(assessment.missing_data),
+        "",
+        common.citation_line(),
+    ]
+    return Card(
+        uuid=ctx.card_uuid(KIND_OUT_OF_SCOPE),
+        summary=common.fit_summary(summary),
+        detail="\n".join(detail),
+        indicator="info",
+        source=common.source(ctx, KIND_OUT_OF_SCOPE, TOPIC, assessment.model_version),
+        links=common.links(ctx),
+    )

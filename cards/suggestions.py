@@ -1,0 +1,77 @@
+"""Actionable suggestions: FHIR R4 MedicationRequests the EHR can create, and the draft to delete.
+
+Every resource is validated with fhir.resources (R4B reads R4) before it leaves the service: an
+EHR that applies our suggestion must never receive a resource its server rejects.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+
+from fhir_mappers.features import CodingRef
+from models.evidence import load_evidence
+
+from .context import CardContext
+from .schema import Action, Suggestion
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+class UncodedDrug(LookupError):
+    """The terminology has no code for a drug, so no orderable suggestion can be made for it."""
+
+
+def drug_coding(ctx: CardContext, drug: str) -> dict[str, str]:
+    """The drug's preferred coding: RxNorm if the terminology has one, else its first code
+    (ATC or a hospital's local code)."""
+    codes: list[CodingRef] = ctx.terminology.drug_codes(drug)
+    if not codes:
+        raise UncodedDrug(drug)
+    best = next((c for c in codes if c.system == RXNORM), codes[0])
+    return {k: v for k, v in (("system", best.system), ("code", best.code), ("display", best.display or drug)) if v}
+
+
+def is_coded(ctx: CardContext, drug: str) -> bool:
+    return bool(ctx.terminology.drug_codes(drug))
+
+
+def medication_request(ctx: CardContext, drug: str) -> dict[str, Any]:
+    """A draft order for `drug`; dose, route and schedule are left to the prescriber on purpose:
+    the study gives none for these regimens, and we never invent clinical numbers."""
+    doi = load_evidence().source.doi
+    resource: dict[str, Any] = {
+        "resourceType": "MedicationRequest",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [drug_coding(ctx, drug)], "text": drug},
+        "subject": {"reference": f"Patient/{ctx.patient_id}"},
+        "note": [
+            {
+                "text": (
+                    f"Suggested by the HCC sorafenib CDS service (Lei et al. 2025, doi:{doi}). "
+                    "Dose, route and schedule to be set by the prescriber."
+                )
+            }
+        ],
+    }
+    if ctx.encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
+    MedicationRequest.model_validate(resource)  # raises on anything a FHIR R4 server would reject
+    return resource
+
+
+def replace_order(ctx: CardContext, kind: str, label: str, draft_reference: str, drugs: list[str]) -> Suggestion:
+    actions = [
+        Action(type="delete", description=f"Remove the draft order {draft_reference}", resourceId=draft_reference)
+    ] + [
+        Action(type="create", description=f"Create a draft order for {drug}", resource=medication_request(ctx, drug))
+        for drug in drugs
+    ]
+    return Suggestion(label=label, uuid=ctx.suggestion_uuid(kind, label), actions=actions)
+
+
+def add_order(ctx: CardContext, kind: str, label: str, drug: str) -> Suggestion:
+    action = Action(type="create", description=f"Create a draft order for {drug}", resource=medication_request(ctx, drug))
+    return Suggestion(label=label, uuid=ctx.suggestion_uuid(kind, label), actions=[action])
