@@ -93,7 +93,7 @@ assessment_card = Table(
 MIGRATIONS = "cds_service:migrations"
 
 # Ids and codes only: a pattern that no sentence, name or decimal value with units gets through.
-AuditKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/|-]{1,100}$")]
+AuditKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/|+-]{1,100}$")]
 
 
 class StoreUnavailable(Exception):
