@@ -215,6 +215,8 @@ def configure_logging(level: str | int = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin
+    # The development server's request lines carry query strings; our access log replaces them.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def init_app(app: Flask, settings: "Settings") -> None:

@@ -43,7 +43,7 @@ def running_service(command: list[str], env: dict[str, str], cwd: Path, log: Pat
             try:
                 if requests.get(f"{service.url}/healthz", timeout=0.5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or too busy starting
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"service not healthy within 90 s: {service.output()[-3000:]}")

@@ -1,0 +1,63 @@
+"""``python -m cds_service migrate`` and ``audit-report`` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore, head_revision
+from conftest import ROOT
+
+
+def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CDS_DATABASE_URL": database_url}
+    return subprocess.run([sys.executable, "-m", "cds_service", *args], env=env, cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/feedback.sqlite3"
+    return request.getfixturevalue("postgres_url")()
+
+
+def test_migrate_command_is_idempotent(database_url):
+    for _ in range(2):
+        result = cli("migrate", database_url=database_url)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"database schema at revision {head_revision()}"
+
+
+def test_audit_report_needs_a_migrated_database(tmp_path):
+    result = cli("audit-report", database_url=f"sqlite:///{tmp_path}/empty.sqlite3")
+    assert result.returncode == 2
+    assert "python -m cds_service migrate" in result.stderr
+
+
+def test_audit_report_prints_counts_timings_and_rates(database_url):
+    store = FeedbackStore(database_url)
+    store.record_assessment(
+        AssessmentAudit(
+            hook_instance=uuid.uuid4(),
+            service_id="hcc-systemic-therapy-select",
+            hook="order-select",
+            outcome="cards",
+            timing_ms=120,
+            cards=[AuditCard(uuid="card-1", indicator="warning", kind="sorafenib-resistance")],
+            recorded_at=datetime(2026, 11, 20, tzinfo=timezone.utc),
+        )
+    )
+    text = cli("audit-report", "--since", "2026-11-01", database_url=database_url)
+    assert text.returncode == 0, text.stderr
+    assert "Assessments since 2026-11-01: 1" in text.stdout
+    assert "hcc-systemic-therapy-select: cards 1" in text.stdout
+    assert "p50=120 p95=120" in text.stdout
+    assert "sorafenib-resistance / warning: 1, 0 (0%), 0 (0%)" in text.stdout
+    later = json.loads(cli("audit-report", "--since", "2026-11-21", "--json", database_url=database_url).stdout)
+    assert later["assessments"] == 0
