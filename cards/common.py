@@ -95,6 +95,12 @@ def cohort_caveat() -> str:
     )
 
 
+def caveat_lines(caveats: list[str]) -> list[str]:
+    if not caveats:
+        return []
+    return ["", "**Check fit to the study population:**", *(f"- {c}" for c in caveats)]
+
+
 def missing_data_lines(missing: dict[str, str]) -> list[str]:
     if not missing:
         return []

@@ -85,7 +85,7 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
             for label, drugs in ALTERNATIVES
             if all(is_coded(ctx, drug) for drug in drugs)
         ]
-    detail += common.missing_data_lines(assessment.missing_data) + ["", common.citation_line()]
+    detail += common.caveat_lines(assessment.caveats) + common.missing_data_lines(assessment.missing_data) + ["", common.citation_line()]
     return Card(
         uuid=ctx.card_uuid(KIND),
         summary=common.fit_summary(summary),
@@ -106,7 +106,8 @@ def _marker_row(assessment: Assessment, name: str) -> str:
     prov = flag.provenance or lab.provenance
     if prov is None:
         return f"| {label} ({threshold}) | not available | – | – | unknown: {flag.note or 'not found'} |"
-    value = f"{prov.comparator or ''}{prov.original_value} {prov.original_unit or ''}".strip()
+    shown = f"{prov.original_value:g}" if isinstance(prov.original_value, float) else prov.original_value
+    value = f"{prov.comparator or ''}{shown} {prov.original_unit or ''}".strip()
     code = f" ({common.code_label(prov.coding.system, prov.coding.code)})" if prov.coding and prov.coding.code else ""
     answer = {True: "**yes**", False: "no", None: f"unknown: {flag.note}"}[flag.value]
     return f"| {label} ({threshold}) | {value} | {prov.effective or '–'} | {prov.resource_type}/{prov.resource_id}{code} | {answer} |"

@@ -36,6 +36,7 @@ class Assessment(BaseModel):
     features: PatientFeatures
     history: TreatmentHistory
     out_of_scope: list[str] = Field(default_factory=list, description="Why the study's estimate does not apply.")
+    caveats: list[str] = Field(default_factory=list, description="Doubts about fit to the study, short of exclusion.")
     missing_data: dict[str, str] = Field(default_factory=dict, description="Prefetch key → why it could not be read.")
     risk: RiskEstimate | None = None
     survival: RegimenComparison | None = None
@@ -77,6 +78,16 @@ def out_of_scope_reasons(features: PatientFeatures, conditions_available: bool) 
     return reasons
 
 
+def caveats(features: PatientFeatures) -> list[str]:
+    """What the record cannot confirm about the study's inclusion criteria."""
+    notes: list[str] = []
+    if features.aetiology.value is None:
+        notes.append("no HBV or HCV diagnosis found: the study included HBV/HCV-related HCC only")
+    if features.child_pugh_class.value is None:
+        notes.append("Child-Pugh class not found: the study included Child-Pugh A and B only")
+    return notes
+
+
 def assess(
     resources: Iterable[dict[str, Any]],
     *,
@@ -114,6 +125,7 @@ def assess(
         features=features,
         history=history,
         out_of_scope=out_of_scope_reasons(features, "conditions" not in missing_data),
+        caveats=caveats(features),
         missing_data=missing_data,
         model_version=bundle.version,
     )

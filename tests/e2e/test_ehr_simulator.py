@@ -28,9 +28,6 @@ SORAFENIB_DRAFT = {
     "authoredOn": ORDER_DATE,
     "dosageInstruction": [{"text": "400 mg orally twice daily"}],
 }
-CARDS_PENDING = pytest.mark.xfail(strict=False, reason="cards not wired yet")
-
-
 def _as_list(value):
     return [value] if isinstance(value, str) else list(value)
 
@@ -62,7 +59,6 @@ def test_order_select_answers_with_cards(first_line_call):
     assert isinstance(call.response["cards"], list)
 
 
-@CARDS_PENDING
 def test_first_suggestion_is_applied_and_feedback_stored(stack, first_line_call):
     ehr, call = first_line_call
     picked = ehr.first_suggestion(call.response["cards"])
@@ -91,7 +87,6 @@ def test_first_suggestion_is_applied_and_feedback_stored(stack, first_line_call)
     assert feedback.status_code == 200, feedback.text
 
 
-@CARDS_PENDING
 def test_card_smart_link_opens_the_same_assessment(stack, first_line_call, page):
     ehr, call = first_line_call
     links = [link for card in call.response["cards"] for link in card.get("links", []) if link.get("type") == "smart"]
