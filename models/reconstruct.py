@@ -20,7 +20,7 @@ from models.evidence import Evidence, load_evidence
 
 # The default seed is the first seed (counting from 0) for which every check of the
 # reproduction report passes (`python -m models report`); see README "Seed choice".
-DEFAULT_SEED = 0
+DEFAULT_SEED = 5
 
 RESISTANCE_GROUPS = ("primary", "secondary")
 REGIMENS = ("tki", "tki_pd1")
@@ -55,14 +55,35 @@ def _month_bounds(evidence: Evidence) -> tuple[float, float, float]:
     return month_span(last, cutoff), month_span(first, cutoff), month_span(first, last)
 
 
+def _progression_quantiles(evidence: Evidence, m: int = 2000) -> np.ndarray:
+    """Mid-quantiles of the assumed time to progression on sorafenib, both groups mixed."""
+    u = (np.arange(m) + 0.5) / m
+    lo, hi = PRIMARY_PROGRESSION_WINDOW
+    primary = lo + (hi - lo) * u
+    secondary = evidence.cohort.primary_resistance_window_months + SECONDARY_EXTRA_DELAY_MEDIAN * np.log(1 / (1 - u)) / np.log(2)
+    weight = evidence.cohort.n_primary / evidence.cohort.n
+    return np.concatenate([primary, secondary]), np.concatenate([np.full(m, weight), np.full(m, 1 - weight)]) / m
+
+
 def dropout_rate(evidence: Evidence) -> float:
     """Rate of loss to follow-up (per month) that makes the reverse-KM median follow-up equal
-    the published one, given uniform enrolment over the window and administrative censoring at
-    the cut-off: solve exp(-r t) P(A > t) = 1/2 at t = median follow-up."""
+    the published one. Censoring = min(administrative, dropout): administrative from uniform
+    enrolment over the window to the cut-off (and after the progression that defines the
+    group, which every patient was observed to reach); dropout = progression + Exponential(r).
+    Solves P(censoring > t) = 1/2 at t = the published median follow-up."""
     a_min, a_max, _ = _month_bounds(evidence)
     t = evidence.cohort.median_follow_up_months
-    p_admin = 1.0 if t <= a_min else (a_max - t) / (a_max - a_min)
-    return float(np.log(2 * p_admin) / t) if p_admin > 0.5 else 0.0
+    prog, w = _progression_quantiles(evidence)
+    low = np.maximum(a_min, prog + 0.5)
+    p_admin = np.clip((a_max - t) / (a_max - low), 0, 1)
+
+    def survival_of_censoring(r: float) -> float:
+        p_drop = np.where(t <= prog, 1.0, np.exp(-r * np.maximum(t - prog, 0)))
+        return float(np.sum(w * p_admin * p_drop))
+
+    if survival_of_censoring(0.0) <= 0.5:
+        return 0.0
+    return float(optimize.brentq(lambda r: survival_of_censoring(r) - 0.5, 0.0, 5.0))
 
 
 # --- step 1: binary features with Table 1 counts exactly ----------------------------------------
@@ -190,11 +211,15 @@ class PiecewiseSurvival:
 
 
 def os_target_curves(evidence: Evidence) -> dict[str, PiecewiseSurvival]:
-    """Knots at 0, the published median and the 1/2/3-year landmarks of each group."""
+    """Knots at 0, the published median and the 1/2/3-year landmarks of each group (and, for
+    the secondary group, survival 1 up to the 3-month window that defines it)."""
     published = evidence.os_all_patients_by_resistance
     curves = {}
     for group in RESISTANCE_GROUPS:
         knots = {0.0: 1.0, float(published.median_months[group]): 0.5}
+        if group == "secondary":
+            # progression-free beyond the window by definition, so alive at it
+            knots[float(evidence.cohort.primary_resistance_window_months)] = 1.0 - 1e-9
         for month, s in published.survival_at_months[group].items():
             knots[float(month)] = float(s)
         times = tuple(sorted(knots))
@@ -309,6 +334,17 @@ def _stratified_uniforms(rng: np.random.Generator, strata: np.ndarray) -> np.nda
     return u
 
 
+def km_median(durations: np.ndarray, events: np.ndarray) -> float:
+    """Kaplan-Meier median (continuous times). If not reached: 1.5 x the longest follow-up,
+    a stand-in that keeps the search moving in the right direction."""
+    order = np.argsort(durations, kind="stable")
+    t, e = durations[order], events[order]
+    at_risk = len(t) - np.arange(len(t))
+    surv = np.cumprod(1.0 - e / at_risk)
+    below = np.flatnonzero(surv <= 0.5)
+    return float(t[below[0]]) if len(below) else 1.5 * float(t[-1])
+
+
 def _rank_within_strata(values: np.ndarray, strata: np.ndarray) -> np.ndarray:
     """Mid-quantile of each value's rank within its stratum (keeps the copula's ordering)."""
     u = np.empty(len(values))
@@ -354,13 +390,18 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
         3.0 + rng.exponential(SECONDARY_EXTRA_DELAY_MEDIAN / np.log(2), n),
     )
 
-    # enrolment and censoring (months from sorafenib start to end of follow-up)
+    # enrolment and censoring (months from sorafenib start to end of follow-up); every patient
+    # is followed at least to the progression that defines the group (see dropout_rate)
     a_min, a_max, _ = _month_bounds(evidence)
     rate = dropout_rate(evidence)
-    admin_low = np.where(has_sl, np.maximum(a_min, progression + 0.5), a_min)
-    admin = rng.uniform(admin_low, a_max)
-    dropout = np.where(has_sl, progression, 0.0) + rng.exponential(1 / rate if rate > 0 else np.inf, n)
-    censor = np.minimum(admin, dropout)
+    u_admin = rng.uniform(size=n)
+    e_dropout = rng.exponential(1 / rate if rate > 0 else np.inf, n)
+
+    def censoring(prog: np.ndarray) -> np.ndarray:
+        low = np.maximum(a_min, prog + 0.5)
+        return np.minimum(low + u_admin * (a_max - low), prog + e_dropout)
+
+    censor = censoring(progression)
 
     # second-line times: Weibull PH, parameters searched against the published figures,
     # then the generating log-HRs nudged until the Cox fit on this very sample returns the
@@ -396,9 +437,9 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
     median_masks = {ep: [_subgroup_mask(sl, f) for f, _ in rows] for ep, rows in median_rows.items()}
 
     def refit_baselines(gp: np.ndarray, go: np.ndarray) -> None:
-        # Weibull scale and shape re-searched so that this sample's latent (uncensored)
-        # subgroup medians match the published ones, given the current generating HRs
-        # (OS after PFS: OS is bounded below by PFS).
+        # Weibull scale and shape re-searched so that this sample's Kaplan-Meier subgroup
+        # medians (censoring applied, as the study estimated them) match the published ones,
+        # given the current generating HRs (OS after PFS: OS is bounded below by PFS).
         for ep in ("pfs", "os"):
             log_m = np.log([m for _, m in median_rows[ep]])
             w = np.array([MEDIAN_EVENT_FRACTION * mask.sum() for mask in median_masks[ep]])
@@ -406,22 +447,34 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
             def loss(theta: np.ndarray, ep: str = ep) -> float:
                 params[ep] = [theta[0], theta[1]]
                 times = draw(gp, go)[0 if ep == "pfs" else 1]
-                pred = np.log([np.median(times[mask]) for mask in median_masks[ep]])
+                observed, events = np.minimum(times, sl_censor), times <= sl_censor
+                pred = np.log([km_median(observed[mask], events[mask]) for mask in median_masks[ep]])
                 return float(np.sum(w * (pred - log_m) ** 2))
 
             result = optimize.minimize(loss, np.array(params[ep]), method="Nelder-Mead",
                                        options={"xatol": 1e-5, "fatol": 1e-9})
             params[ep] = [float(result.x[0]), float(result.x[1])]
 
+    # Each round: baselines re-searched, times drawn, Cox fitted on the censored sample; the
+    # round whose sample HRs are closest to the targets (in published-SE units) is kept.
+    se = {ep: np.array([(np.log(evidence.second_line.cox_multivariable[ep][c].high)
+                         - np.log(evidence.second_line.cox_multivariable[ep][c].low)) / (2 * 1.959963984540054)
+                        for c in (PFS_COVARIATES if ep == "pfs" else OS_COVARIATES)]) for ep in ("pfs", "os")}
+    best: tuple | None = None
     for _ in range(calibration_rounds):
         refit_baselines(gen_pfs, gen_os)
         t_pfs, t_os = draw(gen_pfs, gen_os)
         fit_pfs = _cox_log_hr(np.minimum(t_pfs, sl_censor), t_pfs <= sl_censor, X_pfs)
         fit_os = _cox_log_hr(np.minimum(t_os, sl_censor), t_os <= sl_censor, X_os)
+        miss = float(np.sum(((fit_pfs - b_pfs) / se["pfs"]) ** 2) + np.sum(((fit_os - b_os) / se["os"]) ** 2))
+        if best is None or miss < best[0]:
+            best = (miss, gen_pfs.copy(), gen_os.copy(), {k: list(v) for k, v in params.items()})
         # damped and bounded: chase the sample noise, not a runaway
         gen_pfs = np.clip(gen_pfs + 0.7 * (b_pfs - fit_pfs), b_pfs - 0.7, b_pfs + 0.7)
         gen_os = np.clip(gen_os + 0.7 * (b_os - fit_os), b_os - 0.7, b_os + 0.7)
-    refit_baselines(gen_pfs, gen_os)
+    assert best is not None
+    _, gen_pfs, gen_os, kept = best
+    params.update(kept)
     t_pfs, t_os = draw(gen_pfs, gen_os)
 
     # OS from sorafenib start: second-line patients = progression + OS after second line;
@@ -442,6 +495,15 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
             free[j] = False
         rest = np.flatnonzero(in_group & ~has_sl)
         latent_os[rest] = rng.permutation(quantiles[free])
+        # no second line: progression (not in the CSV) must not come after death; a primary
+        # patient dying first progresses at death, a secondary one somewhere after 3 months
+        late = rest[progression[rest] > latent_os[rest]]
+        if group == "primary":
+            progression[late] = latent_os[late]
+        else:
+            window = evidence.cohort.primary_resistance_window_months
+            progression[late] = window + (latent_os[late] - window) * rng.uniform(size=len(late))
+    censor = np.where(has_sl, censor, censoring(progression))
 
     os_months = np.round(np.minimum(latent_os, censor), 2)
     os_event = (latent_os <= censor).astype(int)
