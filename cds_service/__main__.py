@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import secrets
 import sys
 import tempfile
 import urllib.request
@@ -31,6 +32,7 @@ def _serve(settings: Settings) -> int:
 
     observability.configure_logging(settings.log_level)
     _prepare_multiprocess_metrics()
+    settings = _one_session_secret_for_all_workers(settings)
     if settings.migrate_on_start:
         migrate(settings.database_url)  # once, before the workers fork
 
@@ -51,6 +53,20 @@ def _serve(settings: Settings) -> int:
 
     Server().run()
     return 0
+
+
+def _one_session_secret_for_all_workers(settings: Settings) -> Settings:
+    """Without CDS_SMART_SESSION_SECRET each worker would sign SMART launch cookies with its own
+    random key, and a launch served by two workers would fail: draw one here, before forking."""
+    if settings.smart_session_secret is not None or settings.workers == 1:
+        return settings
+    from pydantic import SecretStr
+
+    logging.getLogger(__name__).warning(
+        "CDS_SMART_SESSION_SECRET is not set: using a random one for this pod's workers "
+        "(set it in production so that every replica shares it)"
+    )
+    return settings.model_copy(update={"smart_session_secret": SecretStr(secrets.token_urlsafe(48))})
 
 
 def _prepare_multiprocess_metrics() -> None:

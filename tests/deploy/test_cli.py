@@ -61,3 +61,15 @@ def test_audit_report_prints_counts_timings_and_rates(database_url):
     assert "sorafenib-resistance / warning: 1, 0 (0%), 0 (0%)" in text.stdout
     later = json.loads(cli("audit-report", "--since", "2026-11-21", "--json", database_url=database_url).stdout)
     assert later["assessments"] == 0
+
+
+def test_serve_gives_all_workers_one_smart_session_secret(monkeypatch):
+    from cds_service.__main__ import _one_session_secret_for_all_workers
+    from cds_service.settings import Settings
+
+    monkeypatch.delenv("CDS_SMART_SESSION_SECRET", raising=False)
+    shared = _one_session_secret_for_all_workers(Settings(workers=3))
+    assert len(shared.smart_session_secret.get_secret_value()) >= 48
+    assert _one_session_secret_for_all_workers(Settings(workers=1)).smart_session_secret is None
+    given = Settings(workers=3, smart_session_secret="from-the-secret")
+    assert _one_session_secret_for_all_workers(given) is given
