@@ -42,7 +42,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if data_path.is_dir() or data_path.suffix.lower() == ".ndjson":
                 from models.fhir_import import cohort_from_bulk_export
 
-                frame = cohort_from_bulk_export(data_path, progress=progress)
+                frame = cohort_from_bulk_export(data_path, terminology_path=args.terminology, progress=progress)
+                # hash of the derived table (the export itself may be many files)
                 sha = hashlib.sha256(frame.to_csv(index=False).encode("utf-8")).hexdigest()
             else:
                 frame, sha = read_training_csv(data_path)
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recalibrate", action="store_true",
                    help="keep the coefficients of --base; refit only the logistic intercept and Cox baselines")
     p.add_argument("--base", default=None, help="artifact to recalibrate (default: the shipped one)")
+    p.add_argument("--terminology", default=None,
+                   help="fhir_mappers terminology file for a FHIR export (default: the shipped one)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("report", help="fitted vs published figures (markdown + PNG); exit 1 if any is flagged")
