@@ -8,6 +8,7 @@ HTTP server with JWT enforced. Every rejection must be a 401 with our JSON error
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import jwt
@@ -298,3 +299,17 @@ def test_production_process_under_gunicorn_enforces_jwt(tmp_path, jwks):
         assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
         token = sign(jwks.ec, claims(discovery))
         assert requests.get(discovery, headers=bearer(token), timeout=TIMEOUT).status_code == 200
+
+
+def test_tokens_are_never_logged(secured, jwks, caplog):
+    caplog.set_level(logging.DEBUG)
+    good = sign(jwks.ec, claims(aud(secured)))
+    bad = sign(jwks.attacker, claims(aud(secured)))
+    assert call(secured, good).status_code == 200
+    assert call(secured, bad).status_code == 401
+    assert call(secured, good).status_code == 401  # replay
+    logged = caplog.text
+    assert "rejected bearer token" in logged  # the failures are logged ...
+    for token in (good, bad):
+        for part in token.split("."):
+            assert part not in logged  # ... without any part of the token
