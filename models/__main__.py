@@ -62,11 +62,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from models.report import run_report
 
-    try:
-        result = run_report(out_dir=Path(args.out) if args.out else None, seed=args.seed, artifact=args.artifact)
-    except ValueError as exc:  # ArtifactError / TrainingDataError are ValueError or Exception subclasses
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = run_report(out_dir=Path(args.out) if args.out else None, seed=args.seed)
     print(result.markdown)
     if result.flags:
         print(f"\n{len(result.flags)} figure(s) flagged:", file=sys.stderr)
@@ -102,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="fitted vs published figures (markdown + PNG); exit 1 if any is flagged")
     p.add_argument("--out", default=None, help="directory for report.md and plots (default: print only)")
     p.add_argument("--seed", type=int, default=None, help="reconstruction seed (default: the default seed)")
-    p.add_argument("--artifact", default=None, help="artifact to report on (default: fit from the reconstruction)")
     p.set_defaults(func=_cmd_report)
 
     args = parser.parse_args(argv)

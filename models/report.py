@@ -271,7 +271,7 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
     return paths
 
 
-def run_report(out_dir: Path | None = None, seed: int | None = None, artifact=None) -> ReportResult:
+def run_report(out_dir: Path | None = None, seed: int | None = None) -> ReportResult:
     """Reconstruct the cohort for `seed`, fit the models, compare with the published figures."""
     import hashlib
 

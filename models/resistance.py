@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from models._stats import Z_95, logistic_irls
@@ -17,7 +18,7 @@ from models._stats import Z_95, logistic_irls
 RISK_FEATURES = ("afp_over_400", "alt_over_40")
 
 
-class PrimaryResistanceModel:
+class PrimaryResistanceModel(BaseEstimator):
     """Unpenalised logistic regression of primary resistance on binary markers."""
 
     def __init__(self, features: tuple[str, ...] = RISK_FEATURES, max_iter: int = 1000):

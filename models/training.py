@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models import __name__ as _pkg  # noqa: F401  (keeps the import graph explicit)
 from models.artifacts import (
     Baseline,
     BundleArtifact,

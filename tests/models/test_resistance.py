@@ -48,7 +48,7 @@ def test_estimator_shape_and_fisher_covariance(cohort):
     X = cohort[["afp_over_400", "alt_over_40"]].to_numpy(float)
     y = (cohort.resistance == "primary").to_numpy(int)
     model = PrimaryResistanceModel()
-    assert model.get_params() if hasattr(model, "get_params") else True
+    assert model.get_params() == {"features": ("afp_over_400", "alt_over_40"), "max_iter": 1000}
     with pytest.raises(NotFittedError):
         model.predict_proba(X)
     assert model.fit(X, y) is model
