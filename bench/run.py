@@ -1,0 +1,330 @@
+"""On-demand benchmark of the service as deployed (gunicorn via ``python -m cds_service``).
+
+    bench/setup.sh                       # wrk + hyperfine (Debian), py-spy, pyinstrument, schemathesis
+    .venv/bin/python bench/run.py        # ~8 minutes; prints the figures
+    .venv/bin/python bench/run.py --rounds 1 --log-levels WARNING --skip-training   # quicker
+
+Load comes from wrk on loopback, bounded by time (``--duration`` per run after a warm-up) and by
+the number of open connections: throughput at saturation (``--connections``, alternated with the
+baseline), latency at a clinical load (``--latency-connections``). Scenarios: an irrelevant order (fast path), a full
+first-line sorafenib assessment from ~30 prefetched resources, a second-line assessment, and
+feedback posts; the baseline is a bare Flask JSON endpoint (bench/bare_app.py) on the same
+gunicorn workers and threads. Also measured: cold start, RSS per worker, FHIR mapping of ~30
+resources in-process, and the training time of ``python -m models train``.
+
+Not part of pytest: speed targets live here, not in timed unit tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import requests
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+import scenarios  # noqa: E402
+
+from cds_service.settings import Settings  # noqa: E402
+
+PYTHON = sys.executable
+HOOK_PATH = f"/cds-services/{scenarios.SELECT_SERVICE}"
+FEEDBACK_PATH = f"{HOOK_PATH}/feedback"
+
+# (scenario, path, body builder, target ratio to baseline throughput, target p99 in ms)
+SCENARIOS = [
+    ("fast path (irrelevant order)", HOOK_PATH, scenarios.fast_path, 0.8, 5.0),
+    ("first line (sorafenib, ~30 resources)", HOOK_PATH, scenarios.first_line, 0.3, 25.0),
+    ("second line (lenvatinib after sorafenib)", HOOK_PATH, scenarios.second_line, 0.3, 25.0),
+    ("feedback post", FEEDBACK_PATH, scenarios.feedback, None, None),
+]
+
+
+@dataclass
+class LoadResult:
+    name: str
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx answers and socket errors
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, path: str, timeout: float = 60.0) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if requests.get(url + path, timeout=0.5).status_code in (200, 405):
+                return time.monotonic() - started
+        except requests.RequestException:  # refused, or accepted while the workers still load
+            time.sleep(0.02)
+    raise RuntimeError(f"{url} not up within {timeout} s")
+
+
+@contextmanager
+def service(log_level: str, workdir: Path):
+    """``python -m cds_service`` as deployed; yields (url, process, seconds until /healthz answered)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "CDS_DATABASE_URL": f"sqlite:///{workdir}/feedback-{log_level}.sqlite3",
+        "CDS_LOG_LEVEL": log_level,
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{log_level}"),
+    }
+    log = open(workdir / f"service-{log_level}.log", "wb")
+    started = time.monotonic()
+    process = subprocess.Popen([PYTHON, "-m", "cds_service"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, "/healthz")
+        yield f"http://127.0.0.1:{port}", process, time.monotonic() - started
+    finally:
+        _stop(process)
+        log.close()
+
+
+@contextmanager
+def bare_flask(settings: Settings):
+    port = free_port()
+    command = [
+        PYTHON, "-m", "gunicorn", "--chdir", str(BENCH), "--bind", f"127.0.0.1:{port}",
+        "--workers", str(settings.workers), "--threads", str(settings.threads), "--timeout", "30",
+        "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
+        "--log-level", "warning", "bare_app:app",
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", process, "/bare")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def worker_rss_mib(master_pid: int) -> list[float]:
+    children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
+    sizes = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+        sizes.append(kib / 1024)
+    return sizes
+
+
+# -- load ---------------------------------------------------------------------------------
+
+
+def wrk(name: str, url: str, path: str, body: dict, args, workdir: Path, connections: int) -> LoadResult:
+    body_file = workdir / f"body-{abs(hash(name))}.json"
+    body_file.write_text(json.dumps(body))
+    env = {**os.environ, "BENCH_BODY": str(body_file), "BENCH_PATH": path}
+    base = ["wrk", f"-t{args.threads}", f"-c{connections}", "--timeout", "5s", "-s", str(BENCH / "request.lua")]
+    subprocess.run([*base, f"-d{args.warmup}s", url], env=env, capture_output=True, check=True)
+    out = subprocess.run([*base, "--latency", f"-d{args.duration}s", url], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return LoadResult(
+        name=name,
+        requests=int(re.search(r"(\d+) requests in", out).group(1)),
+        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        p50_ms=_ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
+        p99_ms=_ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
+        errors=sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout)[: ]+(\d+)", out)),
+    )
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def check_answers(url: str) -> None:
+    """Every scenario answers as intended before it is loaded (no benchmark of error pages)."""
+    for name, path, build, *_ in SCENARIOS:
+        response = requests.post(url + path, json=build(), timeout=10)
+        assert response.status_code == 200, (name, response.status_code, response.text[:300])
+    answer = requests.post(url + HOOK_PATH, json=scenarios.first_line(), timeout=10).json()
+    assert answer["cards"] and answer["cards"][0]["indicator"] == "warning", answer
+    answer = requests.post(url + HOOK_PATH, json=scenarios.second_line(), timeout=10).json()
+    assert answer["cards"] and "median OS" in answer["cards"][0]["summary"], answer
+    assert requests.post(url + HOOK_PATH, json=scenarios.fast_path(), timeout=10).json() == {"cards": []}
+
+
+def first_answer_seconds(log_level: str, workdir: Path) -> tuple[float, float]:
+    """Cold start: from process start to /healthz, and to the first full first-line answer."""
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "CDS_LOG_LEVEL": log_level,
+           "CDS_DATABASE_URL": f"sqlite:///{workdir}/cold-{time.monotonic_ns()}.sqlite3",
+           "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-cold-{time.monotonic_ns()}")}
+    started = time.monotonic()
+    process = subprocess.Popen([PYTHON, "-m", "cds_service"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        healthy = wait_healthy(f"http://127.0.0.1:{port}", process, "/healthz")
+        response = requests.post(f"http://127.0.0.1:{port}{HOOK_PATH}", json=scenarios.first_line(), timeout=30)
+        assert response.status_code == 200
+        return healthy, time.monotonic() - started
+    finally:
+        _stop(process)
+
+
+# -- in-process measurements --------------------------------------------------------------
+
+
+def mapping_ms(runs: int = 200) -> tuple[int, float]:
+    """map_patient_features + map_treatment_history over the fhir_mappers fixtures (~30 resources);
+    the former timed unit test (target < 20 ms per call)."""
+    from fhir_mappers.patient import map_patient_features, map_treatment_history
+    from fhir_mappers.terminology import load_terminology
+
+    fixtures = ROOT / "tests" / "fhir_mappers" / "fixtures"
+    names = ["labs_searchset.json", "imaging_conditions.json", "history_primary.json", "history_secondary.json"]
+    values = [json.loads((fixtures / name).read_text()) for name in names]
+    count = sum(len(v["entry"]) for v in values)
+    terminology = load_terminology()
+    as_of = date(2025, 3, 10)
+    map_patient_features(values, as_of=as_of, terminology=terminology)
+    started = time.perf_counter()
+    for _ in range(runs):
+        map_patient_features(values, as_of=as_of, terminology=terminology)
+        map_treatment_history(values, terminology=terminology, as_of=as_of)
+    return count, (time.perf_counter() - started) / runs * 1000
+
+
+def training_seconds(workdir: Path) -> float:
+    out = workdir / "trained"
+    started = time.monotonic()
+    subprocess.run([PYTHON, "-m", "models", "train", "--out", str(out)], cwd=ROOT, check=True,
+                   capture_output=True, env={**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")})
+    return time.monotonic() - started
+
+
+def stored_feedback(workdir: Path, log_level: str) -> int:
+    with sqlite3.connect(workdir / f"feedback-{log_level}.sqlite3") as connection:
+        return connection.execute("select count(*) from feedback").fetchone()[0]
+
+
+# -- main ---------------------------------------------------------------------------------
+
+
+def measure(name, url, path, build, bare_url, args, workdir) -> tuple[LoadResult, LoadResult, float]:
+    """Throughput at saturation, alternated with the baseline (the machine may be shared: a ratio
+    of neighbouring runs is steadier than either figure), then latency at a clinical load."""
+    pairs = []
+    for _ in range(args.rounds):
+        base = wrk("baseline", bare_url, "/bare", scenarios.fast_path(), args, workdir, args.connections)
+        ours = wrk(name, url, path, build(), args, workdir, args.connections)
+        pairs.append((ours, base))
+    ratio = statistics.median(o.rps / b.rps for o, b in pairs)
+    saturated = min(pairs, key=lambda pair: abs(pair[0].rps / pair[1].rps - ratio))[0]
+    paced = wrk(name, url, path, build(), args, workdir, args.latency_connections)
+    return saturated, paced, ratio
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds of measured load per run")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load before each run")
+    parser.add_argument("--rounds", type=int, default=3, help="baseline/scenario pairs per scenario (median)")
+    parser.add_argument("--connections", type=int, default=16, help="connections at saturation (workers × threads)")
+    parser.add_argument("--latency-connections", type=int, default=2, help="connections for the latency run")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (one leaves a core to the service)")
+    parser.add_argument("--log-levels", nargs="+", default=["INFO", "WARNING"])
+    parser.add_argument("--skip-training", action="store_true")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk not found: run bench/setup.sh", file=sys.stderr)
+        return 2
+
+    settings = Settings()
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    print(f"# Benchmark {date.today()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+          f"load average before: {os.getloadavg()[0]:.1f}")
+    print(f"gunicorn: {settings.workers} workers × {settings.threads} threads; wrk: {args.threads} thread, "
+          f"{args.duration} s per run after {args.warmup} s warm-up. Throughput at {args.connections} connections "
+          f"(median of {args.rounds} runs alternated with the baseline); latency at "
+          f"{args.latency_connections} connections.\n")
+
+    with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp, bare_flask(settings) as bare_url:
+        workdir = Path(tmp)
+        baseline_paced = wrk("baseline", bare_url, "/bare", scenarios.fast_path(), args, workdir,
+                             args.latency_connections)
+        for log_level in args.log_levels:
+            with service(log_level, workdir) as (url, process, _):
+                check_answers(url)
+                before = stored_feedback(workdir, log_level)
+                rows = []
+                for name, path, build, target_ratio, target_p99 in SCENARIOS:
+                    saturated, paced, ratio = measure(name, url, path, build, bare_url, args, workdir)
+                    rows.append((saturated, paced, ratio, target_ratio, target_p99))
+                stored = stored_feedback(workdir, log_level) - before
+                rss = worker_rss_mib(process.pid)
+            print(f"## CDS_LOG_LEVEL={log_level}\n")
+            print("| scenario | req/s | × baseline | p50 ms | p99 ms | target |")
+            print("|---|---:|---:|---:|---:|---|")
+            print(f"| bare Flask JSON endpoint (baseline) | (alternated) | 1.00× | {baseline_paced.p50_ms:.2f} | "
+                  f"{baseline_paced.p99_ms:.2f} | |")
+            errors = 0
+            for saturated, paced, ratio, target_ratio, target_p99 in rows:
+                errors += saturated.errors + paced.errors
+                verdict = ""
+                if target_ratio is not None:
+                    ok = ratio >= target_ratio and paced.p99_ms <= target_p99
+                    verdict = f"{'met' if ok else 'MISSED'} (≥ {target_ratio}×, p99 ≤ {target_p99:g} ms)"
+                print(f"| {saturated.name} | {saturated.rps:,.0f} | {ratio:.2f}× | {paced.p50_ms:.2f} | "
+                      f"{paced.p99_ms:.2f} | {verdict} |")
+            print(f"\nnon-2xx answers and socket errors: {errors}; feedback rows stored during the run: {stored:,}")
+            print(f"RSS per worker after load: {', '.join(f'{mib:.0f} MiB' for mib in rss)}\n")
+
+        healthy, first = first_answer_seconds(args.log_levels[-1], workdir)
+        print(f"cold start: /healthz after {healthy:.2f} s; first first-line answer after {first:.2f} s")
+        count, per_call = mapping_ms()
+        print(f"FHIR mapping in-process (map_patient_features + map_treatment_history, {count} resources): "
+              f"{per_call:.2f} ms per call (target < 20 ms)")
+        if not args.skip_training:
+            print(f"default-model training (python -m models train, reconstructed cohort): "
+                  f"{training_seconds(workdir):.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
