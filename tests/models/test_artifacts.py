@@ -7,7 +7,8 @@ import pytest
 from models.artifacts import BUNDLE_FILE, SHIPPED_DIR, ArtifactError, read_bundle, save_bundle
 from models.registry import load_bundle
 
-VOLATILE = {"created", "training_seconds"}
+# when and how fast it ran, and on which library versions, may differ; every fitted number may not
+VOLATILE = {"created", "training_seconds", "software"}
 
 
 def _strip(payload):
@@ -27,7 +28,7 @@ def _assert_same(a, b, path="") -> None:
         for i, (x, y) in enumerate(zip(a, b)):
             _assert_same(x, y, f"{path}[{i}]")
     elif isinstance(a, float):
-        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+        assert a == pytest.approx(b, rel=1e-6, abs=1e-9), path
     else:
         assert a == b, path
 
