@@ -5,7 +5,7 @@ from __future__ import annotations
 from models.evidence import load_evidence
 
 from .context import CODE_SYSTEM, CardContext
-from .schema import Coding, Link, Source
+from .schema import Card, Coding, Link, Source
 
 SUMMARY_LIMIT = 140
 
@@ -79,7 +79,7 @@ def months(value: float | None) -> str:
     return "not reached" if value is None else f"{value:.1f}"
 
 
-def citation_line() -> str:
+def citation_line() -> str:  # every card ends with it
     evidence = load_evidence()
     return f"Source: {evidence.source.citation} doi:{evidence.source.doi}"
 
@@ -107,3 +107,50 @@ def missing_data_lines(missing: dict[str, str]) -> list[str]:
     lines = ["", "**Data that could not be read** (the assessment used what was available):"]
     lines += [f"- `{key}`: {why}" for key, why in sorted(missing.items())]
     return lines
+
+
+def card(
+    ctx: CardContext,
+    *,
+    kind: str,
+    topic: str,
+    model_version: str,
+    summary: str,
+    detail: list[str],
+    indicator: str = "info",
+    suggestions: list | None = None,
+    **extra,
+) -> Card:
+    """A card with what every card carries: stable uuid, source (model card), links, citation.
+    Our suggestions are always alternatives to one another, hence `at-most-one`."""
+    return Card(
+        suggestions=suggestions or None,
+        selectionBehavior="at-most-one" if suggestions else None,
+        uuid=ctx.card_uuid(kind),
+        summary=fit_summary(summary),
+        detail="\n".join([*detail, "", citation_line()]),
+        indicator=indicator,
+        source=source(ctx, kind, topic, model_version),
+        links=links(ctx),
+        **extra,
+    )
+
+
+def not_applicable_card(ctx: CardContext, assessment, *, kind: str, topic: str, what: str, population: str) -> Card:
+    """The study's exclusions apply: say so and why, and show no estimate."""
+    reasons = assessment.out_of_scope
+    return card(
+        ctx,
+        kind=kind,
+        topic=topic,
+        model_version=assessment.model_version,
+        summary=f"{what} does not apply: {reasons[0].split(' (')[0]}",
+        detail=[
+            f"{population} It does not apply here because:",
+            "",
+            *(f"- {reason}" for reason in reasons),
+            "",
+            "No estimate is shown.",
+            *missing_data_lines(assessment.missing_data),
+        ],
+    )

@@ -85,17 +85,17 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
             for label, drugs in ALTERNATIVES
             if all(is_coded(ctx, drug) for drug in drugs)
         ]
-    detail += common.caveat_lines(assessment.caveats) + common.missing_data_lines(assessment.missing_data) + ["", common.citation_line()]
-    return Card(
-        uuid=ctx.card_uuid(KIND),
-        summary=common.fit_summary(summary),
-        detail="\n".join(detail),
+    detail += common.caveat_lines(assessment.caveats) + common.missing_data_lines(assessment.missing_data)
+    return common.card(
+        ctx,
+        kind=KIND,
+        topic=TOPIC,
+        model_version=assessment.model_version,
+        summary=summary,
+        detail=detail,
         indicator="warning" if len(high) == 2 else "info",
-        source=common.source(ctx, KIND, TOPIC, assessment.model_version),
-        suggestions=suggestions or None,
-        selectionBehavior="at-most-one" if suggestions else None,
+        suggestions=suggestions,
         overrideReasons=OVERRIDE_REASONS,
-        links=common.links(ctx),
     )
 
 
@@ -116,48 +116,37 @@ def _marker_row(assessment: Assessment, name: str) -> str:
 def _missing_markers(assessment: Assessment, ctx: CardContext) -> Card:
     missing = assessment.missing_markers
     names = " and ".join(MARKERS[name][0] for name in missing)
-    summary = f"Sorafenib resistance risk not estimated: needs {names} from the last {ctx.lab_lookback_days} days"
-    detail = [
-        f"The primary-resistance estimate needs both AFP and ALT measured within {ctx.lab_lookback_days} days "
-        "before the sorafenib order (the study took baseline values at treatment start). "
-        "No score is shown: a missing marker is not treated as normal.",
-        "",
-        *(f"- **{MARKERS[name][0]}**: {(feature.missing.value if feature.missing else 'missing').replace('_', ' ')} — {feature.note}" for name, feature in missing.items()),
-        "",
-        "Order or record a current AFP (ng/mL or IU/mL) and ALT (U/L), then re-open the order to see the estimate.",
-        *common.missing_data_lines(assessment.missing_data),
-        "",
-        common.citation_line(),
-    ]
-    return Card(
-        uuid=ctx.card_uuid(KIND_MISSING),
-        summary=common.fit_summary(summary),
-        detail="\n".join(detail),
-        indicator="info",
-        source=common.source(ctx, KIND_MISSING, TOPIC, assessment.model_version),
-        links=common.links(ctx),
+    return common.card(
+        ctx,
+        kind=KIND_MISSING,
+        topic=TOPIC,
+        model_version=assessment.model_version,
+        summary=f"Sorafenib resistance risk not estimated: needs {names} from the last {ctx.lab_lookback_days} days",
+        detail=[
+            f"The primary-resistance estimate needs both AFP and ALT measured within {ctx.lab_lookback_days} days "
+            "before the sorafenib order (the study took baseline values at treatment start). "
+            "No score is shown: a missing marker is not treated as normal.",
+            "",
+            *(
+                f"- **{MARKERS[name][0]}**: {(f.missing.value if f.missing else 'missing').replace('_', ' ')} — {f.note}"
+                for name, f in missing.items()
+            ),
+            "",
+            "Order or record a current AFP (ng/mL or IU/mL) and ALT (U/L), then re-open the order to see the estimate.",
+            *common.missing_data_lines(assessment.missing_data),
+        ],
     )
 
 
 def _not_applicable(assessment: Assessment, ctx: CardContext) -> Card:
-    reasons = assessment.out_of_scope
-    summary = f"Sorafenib resistance estimate does not apply: {reasons[0].split(' (')[0]}"
-    detail = [
-        "The published model was developed in adults with unresectable or advanced HCC of HBV/HCV aetiology, "
-        "Child-Pugh A or B, without surgery, starting first-line sorafenib. It does not apply here because:",
-        "",
-        *(f"- {reason}" for reason in reasons),
-        "",
-        "No risk estimate is shown.",
-        *common.missing_data_lines(assessment.missing_data),
-        "",
-        common.citation_line(),
-    ]
-    return Card(
-        uuid=ctx.card_uuid(KIND_OUT_OF_SCOPE),
-        summary=common.fit_summary(summary),
-        detail="\n".join(detail),
-        indicator="info",
-        source=common.source(ctx, KIND_OUT_OF_SCOPE, TOPIC, assessment.model_version),
-        links=common.links(ctx),
+    return common.not_applicable_card(
+        ctx,
+        assessment,
+        kind=KIND_OUT_OF_SCOPE,
+        topic=TOPIC,
+        what="Sorafenib resistance estimate",
+        population=(
+            "The published model was developed in adults with unresectable or advanced HCC of HBV/HCV "
+            "aetiology, Child-Pugh A or B, without surgery, starting first-line sorafenib."
+        ),
     )

@@ -57,9 +57,8 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         f"{n['primary_tki'] + n['secondary_tki']} TKI-alone patients. "
         f"{common.cohort_caveat()}. Model discrimination is modest (C-index PFS {survival.c_index['pfs']:.2f}, "
         f"OS {survival.c_index['os']:.2f}, on the reconstructed cohort).",
+        *common.caveat_lines(assessment.caveats),
         *common.missing_data_lines(assessment.missing_data),
-        "",
-        common.citation_line(),
     ]
     suggestions = None
     if not assessment.pd1_in_draft:
@@ -69,16 +68,15 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         ] or None
     else:
         detail.insert(0, "A PD-1 inhibitor is already among the draft orders; estimates shown for information.\n")
-    return Card(
-        uuid=ctx.card_uuid(KIND),
-        summary=common.fit_summary(summary),
-        detail="\n".join(detail),
-        indicator="info",
-        source=common.source(ctx, KIND, TOPIC, assessment.model_version),
+    return common.card(
+        ctx,
+        kind=KIND,
+        topic=TOPIC,
+        model_version=assessment.model_version,
+        summary=summary,
+        detail=detail,
         suggestions=suggestions,
-        selectionBehavior="at-most-one" if suggestions else None,
         overrideReasons=OVERRIDE_REASONS if suggestions else None,
-        links=common.links(ctx),
     )
 
 
@@ -182,22 +180,14 @@ def _study_lines(resistance: str | None) -> list[str]:
 
 
 def _not_applicable(assessment: Assessment, ctx: CardContext) -> Card:
-    reasons = assessment.out_of_scope
-    summary = f"Second-line survival estimate does not apply: {reasons[0].split(' (')[0]}"
-    detail = [
-        "The survival models were developed in HCC of HBV/HCV aetiology, Child-Pugh A or B, without surgery, "
-        "treated after sorafenib failure. They do not apply here because:",
-        "",
-        *(f"- {reason}" for reason in reasons),
-        *common.missing_data_lines(assessment.missing_data),
-        "",
-        common.citation_line(),
-    ]
-    return Card(
-        uuid=ctx.card_uuid(KIND_OUT_OF_SCOPE),
-        summary=common.fit_summary(summary),
-        detail="\n".join(detail),
-        indicator="info",
-        source=common.source(ctx, KIND_OUT_OF_SCOPE, TOPIC, assessment.model_version),
-        links=common.links(ctx),
+    return common.not_applicable_card(
+        ctx,
+        assessment,
+        kind=KIND_OUT_OF_SCOPE,
+        topic=TOPIC,
+        what="Second-line survival estimate",
+        population=(
+            "The survival models were developed in HCC of HBV/HCV aetiology, Child-Pugh A or B, without "
+            "surgery, treated after sorafenib failure."
+        ),
     )

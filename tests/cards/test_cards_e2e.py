@@ -175,7 +175,7 @@ def test_out_of_scope_patients_get_no_estimate(server, record, reason):
     (card,) = call(server, record, [sorafenib_draft()])["cards"]
     assert card["indicator"] == "info"
     assert "does not apply" in card["summary"] and reason in card["summary"]
-    assert "suggestions" not in card and "No risk estimate" in card["detail"]
+    assert "suggestions" not in card and "No estimate is shown" in card["detail"]
 
 
 def test_irrelevant_order_gets_no_cards(server):
