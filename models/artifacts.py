@@ -84,6 +84,8 @@ class CoxArtifact(_Strict):
     events: int
     max_time: float
     c_index: float
+    c_index_ci: tuple[float, float]
+    c_index_optimism_corrected: float
     recalibrated: bool = False
 
 

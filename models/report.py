@@ -174,7 +174,11 @@ def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | Non
         f"{ev.bootstrap_resamples} resamples); optimism-corrected AUC {ev.auc_optimism_corrected:.3f}; "
         f"10-fold CV AUC {ev.auc_cv:.3f}; CV calibration slope {ev.calibration_slope_cv:.2f}, "
         f"calibration-in-the-large {ev.calibration_intercept_cv:+.3f}.",
-        f"- Second-line Cox models: Harrell C-index (apparent) PFS {bundle.pfs.c_index:.3f}, OS {bundle.os.c_index:.3f}.",
+        f"- Second-line Cox models, Harrell C-index: PFS {bundle.pfs.c_index:.3f} (bootstrap 95% CI "
+        f"{bundle.pfs.c_index_ci[0]:.3f}-{bundle.pfs.c_index_ci[1]:.3f}; optimism-corrected "
+        f"{bundle.pfs.c_index_optimism_corrected:.3f}), OS {bundle.os.c_index:.3f} (bootstrap 95% CI "
+        f"{bundle.os.c_index_ci[0]:.3f}-{bundle.os.c_index_ci[1]:.3f}; optimism-corrected "
+        f"{bundle.os.c_index_optimism_corrected:.3f}).",
         "",
         f"Flagged rows: {sum(r.flagged for r in rows)} of {len(rows)}.",
     ]

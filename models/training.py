@@ -31,12 +31,14 @@ from models.resistance import RISK_FEATURES, PrimaryResistanceModel, evaluate_di
 from models.survival import (
     SecondLineCoxModel,
     covariate_patterns,
+    evaluate_c_index,
     reference_km_curves,
     second_line_frame,
 )
 
 MODEL_VERSION_BASE = "1.0.0"
 BOOTSTRAP_RESAMPLES = 500
+C_INDEX_RESAMPLES = 200
 EVALUATION_SEED = 20250101
 
 # Minimum events to fit (README "Retraining"): about 10 outcome events per estimated
@@ -155,7 +157,7 @@ def _ratio_dict(names, coef, cov) -> dict[str, RatioCI]:
     }
 
 
-def _cox_artifact(model: SecondLineCoxModel, recalibrated: bool) -> CoxArtifact:
+def _cox_artifact(model: SecondLineCoxModel, recalibrated: bool, evaluation: dict) -> CoxArtifact:
     base = model.baseline_
     return CoxArtifact(
         endpoint=model.endpoint,
@@ -173,6 +175,8 @@ def _cox_artifact(model: SecondLineCoxModel, recalibrated: bool) -> CoxArtifact:
         events=model.events_,
         max_time=model.max_time_,
         c_index=model.c_index_,
+        c_index_ci=tuple(evaluation["c_index_bootstrap_ci"]),
+        c_index_optimism_corrected=evaluation["c_index_optimism_corrected"],
         recalibrated=recalibrated,
     )
 
@@ -227,14 +231,16 @@ def train_bundle(
     )
 
     sl = second_line_frame(cohort)
-    cox = {}
+    cox, cox_evaluation = {}, {}
     with stage("second-line Cox models"):
         for endpoint in ("pfs", "os"):
             if recalibrate:
                 model = _cox_from_artifact(getattr(base, endpoint)).recalibrate(sl)
             else:
                 model = SecondLineCoxModel(endpoint).fit(sl)
-            cox[endpoint] = _cox_artifact(model, recalibrate)
+            cox_evaluation[endpoint] = evaluate_c_index(model, sl, n_boot=C_INDEX_RESAMPLES, seed=EVALUATION_SEED,
+                                                        progress=progress)
+            cox[endpoint] = _cox_artifact(model, recalibrate, cox_evaluation[endpoint])
     with stage("Kaplan-Meier reference curves"):
         curves = [KMReference(**c) for c in reference_km_curves(cohort)]
 
@@ -259,8 +265,8 @@ def train_bundle(
         training_seconds=round(time.perf_counter() - started, 3),
         evaluation={
             "primary_resistance": {k: v for k, v in evaluation.items() if k != "calibration_table"},
-            "sl_pfs": {"c_index_harrell_apparent": cox["pfs"].c_index},
-            "sl_os": {"c_index_harrell_apparent": cox["os"].c_index},
+            "sl_pfs": cox_evaluation["pfs"],
+            "sl_os": cox_evaluation["os"],
         },
     )
     return BundleArtifact(

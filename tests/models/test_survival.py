@@ -72,3 +72,17 @@ def test_cox_model_matches_lifelines_and_refuses_unfitted(cohort):
     t12 = theirs.index[theirs.index <= 12].max()
     assert ours.survival_at[12].survival == pytest.approx(float(theirs.loc[t12].iloc[0]), abs=0.01)
     assert 0.5 < model.c_index_ < 1
+
+
+def test_c_index_evaluation_is_stored_and_consistent(bundle, cohort):
+    from lifelines.utils import concordance_index
+
+    from models._stats import harrell_c
+
+    for art in (bundle.artifact.pfs, bundle.artifact.os):
+        assert art.c_index_ci[0] < art.c_index < art.c_index_ci[1]
+        assert 0.5 < art.c_index_optimism_corrected <= art.c_index
+    sl = second_line_frame(cohort)
+    risk = sl.primary_resistance * 0.7 + sl.tki_alone * 0.5
+    ours = harrell_c(sl.sl_os_months, risk, sl.sl_os_event)
+    assert ours == pytest.approx(concordance_index(sl.sl_os_months, -risk, sl.sl_os_event), abs=1e-3)
