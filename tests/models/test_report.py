@@ -24,3 +24,17 @@ def test_report_flags_a_figure_outside_its_ci(cohort, trained):
     flagged = [r for r in rows if r.flagged]
     assert [r.item for r in flagged] == ["tki_alone"]
     assert "outside published 95% CI" in flagged[0].note
+
+
+def test_report_command_exits_1_when_a_row_is_flagged(monkeypatch, capsys):
+    import models.report as report
+    from models.__main__ import main
+
+    flagged = report.ReportResult(rows=[report.Row("Cox HR", "tki_alone", "1.98 (1.35-2.91)", "9.00 (5-12)", True,
+                                                   "outside published 95% CI")], markdown="# report\n")
+    monkeypatch.setattr(report, "run_report", lambda out_dir=None, seed=None: flagged)
+    assert main(["report"]) == 1
+    assert "tki_alone" in capsys.readouterr().err
+    clean = report.ReportResult(rows=[report.Row("Cox HR", "tki_alone", "1.98", "1.90", False)], markdown="# ok\n")
+    monkeypatch.setattr(report, "run_report", lambda out_dir=None, seed=None: clean)
+    assert main(["report"]) == 0
