@@ -11,6 +11,7 @@ Tokens are never logged nor echoed in answers: a failure says *what* was wrong, 
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 import time
@@ -52,17 +53,21 @@ class ReplayCache:
 
     def __init__(self) -> None:
         self._expiry: dict[tuple[str, str], float] = {}
+        self._by_expiry: list[tuple[float, tuple[str, str]]] = []  # heap: oldest expiry first
         self._lock = threading.Lock()
 
     def first_use(self, issuer: str, jti: str, expires_at: float) -> bool:
         now = time.time()
+        key = (issuer, jti)
         with self._lock:
-            if len(self._expiry) > 1024:
-                self._expiry = {k: exp for k, exp in self._expiry.items() if exp > now}
-            key = (issuer, jti)
-            if self._expiry.get(key, 0) > now:
+            while self._by_expiry and self._by_expiry[0][0] <= now:
+                _, old = heapq.heappop(self._by_expiry)
+                if self._expiry.get(old, now + 1) <= now:
+                    del self._expiry[old]
+            if key in self._expiry:
                 return False
             self._expiry[key] = expires_at
+            heapq.heappush(self._by_expiry, (expires_at, key))
             return True
 
 
