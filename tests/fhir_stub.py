@@ -52,6 +52,7 @@ class RecordedRequest:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the service opens one connection per prefetch key at once
 
     def handle_error(self, request, client_address) -> None:
         pass  # clients that give up mid-answer (budget ran out) are the point of these tests
@@ -81,6 +82,7 @@ class FhirStub:
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
+        self.huge_body = _huge_bundle(huge_bytes) if behaviour == "huge" or "huge" in self.behaviours.values() else b""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -147,10 +149,7 @@ class FhirStub:
                     self.end_headers()
                     return
                 if behaviour == "huge":
-                    filler = "x" * 1000
-                    count = stub.huge_bytes // 1100 + 1
-                    entries = [{"resource": {"resourceType": "Observation", "id": f"o{i}", "note": [{"text": filler}]}} for i in range(count)]
-                    return self._json(200, {"resourceType": "Bundle", "type": "searchset", "entry": entries})
+                    return self._raw(200, "application/fhir+json", stub.huge_body)
                 return self._json(200, _resource_for(request))
 
             def _json(self, status: int, body: dict) -> None:
@@ -170,6 +169,13 @@ class FhirStub:
                 pass
 
         return Handler
+
+
+def _huge_bundle(size: int) -> bytes:
+    """A valid searchset Bundle of at least ``size`` bytes, built once (not per request)."""
+    entry = json.dumps({"resource": {"resourceType": "Observation", "id": "o", "note": [{"text": "x" * 1000}]}})
+    count = size // len(entry) + 1
+    return ('{"resourceType": "Bundle", "type": "searchset", "entry": [' + ", ".join([entry] * count) + "]}").encode()
 
 
 def _resource_for(request: RecordedRequest) -> dict:
