@@ -7,7 +7,7 @@ from models.evidence import load_evidence
 from .context import CODE_SYSTEM, CardContext
 from .schema import Card, Coding, Link, Source
 
-SUMMARY_LIMIT = 140
+SUMMARY_LIMIT = 139  # the spec: "<140-character summary"
 
 
 def source(ctx: CardContext, kind: str, topic: str, model_version: str) -> Source:
@@ -50,7 +50,7 @@ COMMON_OVERRIDE_REASONS = [
 
 
 def fit_summary(text: str) -> str:
-    """CDS Hooks caps `summary` at 140 characters; our templates stay under it, this is a guard."""
+    """CDS Hooks caps `summary` below 140 characters; our templates stay under it, this is a guard."""
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1].rstrip() + "…"
 
 

@@ -63,7 +63,7 @@ class Link(_Strict):
 
 class Card(_Strict):
     uuid: str
-    summary: str = Field(max_length=140)
+    summary: str = Field(max_length=139)  # "<140-character" (CDS Hooks 2.0 §Card)
     detail: str | None = None
     indicator: Literal["info", "warning", "critical"]
     source: Source

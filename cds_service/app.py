@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     register_error_handlers(app)
     if settings.jwt_enforced:
-        auth.install(app, settings)
+        auth.install(app, settings, replays=store)  # shared by all workers and replicas
     for blueprint in (hooks.bp, feedback.bp, health.bp, model_card.bp):
         app.register_blueprint(blueprint)
     smart.init_app(app)  # SMART app at /smart (its own cookie settings)

@@ -15,13 +15,14 @@ import heapq
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from flask import Flask, Response, jsonify, request
 
 from .errors import ApiError
 from .settings import Settings
+from .store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,15 @@ class InvalidToken(ApiError):
         super().__init__(401, "invalid_token", message)
 
 
-class ReplayCache:
-    """``jti`` values seen, each kept until its token expires.
+class ReplayGuard(Protocol):
+    def first_use(self, issuer: str, jti: str, expires_at: float) -> bool: ...
 
-    In-process: with several workers or replicas a replay can land on another process; a shared
-    store (e.g. the database or Redis with ``SET NX EX``) is needed there.
+
+class ReplayCache:
+    """``jti`` values seen, each kept until its token expires, in this process only.
+
+    The service passes its database store instead (``FeedbackStore.first_use``), which every
+    worker and replica shares; this in-process cache serves a verifier used on its own.
     """
 
     def __init__(self) -> None:
@@ -74,7 +79,7 @@ class ReplayCache:
 class JwtVerifier:
     """Verify a CDS Client's bearer JWT against the configured issuers and this endpoint's URL."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, replays: ReplayGuard | None = None):
         symmetric = [a for a in settings.jwt_algorithms if not a.startswith(_ASYMMETRIC_PREFIXES)]
         if symmetric:
             raise ValueError(f"CDS_JWT_ALGORITHMS must be asymmetric; refusing {symmetric}")
@@ -82,7 +87,7 @@ class JwtVerifier:
             raise ValueError("JWT is enforced but CDS_JWT_ISSUERS names no trusted issuer")
         self.settings = settings
         self.algorithms = list(settings.jwt_algorithms)
-        self.replays = ReplayCache()
+        self.replays: ReplayGuard = replays or ReplayCache()
         self._clients: dict[str, jwt.PyJWKClient] = {}
         self._clients_lock = threading.Lock()
 
@@ -146,7 +151,12 @@ class JwtVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise InvalidToken("JWT jti must be a non-empty string.")
-        if not self.replays.first_use(issuer, jti, float(claims["exp"]) + s.jwt_leeway_seconds):
+        try:
+            first = self.replays.first_use(issuer, jti, float(claims["exp"]) + s.jwt_leeway_seconds)
+        except StoreUnavailable:
+            # Fail closed: without the shared record a replay cannot be ruled out.
+            raise ApiError(503, "replay_store_unavailable", "Token replay cannot be checked now; retry later.") from None
+        if not first:
             raise InvalidToken("JWT jti was already used (replay).")
         return claims
 
@@ -186,9 +196,9 @@ def expected_audience(settings: Settings) -> str:
     return base + request.path
 
 
-def install(app: Flask, settings: Settings) -> JwtVerifier:
+def install(app: Flask, settings: Settings, replays: ReplayGuard | None = None) -> JwtVerifier:
     """Require a valid bearer JWT on discovery, service and feedback calls; probes and preflight stay open."""
-    verifier = JwtVerifier(settings)
+    verifier = JwtVerifier(settings, replays)
 
     @app.before_request
     def _require_jwt() -> None:

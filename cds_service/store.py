@@ -10,6 +10,7 @@ at start-up or by ``python -m cds_service migrate``.
 from __future__ import annotations
 
 import json
+import time as time_
 from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Annotated, Literal
@@ -88,6 +89,14 @@ assessment_card = Table(
     Column("card_uuid", String(200), nullable=False, index=True),
     Column("indicator", String(20), nullable=False),
     Column("kind", String(100), nullable=True),
+)
+
+jwt_replay = Table(
+    "jwt_replay",
+    metadata,
+    Column("issuer", String(500), primary_key=True),
+    Column("jti", String(200), primary_key=True),
+    Column("expires_at", Float, nullable=False, index=True),
 )
 
 MIGRATIONS = "cds_service:migrations"
@@ -199,6 +208,24 @@ class FeedbackStore:
                 f"database schema is at {current or 'nothing'}, this service needs {head_revision()}: "
                 "run `python -m cds_service migrate`"
             )
+
+    # -- JWT replay protection ---------------------------------------------------------------
+
+    def first_use(self, issuer: str, jti: str, expires_at: float) -> bool:
+        """Record a JWT id; False if any worker or replica has already seen it (a replay).
+        The primary key makes the check and the insert one atomic step in either database."""
+        now = time_.time()
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(jwt_replay.delete().where(jwt_replay.c.expires_at < now))
+                inserted = connection.execute(
+                    _insert_ignoring_duplicates(connection, jwt_replay).values(
+                        issuer=issuer[:500], jti=jti[:200], expires_at=expires_at
+                    )
+                )
+                return inserted.rowcount == 1
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(type(exc).__name__) from None
 
     # -- feedback ---------------------------------------------------------------------------
 

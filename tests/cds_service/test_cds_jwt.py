@@ -221,6 +221,17 @@ def test_replayed_jti(secured, jwks):
     assert_rejected(call(secured, again), again, "replay")
 
 
+def test_replay_is_refused_by_another_process_sharing_the_database(live_server, jwks):
+    # Two app instances (as two gunicorn workers or two replicas) behind one public URL and one
+    # database: a token used on one must be refused on the other.
+    public = "https://cds.example.org"
+    first = live_server(**jwks.settings(public_base_url=public))
+    second = live_server(**jwks.settings(public_base_url=public))
+    token = sign(jwks.ec, claims(f"{public}/cds-services/{SELECT_SERVICE}"))
+    assert call(first, token).status_code == 200
+    assert_rejected(call(second, token), token, "replay")
+
+
 def test_unknown_iss(secured, jwks):
     token = sign(jwks.ec, claims(aud(secured), iss="https://other-ehr.example/"))
     assert_rejected(call(secured, token), token, "iss")
