@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from fhir.resources.R4B.quantity import Quantity
 from pydantic import ValidationError
@@ -65,6 +65,36 @@ SKIP_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 # --------------------------------------------------------------------------- quantities
 
 
+class _PlainQuantity(NamedTuple):
+    value: float
+    comparator: str | None
+    unit: str | None
+    system: str | None
+    code: str | None
+
+
+_PLAIN_QUANTITY_KEYS = frozenset(_PlainQuantity._fields)
+_FHIR_TOKEN = re.compile(r"^[^\s]+( [^\s]+)*$")  # FHIR code (unit and comparator checked alike)
+_FHIR_URI = re.compile(r"^\S+$")
+
+
+def _plain_quantity(raw: dict) -> _PlainQuantity | None:
+    """The everyday valueQuantity (a finite number, a known comparator, tidy strings) without the
+    cost of a fhir.resources model (~60 µs each, 20+ per call); None sends it to full validation."""
+    if not raw.keys() <= _PLAIN_QUANTITY_KEYS:
+        return None
+    value = raw.get("value")
+    if type(value) not in (int, float) or not math.isfinite(value):
+        return None
+    strings = [raw.get(key) for key in ("comparator", "unit", "system", "code")]
+    patterns = (_FHIR_TOKEN, _FHIR_TOKEN, _FHIR_URI, _FHIR_TOKEN)
+    if not all(s is None or (type(s) is str and p.match(s)) for s, p in zip(strings, patterns)):
+        return None
+    if strings[0] is not None and strings[0] not in COMPARATORS:
+        return None
+    return _PlainQuantity(value, *strings)
+
+
 def _quantity(
     feature: str, resource: dict, raw: object
 ) -> tuple[LabValue | None, MissingReason | None, str, dict]:
@@ -72,12 +102,14 @@ def _quantity(
     label = LAB_LABELS.get(feature, feature.replace("_", " "))
     if not isinstance(raw, dict):
         return None, MissingReason.invalid, f"{label} has no valueQuantity", {}
-    try:
-        quantity = Quantity.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return None, MissingReason.invalid, f"{label} valueQuantity.{where}: {first.get('msg')}", raw
+    quantity = _plain_quantity(raw)
+    if quantity is None:  # anything unusual gets the full FHIR validation and its error message
+        try:
+            quantity = Quantity.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            return None, MissingReason.invalid, f"{label} valueQuantity.{where}: {first.get('msg')}", raw
     if quantity.value is None:
         return None, MissingReason.invalid, f"{label} valueQuantity has no value", raw
     number = float(quantity.value)

@@ -7,7 +7,9 @@ documented at the top of the YAML file and in README.md.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable
@@ -49,6 +51,13 @@ def normalise_code(system: str, code: str) -> str:
     return code
 
 
+@lru_cache(maxsize=8192)
+def _index_key(system: str, code: str) -> tuple[str, str]:
+    """(system, code) as the indexes hold them; cached because the same codes recur on every call."""
+    system = normalise_system(system)
+    return system, normalise_code(system, code)
+
+
 @dataclass(frozen=True)
 class Drug:
     name: str
@@ -67,6 +76,7 @@ class Terminology:
     drugs: dict[str, Drug] = field(default_factory=dict)
     _drug_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     _keys: dict[str, dict[str, list[CodingRef]]] = field(default_factory=dict)
+    _any_drug_name: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def codes(self, section: str, key: str) -> list[CodingRef]:
         return list(self._keys.get(section, {}).get(key, []))
@@ -82,8 +92,7 @@ class Terminology:
         system, code = coding.get("system"), coding.get("code")
         if not isinstance(system, str) or not isinstance(code, str):
             return ()
-        system = normalise_system(system)
-        return self._index.get((section, system, normalise_code(system, code)), ())
+        return self._index.get((section, *_index_key(system, code)), ())
 
     def match(
         self, section: str, concept: object, keys: Iterable[str] | None = None
@@ -107,8 +116,7 @@ class Terminology:
         system, code = coding.get("system"), coding.get("code")
         if not isinstance(system, str) or not isinstance(code, str):
             return None
-        system = normalise_system(system)
-        return self._drug_codes.get((system, normalise_code(system, code)))
+        return self._drug_codes.get(_index_key(system, code))
 
     def match_drug(self, concept: object) -> tuple[str, CodingRef] | None:
         """Canonical drug name for a medication CodeableConcept dict: codes first, then names
@@ -127,8 +135,13 @@ class Terminology:
                 texts.append((coding["display"], coding_ref(coding)))
         if isinstance(concept.get("text"), str):
             texts.append((concept["text"], CodingRef(display=concept["text"])))
+        if self._any_drug_name is None:  # one scan rejects the common case: no drug name at all
+            names = sorted({n for drug in self.drugs.values() for n in drug.names}, key=len, reverse=True)
+            self._any_drug_name = re.compile("|".join(map(re.escape, names)) or "(?!)")
         for text, ref in texts:
             lowered = text.lower()
+            if not self._any_drug_name.search(lowered):
+                continue
             for drug in self.drugs.values():
                 if any(n in lowered for n in drug.names):
                     return drug.name, ref
