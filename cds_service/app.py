@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
-from . import auth, feedback, health, hooks, model_card, observability, smart
+from . import auth, feedback, health, hooks, model_card, observability, openapi, smart, ssrf
 from .errors import register_error_handlers
 from .pipeline import Pipeline
 from .runtime import EXTENSION, Runtime
@@ -40,7 +40,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     if settings.jwt_enforced:
         auth.install(app, settings, replays=store)  # shared by all workers and replicas
-    for blueprint in (hooks.bp, feedback.bp, health.bp, model_card.bp):
+    ssrf.init_app(app, ssrf.FhirServerPolicy.from_settings(settings))  # after auth: 401 before 400
+    for blueprint in (hooks.bp, feedback.bp, health.bp, model_card.bp, openapi.bp):
         app.register_blueprint(blueprint)
     smart.init_app(app)  # SMART app at /smart (its own cookie settings)
     return app

@@ -8,6 +8,7 @@ cost at most the fetch budget and never a stuck worker.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from .ssrf import FhirServerPolicy, FhirServerRefused
 
 _CHUNK = 64 * 1024
 
@@ -36,9 +39,13 @@ class FetchOutcome:
 
 
 class FhirClient:
-    def __init__(self, *, max_bytes: int, max_pages: int, workers: int):
+    def __init__(self, *, max_bytes: int, max_pages: int, workers: int, policy: FhirServerPolicy | None = None):
         self.max_bytes = max_bytes
         self.max_pages = max_pages
+        self.policy = policy or FhirServerPolicy()  # demo rules by default: metadata addresses refused
+        # urllib3 writes every request line, FHIR queries with patient ids included, at DEBUG:
+        # keep it quiet even when the service's own logs are turned up to DEBUG.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=workers, pool_maxsize=workers, max_retries=0)
         self.session.mount("http://", adapter)
@@ -88,6 +95,10 @@ class FhirClient:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError("the fetch budget ran out")
+        try:
+            self.policy.check_resolved(url)  # every page too: a next link may point anywhere
+        except FhirServerRefused as exc:
+            raise FetchError(f"the FHIR server address was refused ({exc.reason})") from None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         try:
             with self.session.get(

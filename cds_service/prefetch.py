@@ -13,6 +13,7 @@ from typing import Any
 from .errors import ApiError
 from .fhir_client import FhirClient
 from .schemas import HookRequest
+from .ssrf import FhirServerRefused, refused
 
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z][A-Za-z0-9_.]*)\s*\}\}")
 _USER_TOKENS = {
@@ -99,6 +100,10 @@ def resolve(
         result.missing.update({key: "not prefetched and no fhirServer" for key in to_fetch})
         return result
 
+    try:
+        client.policy.check_resolved(base)  # before the token goes anywhere
+    except FhirServerRefused as exc:
+        raise refused(exc.reason) from None
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     for key, outcome in client.fetch_all(base, to_fetch, token, budget_seconds).items():
         if outcome.error is not None:

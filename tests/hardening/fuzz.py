@@ -1,0 +1,112 @@
+"""Property-based fuzzing of the running service from its own OpenAPI description (schemathesis,
+built on hypothesis), against gunicorn as deployed.
+
+    .venv/bin/python tests/hardening/fuzz.py --max-examples 1500   # the full run: ≥ 10,000 requests
+    (tests/hardening/test_hardening_security.py runs it with a small count inside the test suite)
+
+Every phase (examples, coverage, fuzzing, stateful) and every check but ``negative_data_rejection``:
+the service is tolerant of what EHRs send by design (``extra="ignore"``, non-resource entries in
+draftOrders skipped), so a schema-violating body may rightly get 200. On top of schemathesis's own
+checks, every answer recorded in the HAR file is counted by status and every 4xx must be a JSON
+error in the project's shape ``{"error": str, "message": str, ...}``; the service's own request
+counter (``/metrics``) confirms the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from hardening_kit import gunicorn_service, metric_total  # noqa: E402
+
+SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+
+
+@dataclass
+class FuzzResult:
+    exit_code: int
+    output: str
+    by_status: Counter = field(default_factory=Counter)
+    bad_errors: list[str] = field(default_factory=list)  # 4xx answers not in the project's shape
+    served: float = 0.0  # requests the service counted (metrics), fuzzing only
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_status.values())
+
+    @property
+    def server_errors(self) -> int:
+        return sum(n for status, n in self.by_status.items() if status >= 500)
+
+
+def _error_shape_problem(entry: dict) -> str | None:
+    content = entry["response"].get("content") or {}
+    text = content.get("text") or ""
+    if content.get("encoding") == "base64":
+        import base64
+
+        text = base64.b64decode(text).decode("utf-8", "replace")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return f"{entry['request']['method']} {entry['request']['url']}: not JSON: {text[:120]!r}"
+    if not (isinstance(body, dict) and isinstance(body.get("error"), str) and isinstance(body.get("message"), str)):
+        return f"{entry['request']['method']} {entry['request']['url']}: not the error shape: {text[:120]!r}"
+    return None
+
+
+def fuzz(url: str, max_examples: int, seed: int | None = None, workdir: Path | None = None) -> FuzzResult:
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="cds-fuzz-"))
+    har = workdir / "fuzz.har"
+    before = metric_total(url, "cds_http_requests_total")
+    command = [
+        str(SCHEMATHESIS), "run", f"{url}/openapi.json",
+        "--checks", "all", "--exclude-checks", "negative_data_rejection",
+        "--max-examples", str(max_examples), "--report", "har", "--report-har-path", str(har),
+        "--wait-for-schema", "30", "--no-color",
+    ]
+    if seed is not None:
+        command += ["--seed", str(seed)]
+    run = subprocess.run(command, capture_output=True, text=True, cwd=workdir)  # its cache dir goes there
+    result = FuzzResult(run.returncode, run.stdout + run.stderr)
+    result.served = metric_total(url, "cds_http_requests_total") - before - 1  # less the /openapi.json fetch
+    for entry in json.loads(har.read_text())["log"]["entries"]:
+        status = entry["response"]["status"]
+        result.by_status[status] += 1
+        if 400 <= status < 500 and (problem := _error_shape_problem(entry)):
+            result.bad_errors.append(problem)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-examples", type=int, default=1500, help="per operation and phase")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--url", help="fuzz a service already running there instead of starting one")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="cds-fuzz-") as tmp:
+        if args.url:
+            result = fuzz(args.url, args.max_examples, args.seed, Path(tmp))
+        else:
+            with gunicorn_service(Path(tmp), CDS_LOG_LEVEL="WARNING") as service:
+                result = fuzz(service.url, args.max_examples, args.seed, Path(tmp))
+    print(result.output[-3000:])
+    print(f"requests: {result.total:,} (service counted {result.served:,.0f}); by status: "
+          + ", ".join(f"{status} × {n:,}" for status, n in sorted(result.by_status.items())))
+    print(f"5xx: {result.server_errors}; 4xx not in the error shape: {len(result.bad_errors)}")
+    for problem in result.bad_errors[:10]:
+        print("  ", problem)
+    return 0 if result.exit_code == 0 and not result.server_errors and not result.bad_errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
