@@ -6,7 +6,7 @@ spec requires, so a malformed call gets a 400 naming the field instead of a wron
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 from uuid import UUID
 
@@ -102,6 +102,10 @@ class FeedbackEntry(Tolerant):
     def _has_timezone(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("outcomeTimestamp must carry a timezone offset (FHIR instant)")
+        try:
+            value.astimezone(timezone.utc)  # stored in UTC: 0001-01-01T00:00+01:00 has no UTC date
+        except OverflowError:
+            raise ValueError("outcomeTimestamp is out of range once converted to UTC") from None
         return value
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
 """Property-based fuzzing of the running service from its own OpenAPI description (schemathesis,
 built on hypothesis), against gunicorn as deployed.
 
-    .venv/bin/python tests/hardening/fuzz.py --max-examples 1500   # the full run: ≥ 10,000 requests
+    .venv/bin/python tests/hardening/fuzz.py --min-requests 10000   # the full run (~10 minutes)
     (tests/hardening/test_hardening_security.py runs it with a small count inside the test suite)
 
 Every phase (examples, coverage, fuzzing, stateful) and every check but ``negative_data_rejection``:
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,23 +90,39 @@ def fuzz(url: str, max_examples: int, seed: int | None = None, workdir: Path | N
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-examples", type=int, default=1500, help="per operation and phase")
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--max-examples", type=int, default=150, help="per operation and phase, per pass")
+    parser.add_argument("--min-requests", type=int, default=10_000, help="passes (new seeds) until this many")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the first pass; then seed+1, ...")
     parser.add_argument("--url", help="fuzz a service already running there instead of starting one")
     args = parser.parse_args(argv)
+    totals: Counter = Counter()
+    bad: list[str] = []
+    failed_passes = served = 0
     with tempfile.TemporaryDirectory(prefix="cds-fuzz-") as tmp:
-        if args.url:
-            result = fuzz(args.url, args.max_examples, args.seed, Path(tmp))
-        else:
-            with gunicorn_service(Path(tmp), CDS_LOG_LEVEL="WARNING") as service:
-                result = fuzz(service.url, args.max_examples, args.seed, Path(tmp))
-    print(result.output[-3000:])
-    print(f"requests: {result.total:,} (service counted {result.served:,.0f}); by status: "
-          + ", ".join(f"{status} × {n:,}" for status, n in sorted(result.by_status.items())))
-    print(f"5xx: {result.server_errors}; 4xx not in the error shape: {len(result.bad_errors)}")
-    for problem in result.bad_errors[:10]:
+        with (nullcontext(None) if args.url else gunicorn_service(Path(tmp), CDS_LOG_LEVEL="WARNING")) as service:
+            url = args.url or service.url
+            seed = args.seed
+            # Passes of bounded size (one huge run keeps its whole HAR log in memory).
+            while sum(totals.values()) < args.min_requests:
+                workdir = Path(tmp) / f"pass-{seed}"
+                workdir.mkdir()
+                result = fuzz(url, args.max_examples, seed, workdir)
+                totals.update(result.by_status)
+                bad += result.bad_errors
+                served += result.served
+                failed_passes += result.exit_code != 0
+                print(f"pass seed={seed}: {result.total:,} requests, exit {result.exit_code}, "
+                      f"5xx {result.server_errors}, 4xx not in the error shape {len(result.bad_errors)}", flush=True)
+                if result.exit_code != 0:
+                    print(result.output[-3000:])
+                seed += 1
+    server_errors = sum(n for status, n in totals.items() if status >= 500)
+    print(f"requests: {sum(totals.values()):,} (service counted {served:,.0f}); by status: "
+          + ", ".join(f"{status} × {n:,}" for status, n in sorted(totals.items())))
+    print(f"5xx: {server_errors}; 4xx not in the error shape: {len(bad)}; passes failing a check: {failed_passes}")
+    for problem in bad[:10]:
         print("  ", problem)
-    return 0 if result.exit_code == 0 and not result.server_errors and not result.bad_errors else 1
+    return 0 if not failed_passes and not server_errors and not bad else 1
 
 
 if __name__ == "__main__":

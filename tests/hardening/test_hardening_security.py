@@ -209,3 +209,13 @@ def test_fuzzing_from_the_openapi_description_finds_no_5xx_and_only_json_errors(
     assert result.bad_errors == []
     assert result.exit_code == 0, result.output[-3000:]
     print(f"fuzzing: {result.total} requests, by status {dict(result.by_status)}")
+
+
+@pytest.mark.parametrize("instant", ["0001-01-01T03:21:24.07808+09:33", "9999-12-31T23:00:00-05:00"])
+def test_feedback_instant_with_no_utc_date_is_400_not_500(live_server, instant):
+    """Found by the fuzzer: an offset pushing the instant outside datetime's range crashed storage."""
+    server = live_server()
+    body = {"feedback": [{"card": "c-1", "outcome": "overridden", "outcomeTimestamp": instant}]}
+    response = requests.post(f"{server.url}/cds-services/{SELECT}/feedback", json=body, timeout=10)
+    assert response.status_code == 400
+    assert response.json()["details"][0]["field"] == "feedback.0.outcomeTimestamp"
