@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
+import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import requests
 from werkzeug.serving import make_server
 
 from cds_service import create_app
 from cds_service.settings import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from processes import serving
 
 class LiveServer:
     """A threaded werkzeug HTTP server around ``create_app(settings)`` on a free loopback port."""
@@ -83,33 +71,8 @@ def server(live_server) -> LiveServer:
 @contextmanager
 def service_process(env: dict[str, str], port: int | None = None) -> Iterator[str]:
     """Run ``python -m cds_service`` (gunicorn, as deployed) and yield its base URL."""
-    port = port or free_port()
-    full_env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cds_service"],
-        env=full_env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"service exited: {process.stdout.read().decode()[-2000:]}")
-            try:
-                if requests.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("service did not become healthy within 60 s")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with tempfile.TemporaryDirectory() as logs:
+        with serving(
+            [sys.executable, "-m", "cds_service"], env=env, port=port, log_path=Path(logs) / "service.log"
+        ) as service:
+            yield service.url

@@ -11,7 +11,6 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import warnings
@@ -22,6 +21,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from processes import free_port
+
 SUPERUSER = "cds"
 
 
@@ -31,12 +32,6 @@ def _bindir() -> Path | None:
         return Path(os.path.realpath(found)).parent
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
     return Path(candidates[-1]).parent if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _os_user() -> str | None:
@@ -59,7 +54,7 @@ class PostgresCluster:
         self.user = _os_user()
         self.root = Path(tempfile.mkdtemp(prefix="cds-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.version = ""
         self._databases = count(1)
         if self.user:

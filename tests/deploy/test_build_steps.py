@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import ROOT, running_service
+from processes import ROOT, free_port, serving
 
 PREFIX_IN_IMAGE = "/opt/hcc-cds"
 
@@ -90,8 +90,8 @@ def test_build_steps_install_serves_discovery_and_health(tmp_path, postgres_url)
         "CDS_WORKERS": "2",
         "CDS_THREADS": "4",
     }
-    port = _free_port()
-    with running_service(_entrypoint(prefix), env, workdir, tmp_path / "service.log", port) as service:
+    port = free_port()
+    with serving(_entrypoint(prefix), env=env, cwd=workdir, log_path=tmp_path / "service.log", port=port, drop_env=("PYTHONPATH",)) as service:
         discovery = requests.get(f"{service.url}/cds-services", timeout=5)
         assert discovery.status_code == 200
         assert {s["id"] for s in discovery.json()["services"]} == {
@@ -113,11 +113,3 @@ def test_build_steps_install_serves_discovery_and_health(tmp_path, postgres_url)
     artifacts.mkdir(exist_ok=True)
     (artifacts / "deploy-build.json").write_text(json.dumps(figures, indent=2))
     print(f"build-steps: {figures}")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

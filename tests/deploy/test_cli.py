@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore, head_revision
-from conftest import ROOT
+from processes import ROOT
 
 
 def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:

@@ -5,15 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
-import subprocess
 import sys
 import uuid
 
 import pytest
 import requests
 
-from cds_service.observability import JsonFormatter, JsonHandler, observe_cards, observe_fetch, scrub, set_model_version
-from conftest import ROOT, running_service
+from cds_service.observability import JsonFormatter, observe_cards, observe_fetch, scrub, set_model_version
+from processes import ROOT, free_port, serving
 
 TOKEN = "eyJhbGciOiJSUzM4NCJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXZhbHVl"
 SERVICE = "hcc-systemic-therapy-select"
@@ -112,9 +111,9 @@ def test_gunicorn_workers_share_metrics_and_log_json(tmp_path):
         "CDS_THREADS": "2",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "cds_service", "serve"]
-    with running_service(command, env, ROOT, tmp_path / "log", port) as service:
+    with serving(command, env=env, cwd=ROOT, log_path=tmp_path / "log", port=port, drop_env=("PYTHONPATH",)) as service:
         for _ in range(20):
             requests.get(f"{service.url}/cds-services", headers={"Connection": "close"}, timeout=5)
         text = requests.get(f"{service.url}/metrics", timeout=5).text
@@ -129,11 +128,3 @@ def test_gunicorn_workers_share_metrics_and_log_json(tmp_path):
     assert sum(l["logger"] == "cds_service.access" for l in lines) >= 21
     assert not [l for l in service.output().splitlines() if l.strip() and not l.startswith("{")]
     assert len(pids) >= 1
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

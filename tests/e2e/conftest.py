@@ -29,6 +29,8 @@ from werkzeug.serving import make_server
 from cds_service import create_app
 from cds_service.settings import Settings
 
+from processes import stop
+
 from .ehr_simulator import EhrSimulator
 from .smart_auth_server import AuthServer, smart_configuration
 
@@ -118,12 +120,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         server.shutdown()
         thread.join(timeout=5)
         auth.stop()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
 
 
 @pytest.fixture(scope="session")
