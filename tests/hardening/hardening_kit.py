@@ -3,14 +3,9 @@ with its JSON logs in a file, worker pids, request bodies. Real processes and so
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
@@ -18,6 +13,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from processes import ServiceProcess, free_port, serving  # noqa: E402
 from fhir_factory import (  # noqa: E402
     AMOXICILLIN,
     SORAFENIB,
@@ -33,69 +29,19 @@ SELECT = "hcc-systemic-therapy-select"
 SIGN = "hcc-systemic-therapy-sign"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Service:
-    url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def worker_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
-        return [int(pid) for pid in out.split()]
-
-    def rss_mib(self, pid: int) -> float:
-        status = Path(f"/proc/{pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @contextmanager
-def gunicorn_service(tmp_path: Path, **env: str) -> Iterator[Service]:
+def gunicorn_service(tmp_path: Path, **env: str) -> Iterator[ServiceProcess]:
     """``python -m cds_service`` on a free loopback port; stdout+stderr (JSON logs) to a file."""
     port = free_port()
-    log_path = tmp_path / f"service-{port}.log"
-    full_env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
+    settings = {
         "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/feedback.sqlite3",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / f"metrics-{port}"),
         **env,
     }
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "cds_service"], cwd=ROOT, env=full_env, stdout=log, stderr=log)
-    service = Service(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"service exited: {service.log()[-2000:]}")
-            try:
-                if requests.get(f"{service.url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("service not healthy within 60 s")
-            time.sleep(0.1)
+    with serving(
+        [sys.executable, "-m", "cds_service"], env=settings, port=port, log_path=tmp_path / f"service-{port}.log"
+    ) as service:
         yield service
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def sorafenib_call(patient: str = "p1", **kw) -> dict:

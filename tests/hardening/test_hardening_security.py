@@ -5,7 +5,6 @@ fuzz run from it (the ≥ 10,000-request run is ``python tests/hardening/fuzz.py
 from __future__ import annotations
 
 import ipaddress
-import json
 
 import pytest
 import requests
@@ -177,7 +176,7 @@ def test_logs_carry_no_token_and_no_patient_data(tmp_path):
                                   headers=headers, timeout=15).status_code for body in calls]
         assert statuses == [200, 200, 400, 400]
         assert failing.seen() and {r.authorization for r in failing.seen()} == {f"Bearer {ACCESS_TOKEN}"}
-        log = service.log()
+        log = service.output()
     assert '"logger": "cds_service.access"' in log  # the access log was on: the check below means something
     for secret in (ACCESS_TOKEN, JWT, JWT.split(".")[1], PATIENT_ID, *PATIENT_NAME, str(AFP_VALUE), "1958-02-03"):
         assert secret not in log, f"{secret!r} is in the service's logs"
