@@ -181,6 +181,14 @@ def _absent_reason(resource: dict, label: str) -> tuple[MissingReason | None, st
 # --------------------------------------------------------------------------- labs
 
 
+def _unusable_because(obs: dict, label: str) -> tuple[MissingReason | None, str]:
+    """Why an Observation cannot give a value: its status first, then a dataAbsentReason."""
+    reason, note = _status_reason(obs, label)
+    if reason is None:
+        reason, note = _absent_reason(obs, label)
+    return reason, note
+
+
 def _lab_candidates(
     observations: list[dict], terminology: Terminology, report_dates: dict
 ) -> dict[str, list[Candidate]]:
@@ -203,10 +211,8 @@ def _lab_candidates(
             comparator=text(raw_q.get("comparator")),
             coding=coding,
         )
-        reason, note = _status_reason(obs, label)
+        reason, note = _unusable_because(obs, label)
         value = None
-        if reason is None:
-            reason, note = _absent_reason(obs, label)
         if reason is None:
             value, reason, note, _ = _quantity(key, obs, raw)
         out[key].append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
@@ -252,9 +258,7 @@ def _tumour_sizes(
             continue
         _, coding = matched
         when, source = _observation_date(obs, report_dates)
-        reason, note = _status_reason(obs, "tumour size")
-        if reason is None:
-            reason, note = _absent_reason(obs, "tumour size")
+        reason, note = _unusable_because(obs, "tumour size")
         quantities = []
         for component in as_list(obs.get("component")):
             if terminology.match("imaging", as_dict(component).get("code"), keys=("tumour_size_longest",)):
@@ -295,9 +299,7 @@ def _tumour_counts(
             continue
         _, coding = matched
         when, source = _observation_date(obs, report_dates)
-        reason, note = _status_reason(obs, "tumour count")
-        if reason is None:
-            reason, note = _absent_reason(obs, "tumour count")
+        reason, note = _unusable_because(obs, "tumour count")
         raw: object = obs.get("valueInteger")
         comparator = None
         if raw is None:
@@ -407,9 +409,7 @@ def _finding(
         if by_code is None and by_value is None:
             continue
         when, source = _observation_date(obs, report_dates)
-        reason, note = _status_reason(obs, label)
-        if reason is None:
-            reason, note = _absent_reason(obs, label)
+        reason, note = _unusable_because(obs, label)
         value = True if by_value is not None else _finding_value(obs, terminology)
         if reason is None and value is None:
             reason, note = MissingReason.invalid, f"{label}: answer in Observation/{obs.get('id')} not understood"
@@ -525,9 +525,7 @@ def _stage(
         if named is None:
             continue
         when, source = _observation_date(obs, report_dates)
-        reason, note = _status_reason(obs, label)
-        if reason is None:
-            reason, note = _absent_reason(obs, label)
+        reason, note = _unusable_because(obs, label)
         value, coding = _stage_from(obs.get("valueCodeableConcept"), obs.get("valueString"), terminology, scale)
         if reason is None and value is None:
             reason, note = MissingReason.invalid, f"{label} value in Observation/{obs.get('id')} not understood"
