@@ -97,6 +97,14 @@ class FeedbackEntry(Tolerant):
     overrideReason: OverrideReason | None = None
     outcomeTimestamp: datetime
 
+    @field_validator("outcomeTimestamp", mode="before")
+    @classmethod
+    def _is_text(cls, value: Any) -> Any:
+        # The spec asks for an RFC 3339 string; a bare number would otherwise pass as Unix time.
+        if not isinstance(value, str):
+            raise ValueError("outcomeTimestamp must be an RFC 3339 date-time string, e.g. 2021-12-11T10:05:31Z")
+        return value
+
     @field_validator("outcomeTimestamp")
     @classmethod
     def _has_timezone(cls, value: datetime) -> datetime:

@@ -63,6 +63,7 @@ def test_a_retried_post_is_not_counted_twice(server):
         ({"card": ""}, "feedback.1.card"),
         ({"outcomeTimestamp": "yesterday"}, "feedback.1.outcomeTimestamp"),
         ({"outcomeTimestamp": "2021-12-11T10:05:31"}, "feedback.1.outcomeTimestamp"),  # no offset: not UTC
+        ({"outcomeTimestamp": 1639217131}, "feedback.1.outcomeTimestamp"),  # a number is not RFC 3339
         ({"outcome": "accepted", "acceptedSuggestions": None}, "feedback.1"),
     ],
 )
