@@ -187,6 +187,16 @@ def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | Non
     return "\n".join(lines) + "\n"
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write at 100 dpi and release one figure (pyplot keeps every open figure)."""
+    import matplotlib.pyplot as plt  # already imported by write_plots, after choosing Agg
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -213,10 +223,7 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
     ax.axvline(1, color="grey", lw=0.5)
     ax.set_xlabel("ratio (95% CI)")
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    paths.append(out_dir / "ratios.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "ratios.png"))
 
     # 2. OS from sorafenib start with published landmarks
     published = evidence.os_all_patients_by_resistance
@@ -230,10 +237,7 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
     ax.set_xlabel("months from sorafenib start")
     ax.set_ylabel("overall survival")
     ax.legend()
-    fig.tight_layout()
-    paths.append(out_dir / "os_by_resistance.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "os_by_resistance.png"))
 
     # 3. second-line KM by resistance x regimen with published medians
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
@@ -250,10 +254,7 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
         ax.set_title(f"{endpoint.upper()} from second-line start (circles: published medians)")
         ax.set_xlabel("months")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths.append(out_dir / "second_line_km.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "second_line_km.png"))
 
     # 4. calibration of the risk model by covariate pattern
     table = bundle.resistance.evaluation.calibration_table
@@ -268,10 +269,7 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
     ax.set_xlabel("predicted probability of primary resistance")
     ax.set_ylabel("observed proportion")
     ax.legend()
-    fig.tight_layout()
-    paths.append(out_dir / "calibration.png")
-    fig.savefig(paths[-1], dpi=100)
-    plt.close(fig)
+    paths.append(_save(fig, out_dir / "calibration.png"))
     return paths
 
 
