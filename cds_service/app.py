@@ -14,7 +14,6 @@ from .settings import Settings
 from .store import FeedbackStore
 
 
-
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__)
@@ -31,9 +30,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         pipeline=pipeline,
     )
     # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route.
+    # Browsers always send Origin on those calls, so EHR server-to-server calls get no CORS headers.
     CORS(
         app,
         origins=settings.cors_origins,
+        always_send=False,
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         expose_headers=["X-Request-ID"],
     )

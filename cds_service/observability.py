@@ -67,6 +67,17 @@ class _Metrics:
         self.model = Gauge(
             "cds_model_info", "Model version in use (value 1).", ["version"], multiprocess_mode="max"
         )
+        self._request_children: dict[tuple[str, str, str], tuple] = {}
+
+    def request_children(self, service_id: str, endpoint: str, status_class: str) -> tuple:
+        """The (counter, histogram) children of one label set. ``labels()`` checks and hashes its
+        arguments on every call; the label sets are few (known services, routes, status classes)."""
+        key = (service_id, endpoint, status_class)
+        children = self._request_children.get(key)
+        if children is None:
+            labels = dict(service_id=service_id, endpoint=endpoint, status_class=status_class)
+            children = self._request_children[key] = (self.requests.labels(**labels), self.latency.labels(**labels))
+        return children
 
 
 _metrics_instance: _Metrics | None = None
@@ -136,9 +147,11 @@ def _finish_request(response: Response) -> Response:
     service_id = _service_label((request.view_args or {}).get("service_id"))
     status_class = f"{response.status_code // 100}xx"
     if endpoint != "/metrics":
-        m = _metrics()
-        m.requests.labels(service_id=service_id, endpoint=endpoint, status_class=status_class).inc()
-        m.latency.labels(service_id=service_id, endpoint=endpoint, status_class=status_class).observe(elapsed)
+        count, latency = _metrics().request_children(service_id, endpoint, status_class)
+        count.inc()
+        latency.observe(elapsed)
+    if not access_log.isEnabledFor(logging.INFO):
+        return response
     access_log.info(
         "request",
         extra={
@@ -171,10 +184,14 @@ _SECRETS = [
     (re.compile(r"(?i)(access_token|password|secret)([\"']?\s*[:=]\s*[\"']?)[^\s\"',&]+"), r"\1\2[redacted]"),
     (re.compile(r"(?i)(postgres(?:ql)?(?:\+\w+)?://[^:/@\s]+:)[^@\s]+@"), r"\1[redacted]@"),
 ]
+# Every pattern above needs one of these words (case-insensitive): one search clears most texts.
+_SECRET_HINT = re.compile(r"(?i)bearer|eyJ|access_token|password|secret|postgres")
 
 
 def scrub(text: str) -> str:
     """Remove bearer tokens, JWTs, passwords and database credentials from a log text."""
+    if not _SECRET_HINT.search(text):
+        return text
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text

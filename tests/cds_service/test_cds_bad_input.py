@@ -246,3 +246,6 @@ def test_cors_headers_on_an_actual_call(server):
     )
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] in ("*", "https://sandbox.cds-hooks.org")
+    # An EHR calling server to server sends no Origin and gets no CORS headers.
+    plain = requests.get(f"{server.url}/cds-services", timeout=TIMEOUT)
+    assert plain.status_code == 200 and "Access-Control-Allow-Origin" not in plain.headers

@@ -85,6 +85,9 @@ def test_scrub_removes_credentials():
     assert TOKEN not in scrub(f"token={TOKEN}")
     assert scrub("postgresql+psycopg://cds:s3cr3t@db:5432/x") == "postgresql+psycopg://cds:[redacted]@db:5432/x"
     assert "hunter2" not in scrub('{"password": "hunter2"}')
+    assert "hunter2" not in scrub('{"PassWord": "hunter2"}')
+    assert scrub(f"jwt {TOKEN}") == "jwt [redacted-jwt]"
+    assert scrub("GET /cds-services 200") == "GET /cds-services 200"
 
 
 def test_metrics_count_requests_fetches_cards_and_model(server):
