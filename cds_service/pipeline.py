@@ -6,10 +6,7 @@ the mapping and a few array operations. Irrelevant orders leave after the draft-
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -22,6 +19,7 @@ from models.assessment import Assessment, assess
 from models.registry import ModelBundle, load_bundle
 
 from . import observability
+from .audit import AuditWriter
 from .fhir_client import FhirClient
 from .prefetch import ResolvedPrefetch, resolve
 from .schemas import HookRequest
@@ -29,15 +27,9 @@ from .services import CdsService
 from .settings import Settings
 from .ssrf import FhirServerPolicy
 from .smart import app_context
-from .store import AssessmentAudit, AuditCard, FeedbackStore, StoreUnavailable
-
-log = logging.getLogger(__name__)
+from .store import AssessmentAudit, AuditCard, FeedbackStore
 
 TRIGGER_CLASSES = (DrugClass.SORAFENIB, DrugClass.TKI)
-# Audit rows wait for one writer thread, off the request path (a synchronous SQLite commit cost
-# ~4 ms per call); past this many waiting rows, new ones are dropped with a warning, never queued
-# without bound while the database is down.
-AUDIT_QUEUE_LIMIT = 1000
 
 
 class Pipeline:
@@ -53,8 +45,7 @@ class Pipeline:
             policy=FhirServerPolicy.from_settings(settings),
         )
         observability.set_model_version(self.bundle.version)
-        self._audit_writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit")
-        self._audit_slots = threading.BoundedSemaphore(AUDIT_QUEUE_LIMIT)
+        self.audit_writer = AuditWriter(store)
 
     @property
     def ready(self) -> bool:
@@ -144,20 +135,4 @@ class Pipeline:
             cards=[AuditCard(uuid=c.uuid, indicator=c.indicator, kind=c.source.topic.code if c.source.topic else None) for c in response.cards],
             missing_data=sorted(resolved.missing) + sorted(assessment.missing_markers if assessment else []),
         )
-        if not self._audit_slots.acquire(blocking=False):
-            log.warning("audit record dropped: writer queue full", extra={"hook_instance": str(request.hookInstance)})
-            return
-        self._audit_writer.submit(self._write_audit, record)
-
-    def _write_audit(self, record: AssessmentAudit) -> None:
-        try:
-            self.store.record_assessment(record)
-        except StoreUnavailable:
-            # The answer matters more to the clinician than the audit row; the metric and log say it was lost.
-            log.warning("audit record not stored", extra={"hook_instance": str(record.hook_instance)})
-        finally:
-            self._audit_slots.release()
-
-    def flush_audit(self, timeout: float = 10.0) -> None:
-        """Wait until every audit row queued so far is written (tests, shutdown)."""
-        self._audit_writer.submit(lambda: None).result(timeout=timeout)
+        self.audit_writer.submit(record)

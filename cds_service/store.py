@@ -13,6 +13,7 @@ import json
 import time as time_
 from datetime import date, datetime, time, timezone
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -270,37 +271,42 @@ class FeedbackStore:
     # -- audit ------------------------------------------------------------------------------
 
     def record_assessment(self, record: AssessmentAudit) -> None:
-        """Append one assessment to the audit log (one transaction). Raises ``StoreUnavailable``."""
+        """Append one assessment to the audit log. Raises ``StoreUnavailable``."""
+        self.record_assessments([record])
+
+    def record_assessments(self, records: Sequence[AssessmentAudit]) -> None:
+        """Append assessments to the audit log in one transaction: all of them or none (a commit
+        costs milliseconds on SQLite, so the audit writer batches). Raises ``StoreUnavailable``."""
         try:
             with self.engine.begin() as connection:
-                assessment_id = connection.execute(
-                    assessment_audit.insert().returning(assessment_audit.c.id),
-                    {
-                        "hook_instance": str(record.hook_instance),
-                        "service_id": record.service_id,
-                        "hook": record.hook,
-                        "model_version": record.model_version,
-                        "outcome": record.outcome,
-                        "timing_ms": record.timing_ms,
-                        "missing_data": json.dumps(record.missing_data),
-                        "recorded_at": record.recorded_at.astimezone(timezone.utc),
-                    },
-                ).scalar_one()
-                if record.cards:
-                    connection.execute(
-                        assessment_card.insert(),
-                        [
-                            {
-                                "assessment_id": assessment_id,
-                                "card_uuid": card.uuid,
-                                "indicator": card.indicator,
-                                "kind": card.kind,
-                            }
-                            for card in record.cards
-                        ],
-                    )
+                for record in records:
+                    self._insert_assessment(connection, record)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(type(exc).__name__) from None
+
+    @staticmethod
+    def _insert_assessment(connection: Connection, record: AssessmentAudit) -> None:
+        assessment_id = connection.execute(
+            assessment_audit.insert().returning(assessment_audit.c.id),
+            {
+                "hook_instance": str(record.hook_instance),
+                "service_id": record.service_id,
+                "hook": record.hook,
+                "model_version": record.model_version,
+                "outcome": record.outcome,
+                "timing_ms": record.timing_ms,
+                "missing_data": json.dumps(record.missing_data),
+                "recorded_at": record.recorded_at.astimezone(timezone.utc),
+            },
+        ).scalar_one()
+        if record.cards:
+            connection.execute(
+                assessment_card.insert(),
+                [
+                    {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
+                    for card in record.cards
+                ],
+            )
 
     def assessments(self, since: datetime | None = None) -> list[AssessmentAudit]:
         with self.engine.connect() as connection:

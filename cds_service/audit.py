@@ -1,0 +1,88 @@
+"""The audit writer: assessment audit rows are written off the request path, in batches.
+
+A synchronous SQLite commit per hook call cost ~4 ms, more than the assessment itself, and one
+background commit per row caps the audit at ~250 rows/s per worker: under load rows queued up
+and were dropped. One thread drains whatever is waiting (up to ``batch`` rows) into one
+transaction, so the audit keeps up with any load the workers serve. Bounded: past ``limit``
+waiting rows new ones are dropped with a warning, never queued without bound while the
+database is down. Rows still waiting at exit are written before the process ends.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+
+from .store import AssessmentAudit, FeedbackStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class AuditWriter:
+    def __init__(self, store: FeedbackStore, *, limit: int = 1000, batch: int = 200):
+        self.store = store
+        self.batch = batch
+        self._queue: queue.Queue = queue.Queue(maxsize=limit)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, record: AssessmentAudit) -> bool:
+        """Queue one row; False (and a warning) when the queue is full."""
+        self._start()
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            log.warning("audit record dropped: writer queue full", extra={"hook_instance": str(record.hook_instance)})
+            return False
+        return True
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until every row queued so far is written or given up (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self._queue.unfinished_tasks} audit rows still waiting after {timeout} s")
+            time.sleep(0.005)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is waiting, then stop the thread."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    def _start(self) -> None:
+        # Started on first use, not in __init__: the app may be built before gunicorn forks.
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+                self._thread.start()
+                atexit.register(self.close)
+
+    def _run(self) -> None:
+        while True:
+            rows = [self._queue.get()]
+            while len(rows) < self.batch:
+                try:
+                    rows.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            records = [row for row in rows if row is not _STOP]
+            try:
+                if records:
+                    self.store.record_assessments(records)
+            except StoreUnavailable:
+                # The answer matters more to the clinician than the audit row; the log says it was lost.
+                log.warning("%d audit record(s) not stored: database unavailable", len(records))
+            finally:
+                for _ in rows:
+                    self._queue.task_done()
+            if len(records) < len(rows):
+                return

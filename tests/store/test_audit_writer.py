@@ -1,0 +1,72 @@
+"""The background audit writer: batches under load, loses no queued row, survives a database outage."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy import create_engine
+
+from cds_service.audit import AuditWriter
+from cds_service.store import FeedbackStore
+
+from test_store import audit
+
+
+def test_every_queued_row_is_written_in_few_transactions(database_url):
+    store = FeedbackStore(database_url)
+    commits = []
+    original = store.record_assessments
+    store.record_assessments = lambda records: (commits.append(len(records)), original(records))[1]
+    writer = AuditWriter(store, limit=5000, batch=200)
+    submitters = [threading.Thread(target=lambda: [writer.submit(audit()) for _ in range(500)]) for _ in range(4)]
+    for thread in submitters:
+        thread.start()
+    for thread in submitters:
+        thread.join()
+    writer.flush()
+    assert len(store.assessments()) == 2000 == sum(commits)
+    assert len(commits) < 200  # batched: one commit per row would be 2000
+    assert max(commits) <= 200
+
+
+def test_a_full_queue_drops_with_a_warning_and_never_blocks(database_url, caplog):
+    store = FeedbackStore(database_url)
+    busy, gate = threading.Event(), threading.Event()
+    original = store.record_assessments
+    store.record_assessments = lambda records: (busy.set(), gate.wait(10), original(records))[2]
+    writer = AuditWriter(store, limit=3, batch=10)
+    assert writer.submit(audit())
+    assert busy.wait(5)  # the writer now holds that row; three more may wait
+    with caplog.at_level(logging.WARNING, logger="cds_service.audit"):
+        accepted = [writer.submit(audit()) for _ in range(10)]
+    gate.set()
+    writer.flush()
+    assert accepted == [True] * 3 + [False] * 7
+    assert caplog.text.count("writer queue full") == 7
+    assert len(store.assessments()) == 4
+
+
+def test_rows_are_given_up_when_the_database_is_down_and_written_again_after(database_url, caplog):
+    store = FeedbackStore(database_url)
+    writer = AuditWriter(store)
+    healthy = store.engine
+    store.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    with caplog.at_level(logging.WARNING, logger="cds_service.audit"):
+        writer.submit(audit())
+        writer.flush()
+    assert "not stored: database unavailable" in caplog.text
+    store.engine = healthy
+    writer.submit(audit())
+    writer.flush()
+    assert len(store.assessments()) == 1
+
+
+def test_close_writes_what_is_waiting(database_url):
+    store = FeedbackStore(database_url)
+    writer = AuditWriter(store)
+    for _ in range(50):
+        writer.submit(audit())
+    writer.close()
+    assert len(store.assessments()) == 50
+    assert not writer._thread.is_alive()
