@@ -5,9 +5,10 @@
     bundle.resistance.predict_risk(afp_over_400=True, alt_over_40=False)
     bundle.survival_comparison(primary_resistance=True, tumour_size_over_5cm=None, multiple_tumours=True)
 
-Everything a prediction needs is computed at load time (per-pattern risks, baseline arrays),
-so a prediction is a few array operations: well under a millisecond for risk and a few
-milliseconds for the survival comparison.
+Everything a prediction needs is computed at load time (per-pattern risks, baseline arrays).
+Both predictions depend on a handful of yes/no/unknown inputs only (4 risk answers, 27 survival
+comparisons), so each answer is computed once per process and then shared: treat results as
+read-only (the models are frozen).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ REGIMENS = ("tki", "tki_pd1")
 class RegimenComparison(BaseModel):
     """Second-line PFS and OS for one patient under TKI alone vs TKI + PD-1 inhibitor."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     pfs: dict[str, SurvivalEstimate]
     os: dict[str, SurvivalEstimate]
     marginalised_covariates: list[str]
@@ -114,6 +115,7 @@ class ModelBundle:
             for endpoint, art in (("pfs", artifact.pfs), ("os", artifact.os))
         }
         self._patterns = artifact.covariate_patterns
+        self._comparisons: dict[tuple[bool | None, bool | None, bool | None], RegimenComparison] = {}
         self._c_index = {"pfs": artifact.pfs.c_index, "os": artifact.os.c_index}
 
     @property
@@ -132,7 +134,16 @@ class ModelBundle:
     ) -> RegimenComparison:
         """PFS and OS after second-line start under each regimen. A covariate given as None is
         marginalised over its training prevalence (among patients sharing the known ones), and
-        is listed in `marginalised_covariates`."""
+        is listed in `marginalised_covariates`. Computed once per combination (~1 ms), then shared."""
+        key = (primary_resistance, tumour_size_over_5cm, multiple_tumours)
+        cached = self._comparisons.get(key)
+        if cached is None:
+            cached = self._comparisons[key] = self._compare(*key)
+        return cached
+
+    def _compare(
+        self, primary_resistance: bool | None, tumour_size_over_5cm: bool | None, multiple_tumours: bool | None
+    ) -> RegimenComparison:
         known = {
             "primary_resistance": primary_resistance,
             "tumour_size_over_5cm": tumour_size_over_5cm,

@@ -202,7 +202,7 @@ def evaluate_discrimination(X: np.ndarray, y: np.ndarray, n_boot: int = 500, see
 
 
 class Contribution(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     feature: str
     present: bool
     log_odds: float

@@ -126,14 +126,14 @@ class SecondLineCoxModel:
 
 
 class SurvivalPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     survival: float | None
     low: float | None
     high: float | None
 
 
 class Curve(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     times: list[float]
     survival: list[float]
     low: list[float]
@@ -144,7 +144,7 @@ class SurvivalEstimate(BaseModel):
     """Model-based survival for one patient and regimen. Times in months from second-line
     start; None where the training follow-up does not reach (median not reached, etc.)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
     median_months: float | None
     median_ci: tuple[float | None, float | None]
     survival_at: dict[int, SurvivalPoint]

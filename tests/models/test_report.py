@@ -18,7 +18,7 @@ def test_report_flags_a_figure_outside_its_ci(cohort, trained):
     from models.evidence import load_evidence
     from models.report import build_rows
 
-    artifact = trained[0].model_copy(deep=True)
+    artifact = trained.model_copy(deep=True)
     artifact.os.hazard_ratios["tki_alone"].estimate = 9.0
     rows = build_rows(cohort, artifact, load_evidence())
     flagged = [r for r in rows if r.flagged]
