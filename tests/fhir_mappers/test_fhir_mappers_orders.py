@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 from fhir_mappers.orders import DrugClass, classify_draft_orders
@@ -47,15 +46,3 @@ def test_garbage_never_raises(terminology):
     for bad in (None, {}, {"entry": "x"}, {"entry": [None, 1, {"resource": "x"}, {"resource": {"resourceType": 3}}]}, []):
         assert classify_draft_orders(bad, None, terminology).orders == []  # type: ignore[arg-type]
     assert classify_draft_orders({"entry": []}, [None, 5], terminology).orders == []  # type: ignore[list-item]
-
-
-def test_an_irrelevant_order_is_classified_well_under_a_millisecond(fixture, terminology):
-    bundle = fixture("draft_orders.json")
-    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["id"] == "draft-amox"]
-    classify_draft_orders(bundle, None, terminology)  # warm-up
-    n = 2000
-    start = time.perf_counter()
-    for _ in range(n):
-        classify_draft_orders(bundle, None, terminology)
-    per_call = (time.perf_counter() - start) / n
-    assert per_call < 0.001, f"{per_call * 1e6:.0f} us per call"
