@@ -7,6 +7,7 @@ from flask_cors import CORS
 
 from . import auth, feedback, health, hooks, model_card, observability, openapi, smart, ssrf
 from .errors import register_error_handlers
+from .json_provider import OrjsonProvider
 from .pipeline import Pipeline
 from .runtime import EXTENSION, Runtime
 from .services import build_services, prefetch_templates
@@ -17,8 +18,8 @@ from .store import FeedbackStore
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings()
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.json.sort_keys = False
     observability.init_app(app, settings)  # JSON logs, request ids, GET /metrics
 
     store = FeedbackStore(settings.database_url, migrate_schema=settings.migrate_on_start)
