@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from functools import cached_property, partial
+from typing import Any, Callable, NamedTuple
 
 from fhir_mappers.features import CodingRef, Feature, MissingReason, Provenance
 from fhir_mappers.fhirdates import FhirDate
@@ -82,15 +83,50 @@ def provenance(
     )
 
 
-@dataclass
-class Candidate:
-    """One resource that could give a feature its value."""
+class Assessment(NamedTuple):
+    """What one resource says about a feature: where it comes from, and its value or why not."""
 
-    when: FhirDate | None
     provenance: Provenance
     value: object = None
     reason: MissingReason | None = None  # why this resource cannot be used, if it cannot
     note: str = ""
+
+
+@dataclass
+class Candidate:
+    """One resource that could give a feature its value.
+
+    `assess` runs only when select_recent looks at the candidate: most are told apart by their
+    date alone, and parsing a value and building its provenance is the costly part.
+    """
+
+    when: FhirDate | None
+    assess: Callable[[], Assessment]
+
+    @classmethod
+    def known(cls, when: FhirDate | None, *assessment: Any) -> Candidate:
+        """A candidate whose Assessment fields are already computed."""
+        return cls(when, partial(Assessment, *assessment))
+
+    @cached_property
+    def assessment(self) -> Assessment:
+        return self.assess()
+
+    @property
+    def provenance(self) -> Provenance:
+        return self.assessment.provenance
+
+    @property
+    def value(self) -> object:
+        return self.assessment.value
+
+    @property
+    def reason(self) -> MissingReason | None:
+        return self.assessment.reason
+
+    @property
+    def note(self) -> str:
+        return self.assessment.note
 
 
 def _window_state(c: Candidate, as_of: date, start: date) -> str:
@@ -115,11 +151,12 @@ def select_recent(
     """
     start = as_of - timedelta(days=lookback_days)
     states = [(c, _window_state(c, as_of, start)) for c in candidates]
-    usable = [c for c, s in states if s == "in_window" and c.reason is None]
-    if usable:
-        usable.sort(key=lambda c: c.when.latest, reverse=True)  # type: ignore[union-attr]
-        best = usable[0]
-        same_day = [c for c in usable if c.when.latest == best.when.latest]  # type: ignore[union-attr]
+    # Newest first (a stable sort keeps input order within a day); only the candidates up to the
+    # first usable one, and its same-day peers, need assessing.
+    in_window = sorted((c for c, s in states if s == "in_window"), key=lambda c: c.when.latest, reverse=True)  # type: ignore[union-attr]
+    best = next((c for c in in_window if c.reason is None), None)
+    if best is not None:
+        same_day = [c for c in in_window if c.when.latest == best.when.latest and c.reason is None]  # type: ignore[union-attr]
         skipped = len(candidates) - 1
         note = f"{label} {best.when.text} ({best.provenance.resource_type}/{best.provenance.resource_id})"  # type: ignore[union-attr]
         if skipped:

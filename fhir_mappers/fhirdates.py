@@ -12,6 +12,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.*)?$")
 
@@ -29,8 +30,12 @@ class FhirDate:
 
 
 def parse_fhir_date(value: object) -> FhirDate | None:
-    if not isinstance(value, str):
-        return None
+    return _parse(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=8192)
+def _parse(value: str) -> FhirDate | None:
+    """Cached: the same dates recur on every call, and a frozen FhirDate can be shared."""
     m = _DATE.match(value.strip())
     if not m:
         return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date
+from functools import lru_cache, partial
 from typing import Any, Iterable, NamedTuple
 
 from fhir.resources.R4B.quantity import Quantity
@@ -20,6 +21,7 @@ from fhir_mappers._common import (
     ERROR_STATUSES,
     FINAL_STATUSES,
     REPORT_FINAL_STATUSES,
+    Assessment,
     Candidate,
     as_dict,
     as_list,
@@ -43,7 +45,7 @@ from fhir_mappers.features import (
     TreatmentHistory,
 )
 from fhir_mappers.fhirdates import FhirDate, effective_date, parse_fhir_date
-from fhir_mappers.terminology import Terminology
+from fhir_mappers.terminology import CodeIndex, Terminology
 from fhir_mappers.units import MODEL_UNITS, convert
 from models.evidence import load_evidence
 
@@ -86,13 +88,19 @@ def _plain_quantity(raw: dict) -> _PlainQuantity | None:
     value = raw.get("value")
     if type(value) not in (int, float) or not math.isfinite(value):
         return None
-    strings = [raw.get(key) for key in ("comparator", "unit", "system", "code")]
-    patterns = (_FHIR_TOKEN, _FHIR_TOKEN, _FHIR_URI, _FHIR_TOKEN)
-    if not all(s is None or (type(s) is str and p.match(s)) for s, p in zip(strings, patterns)):
-        return None
-    if strings[0] is not None and strings[0] not in COMPARATORS:
+    strings = (raw.get("comparator"), raw.get("unit"), raw.get("system"), raw.get("code"))
+    if not all(s is None or type(s) is str for s in strings) or not _tidy(*strings):
         return None
     return _PlainQuantity(value, *strings)
+
+
+@lru_cache(maxsize=2048)
+def _tidy(comparator: str | None, unit: str | None, system: str | None, code: str | None) -> bool:
+    """Well-formed strings and a known comparator; cached because every call meets the same units."""
+    patterns = (_FHIR_TOKEN, _FHIR_TOKEN, _FHIR_URI, _FHIR_TOKEN)
+    if not all(s is None or p.match(s) for s, p in zip((comparator, unit, system, code), patterns)):
+        return False
+    return comparator is None or comparator in COMPARATORS
 
 
 def _quantity(
@@ -189,34 +197,33 @@ def _unusable_because(obs: dict, label: str) -> tuple[MissingReason | None, str]
     return reason, note
 
 
-def _lab_candidates(
-    observations: list[dict], terminology: Terminology, report_dates: dict
-) -> dict[str, list[Candidate]]:
+def _lab_candidates(observations: CodeIndex, report_dates: dict) -> dict[str, list[Candidate]]:
     out: dict[str, list[Candidate]] = {key: [] for key in LAB_LABELS}
-    for obs in observations:
-        matched = terminology.match("labs", obs.get("code"))
-        if matched is None:
-            continue
-        key, coding = matched
-        label = LAB_LABELS[key]
+    for _, obs, key, coding in observations.matching("labs"):
         when, source = _observation_date(obs, report_dates)
-        raw = obs.get("valueQuantity")
-        raw_q = as_dict(raw)
-        prov = provenance(
-            obs,
-            when=when,
-            when_source=source,
-            value=raw_q.get("value") if raw_q else obs.get("valueString"),
-            unit=text(raw_q.get("unit")) or text(raw_q.get("code")),
-            comparator=text(raw_q.get("comparator")),
-            coding=coding,
-        )
-        reason, note = _unusable_because(obs, label)
-        value = None
-        if reason is None:
-            value, reason, note, _ = _quantity(key, obs, raw)
-        out[key].append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+        out[key].append(Candidate(when, partial(_lab_assessment, obs, key, coding, when, source)))
     return out
+
+
+def _lab_assessment(obs: dict, key: str, coding: CodingRef, when: FhirDate | None, source: str | None) -> Assessment:
+    """The lab value in the model unit or why not, with provenance: only for the candidates
+    select_recent looks at."""
+    raw = obs.get("valueQuantity")
+    raw_q = as_dict(raw)
+    prov = provenance(
+        obs,
+        when=when,
+        when_source=source,
+        value=raw_q.get("value") if raw_q else obs.get("valueString"),
+        unit=text(raw_q.get("unit")) or text(raw_q.get("code")),
+        comparator=text(raw_q.get("comparator")),
+        coding=coding,
+    )
+    reason, note = _unusable_because(obs, LAB_LABELS[key])
+    value = None
+    if reason is None:
+        value, reason, note, _ = _quantity(key, obs, raw)
+    return Assessment(prov, value, reason, note)
 
 
 def _over(source: Feature, threshold: float, name: str, unit: str) -> Feature:
@@ -248,15 +255,9 @@ def _over(source: Feature, threshold: float, name: str, unit: str) -> Feature:
 # --------------------------------------------------------------------------- imaging
 
 
-def _tumour_sizes(
-    observations: list[dict], terminology: Terminology, report_dates: dict
-) -> list[Candidate]:
+def _tumour_sizes(observations: CodeIndex, terminology: Terminology, report_dates: dict) -> list[Candidate]:
     out = []
-    for obs in observations:
-        matched = terminology.match("imaging", obs.get("code"), keys=("tumour_size",))
-        if matched is None:
-            continue
-        _, coding = matched
+    for _, obs, _, coding in observations.matching("imaging", ("tumour_size",)):
         when, source = _observation_date(obs, report_dates)
         reason, note = _unusable_because(obs, "tumour size")
         quantities = []
@@ -285,19 +286,13 @@ def _tumour_sizes(
             comparator=text(raw_q.get("comparator")),
             coding=coding,
         )
-        out.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+        out.append(Candidate.known(when, prov, value, reason, note))
     return out
 
 
-def _tumour_counts(
-    observations: list[dict], terminology: Terminology, report_dates: dict
-) -> list[Candidate]:
+def _tumour_counts(observations: CodeIndex, report_dates: dict) -> list[Candidate]:
     out = []
-    for obs in observations:
-        matched = terminology.match("imaging", obs.get("code"), keys=("tumour_count",))
-        if matched is None:
-            continue
-        _, coding = matched
+    for _, obs, _, coding in observations.matching("imaging", ("tumour_count",)):
         when, source = _observation_date(obs, report_dates)
         reason, note = _unusable_because(obs, "tumour count")
         raw: object = obs.get("valueInteger")
@@ -314,7 +309,7 @@ def _tumour_counts(
             else:
                 value = (int(raw), comparator)
         prov = provenance(obs, when=when, when_source=source, value=raw, comparator=comparator, coding=coding)
-        out.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+        out.append(Candidate.known(when, prov, value, reason, note))
     return out
 
 
@@ -380,18 +375,15 @@ def _condition_date(condition: dict) -> tuple[FhirDate | None, str | None]:
 def _finding(
     key: str,
     label: str,
-    conditions: list[dict],
-    observations: list[dict],
+    conditions: CodeIndex,
+    observations: CodeIndex,
     terminology: Terminology,
     report_dates: dict,
     as_of: date,
     lookback: int,
 ) -> Feature:
     skipped: list[str] = []
-    for condition in conditions:
-        matched = terminology.match("findings", condition.get("code"), keys=(key,))
-        if matched is None:
-            continue
+    for _, condition, _, coding in conditions.matching("findings", (key,)):
         usable, why = _condition_usable(condition)
         when, source = _condition_date(condition)
         if not usable:
@@ -400,22 +392,21 @@ def _finding(
         if when is not None and when.earliest > as_of:
             skipped.append(f"Condition/{condition.get('id')} (dated after the order)")
             continue
-        prov = provenance(condition, when=when, when_source=source, value=True, coding=matched[1])
+        prov = provenance(condition, when=when, when_source=source, value=True, coding=coding)
         return Feature(value=True, provenance=prov, note=f"{label}: active Condition/{condition.get('id')}")
+    by_code = {c.position: c for c in observations.matching("findings", (key,))}
+    by_value = {c.position: c for c in observations.matching("findings", (key,), "valueCodeableConcept")}
     candidates = []
-    for obs in observations:
-        by_code = terminology.match("findings", obs.get("code"), keys=(key,))
-        by_value = terminology.match("findings", obs.get("valueCodeableConcept"), keys=(key,))
-        if by_code is None and by_value is None:
-            continue
+    for position in sorted(by_code.keys() | by_value.keys()):
+        obs = (by_code.get(position) or by_value[position]).resource
         when, source = _observation_date(obs, report_dates)
         reason, note = _unusable_because(obs, label)
-        value = True if by_value is not None else _finding_value(obs, terminology)
+        value = True if position in by_value else _finding_value(obs, terminology)
         if reason is None and value is None:
             reason, note = MissingReason.invalid, f"{label}: answer in Observation/{obs.get('id')} not understood"
-        coding = (by_value or by_code)[1]  # type: ignore[index]
+        coding = (by_value.get(position) or by_code[position]).coding
         prov = provenance(obs, when=when, when_source=source, value=value, coding=coding)
-        candidates.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+        candidates.append(Candidate.known(when, prov, value, reason, note))
     feature, _ = select_recent(label, candidates, as_of, lookback)
     if feature.value is None and skipped and feature.missing is MissingReason.not_found:
         feature.note = f"{label}: only " + "; ".join(skipped)
@@ -426,13 +417,10 @@ def _finding(
 
 
 def _conditions_matching(
-    key: str, conditions: list[dict], terminology: Terminology, as_of: date
+    key: str, conditions: CodeIndex, as_of: date
 ) -> tuple[list[tuple[dict, CodingRef]], list[str]]:
     found, skipped = [], []
-    for condition in conditions:
-        matched = terminology.match("conditions", condition.get("code"), keys=(key,))
-        if matched is None:
-            continue
+    for _, condition, _, coding in conditions.matching("conditions", (key,)):
         usable, why = _condition_usable(condition)
         when, _ = _condition_date(condition)
         if not usable:
@@ -440,12 +428,12 @@ def _conditions_matching(
         elif when is not None and when.earliest > as_of:
             skipped.append(f"Condition/{condition.get('id')} dated {when.text}, after the order")
         else:
-            found.append((condition, matched[1]))
+            found.append((condition, coding))
     return found, skipped
 
 
-def _condition_feature(key: str, label: str, conditions: list[dict], terminology: Terminology, as_of: date) -> Feature:
-    found, skipped = _conditions_matching(key, conditions, terminology, as_of)
+def _condition_feature(key: str, label: str, conditions: CodeIndex, as_of: date) -> Feature:
+    found, skipped = _conditions_matching(key, conditions, as_of)
     if found:
         condition, coding = found[0]
         when, source = _condition_date(condition)
@@ -457,9 +445,9 @@ def _condition_feature(key: str, label: str, conditions: list[dict], terminology
     return Feature(missing=MissingReason.not_found, note=note)
 
 
-def _aetiology(conditions: list[dict], terminology: Terminology, as_of: date) -> Feature:
-    hbv, _ = _conditions_matching("hbv", conditions, terminology, as_of)
-    hcv, _ = _conditions_matching("hcv", conditions, terminology, as_of)
+def _aetiology(conditions: CodeIndex, as_of: date) -> Feature:
+    hbv, _ = _conditions_matching("hbv", conditions, as_of)
+    hcv, _ = _conditions_matching("hcv", conditions, as_of)
     if not hbv and not hcv:
         return Feature(missing=MissingReason.not_found, note="no HBV or HCV Condition found")
     value = "hbv_hcv" if hbv and hcv else "hbv" if hbv else "hcv"
@@ -472,6 +460,7 @@ def _aetiology(conditions: list[dict], terminology: Terminology, as_of: date) ->
 
 # --------------------------------------------------------------------------- staging
 
+SCALES = ("child_pugh", "bclc")
 _CHILD_PUGH_TEXT = re.compile(r"(?:child[-\s]*(?:turcotte[-\s]*)?pugh)?\s*(?:class|grade|score)?\s*([abc])\s*\d{0,2}")
 _BCLC_TEXT = re.compile(r"(?:bclc|barcelona(?: clinic liver cancer)?)?\s*(?:stage)?\s*([0abcd])")
 
@@ -494,25 +483,49 @@ def _stage_from(concept: object, text_value: object, terminology: Terminology, s
     return None, None
 
 
-def _names_scale(concept: object, terminology: Terminology, scale: str) -> CodingRef | None:
-    matched = terminology.match("staging", concept, keys=(scale,))
-    if matched is not None:
-        return matched[1]
+def _labels(concept: object) -> list[str]:
+    """The concept's text, then each coding's display: where a scale is named in words."""
+    concept = as_dict(concept)
+    labels = [concept.get("text"), *(as_dict(c).get("display") for c in as_list(concept.get("coding")))]
+    return [label for label in labels if isinstance(label, str) and label]
+
+
+def _named_in(labels: list[str], scale: str) -> CodingRef | None:
+    """The first label naming the scale ("Child-Pugh score", "Barcelona stage"), for codes the
+    terminology file does not map."""
     words = ("child", "pugh") if scale == "child_pugh" else ("bclc",)
     alt = ("barcelona",)
-    labels = [text(as_dict(concept).get("text"))] + [
-        text(as_dict(c).get("display")) for c in as_list(as_dict(concept).get("coding"))
-    ]
     for label in labels:
-        if label and (all(w in label.lower() for w in words) or (scale == "bclc" and any(w in label.lower() for w in alt))):
+        if all(w in label.lower() for w in words) or (scale == "bclc" and any(w in label.lower() for w in alt)):
             return CodingRef(display=label)
     return None
+
+
+def _names_scale(concept: object, terminology: Terminology, scale: str) -> CodingRef | None:
+    matched = terminology.match("staging", concept, keys=(scale,))
+    return matched[1] if matched is not None else _named_in(_labels(concept), scale)
+
+
+def _naming_scales(observations: CodeIndex, raw: list[dict]) -> dict[str, list[tuple[dict, CodingRef]]]:
+    """Scale -> the Observations whose code names it (by code, else in words), in order: the
+    code labels are read once for both scales."""
+    by_code = {scale: {c.position: c.coding for c in observations.matching("staging", (scale,))} for scale in SCALES}
+    out: dict[str, list[tuple[dict, CodingRef]]] = {scale: [] for scale in SCALES}
+    for position, obs in enumerate(raw):
+        labels = _labels(obs.get("code"))
+        for scale in SCALES:
+            named = by_code[scale].get(position)
+            if named is None:
+                named = _named_in(labels, scale)
+            if named is not None:
+                out[scale].append((obs, named))
+    return out
 
 
 def _stage(
     scale: str,
     label: str,
-    observations: list[dict],
+    named_by: list[tuple[dict, CodingRef]],
     conditions: list[dict],
     terminology: Terminology,
     report_dates: dict,
@@ -520,17 +533,14 @@ def _stage(
     lookback: int,
 ) -> Feature:
     candidates = []
-    for obs in observations:
-        named = _names_scale(obs.get("code"), terminology, scale)
-        if named is None:
-            continue
+    for obs, named in named_by:
         when, source = _observation_date(obs, report_dates)
         reason, note = _unusable_because(obs, label)
         value, coding = _stage_from(obs.get("valueCodeableConcept"), obs.get("valueString"), terminology, scale)
         if reason is None and value is None:
             reason, note = MissingReason.invalid, f"{label} value in Observation/{obs.get('id')} not understood"
         prov = provenance(obs, when=when, when_source=source, value=value, coding=coding or named)
-        candidates.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=note))
+        candidates.append(Candidate.known(when, prov, value, reason, note))
     for condition in conditions:
         usable, _ = _condition_usable(condition)
         if not usable:
@@ -544,16 +554,13 @@ def _stage(
             when, source = _condition_date(condition)
             prov = provenance(condition, when=when, when_source=source and f"stage ({source})", value=value, coding=coding)
             reason = None if value is not None else MissingReason.invalid
-            candidates.append(Candidate(when=when, provenance=prov, value=value, reason=reason, note=f"{label} summary not understood"))
+            candidates.append(Candidate.known(when, prov, value, reason, f"{label} summary not understood"))
     return select_recent(label, candidates, as_of, lookback)[0]
 
 
-def _prior_surgery(procedures: list[dict], terminology: Terminology, as_of: date) -> Feature:
+def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
     skipped = []
-    for procedure in procedures:
-        matched = terminology.match("procedures", procedure.get("code"), keys=("hcc_surgery",))
-        if matched is None:
-            continue
+    for _, procedure, _, coding in procedures.matching("procedures", ("hcc_surgery",)):
         status = text(procedure.get("status"))
         performed = parse_fhir_date(procedure.get("performedDateTime")) or parse_fhir_date(
             as_dict(procedure.get("performedPeriod")).get("start")
@@ -564,7 +571,7 @@ def _prior_surgery(procedures: list[dict], terminology: Terminology, as_of: date
         if performed is not None and performed.earliest > as_of:
             skipped.append(f"Procedure/{procedure.get('id')} after the order")
             continue
-        prov = provenance(procedure, when=performed, when_source="performed", value=True, coding=matched[1])
+        prov = provenance(procedure, when=performed, when_source="performed", value=True, coding=coding)
         return Feature(value=True, provenance=prov, note=f"HCC surgery: Procedure/{procedure.get('id')}")
     note = "no completed HCC surgery Procedure found"
     if skipped:
@@ -590,13 +597,16 @@ def map_patient_features(
     procedures = [r for r in flat if r.get("resourceType") == "Procedure"]
     report_dates = _report_dates(flat)
     thresholds = load_evidence().thresholds
+    coded_observations = CodeIndex(terminology, observations, ("code", "valueCodeableConcept"))
+    coded_conditions = CodeIndex(terminology, conditions)
+    named_by = _naming_scales(coded_observations, observations)
 
     labs = {}
-    for key, candidates in _lab_candidates(observations, terminology, report_dates).items():
+    for key, candidates in _lab_candidates(coded_observations, report_dates).items():
         labs[key], _ = select_recent(LAB_LABELS[key], candidates, as_of, lab_lookback_days)
 
     size_feature, same_study = select_recent(
-        "tumour size", _tumour_sizes(observations, terminology, report_dates), as_of, imaging_lookback_days
+        "tumour size", _tumour_sizes(coded_observations, terminology, report_dates), as_of, imaging_lookback_days
     )
     if same_study:
         largest = max(same_study, key=lambda c: c.value)  # type: ignore[arg-type, return-value]
@@ -606,7 +616,7 @@ def map_patient_features(
             note=f"largest of {len(same_study)} lesion measurement(s) on {largest.when.text}",  # type: ignore[union-attr]
         )
     count_raw, _ = select_recent(
-        "tumour count", _tumour_counts(observations, terminology, report_dates), as_of, imaging_lookback_days
+        "tumour count", _tumour_counts(coded_observations, report_dates), as_of, imaging_lookback_days
     )
     if count_raw.value is not None:
         count, comparator = count_raw.value
@@ -648,18 +658,18 @@ def map_patient_features(
         **labs,
         tumour_size_cm=size_feature,
         tumour_count=count_feature,
-        vascular_invasion=_finding("vascular_invasion", "vascular invasion", conditions, observations,
+        vascular_invasion=_finding("vascular_invasion", "vascular invasion", coded_conditions, coded_observations,
                                    terminology, report_dates, as_of, imaging_lookback_days),
-        extrahepatic_metastasis=_finding("extrahepatic_metastasis", "extrahepatic metastasis", conditions,
-                                         observations, terminology, report_dates, as_of, imaging_lookback_days),
-        hcc_diagnosis=_condition_feature("hcc", "HCC", conditions, terminology, as_of),
-        aetiology=_aetiology(conditions, terminology, as_of),
-        cirrhosis=_condition_feature("cirrhosis", "cirrhosis", conditions, terminology, as_of),
-        child_pugh_class=_stage("child_pugh", "Child-Pugh class", observations, conditions, terminology,
+        extrahepatic_metastasis=_finding("extrahepatic_metastasis", "extrahepatic metastasis", coded_conditions,
+                                         coded_observations, terminology, report_dates, as_of, imaging_lookback_days),
+        hcc_diagnosis=_condition_feature("hcc", "HCC", coded_conditions, as_of),
+        aetiology=_aetiology(coded_conditions, as_of),
+        cirrhosis=_condition_feature("cirrhosis", "cirrhosis", coded_conditions, as_of),
+        child_pugh_class=_stage("child_pugh", "Child-Pugh class", named_by["child_pugh"], conditions, terminology,
                                 report_dates, as_of, lab_lookback_days),
-        bclc_stage=_stage("bclc", "BCLC stage", observations, conditions, terminology, report_dates, as_of,
+        bclc_stage=_stage("bclc", "BCLC stage", named_by["bclc"], conditions, terminology, report_dates, as_of,
                           imaging_lookback_days),
-        prior_hcc_surgery=_prior_surgery(procedures, terminology, as_of),
+        prior_hcc_surgery=_prior_surgery(CodeIndex(terminology, procedures), as_of),
         afp_over_400=_over(labs["afp"], thresholds.afp_ng_per_ml, "AFP > 400 ng/mL", "ng/mL"),
         alt_over_40=_over(labs["alt"], thresholds.alt_u_per_l, "ALT > 40 U/L", "U/L"),
         ast_over_40=_over(labs["ast"], thresholds.ast_u_per_l, "AST > 40 U/L", "U/L"),

@@ -51,10 +51,14 @@ def iter_resources(values: Iterable[object] | dict, outcomes: OperationOutcomes 
         raise MappingError(f"expected an iterable of FHIR resources, got {type(values).__name__}")
     sink = outcomes if outcomes is not None else OperationOutcomes()
     for value in values:
-        yield from _walk(value, sink, 0)
+        found: list[dict] = []
+        _walk(value, sink, 0, found)
+        yield from found
 
 
-def _walk(value: object, sink: OperationOutcomes, depth: int) -> Iterator[dict]:
+def _walk(value: object, sink: OperationOutcomes, depth: int, found: list[dict]) -> None:
+    """Append the resources in `value` to `found` (a list, not nested generators: Bundles hold
+    dozens of entries and every call walks them)."""
     if not isinstance(value, dict):
         if value is not None:
             sink.skipped += 1
@@ -67,7 +71,7 @@ def _walk(value: object, sink: OperationOutcomes, depth: int) -> Iterator[dict]:
         sink.items.append(value)
         return
     if resource_type != "Bundle":
-        yield value
+        found.append(value)
         return
     if depth >= _MAX_DEPTH:
         sink.skipped += 1
@@ -81,4 +85,4 @@ def _walk(value: object, sink: OperationOutcomes, depth: int) -> Iterator[dict]:
         if isinstance(response, dict) and isinstance(response.get("outcome"), dict):
             sink.items.append(response["outcome"])
         if "resource" in entry:
-            yield from _walk(entry["resource"], sink, depth + 1)
+            _walk(entry["resource"], sink, depth + 1, found)

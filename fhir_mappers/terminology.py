@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Collection, Iterable, Iterator, NamedTuple
 
 import yaml
 
@@ -36,6 +36,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "procedures": frozenset({"hcc_surgery"}),
     "progression": frozenset({"status_codes", "progression_values"}),
 }
+Matched = tuple[tuple[str, ...], dict]  # the keys one coding maps to, and the coding
 DRUG_CLASSES = frozenset({"sorafenib", "tki", "pd1_inhibitor", "other_systemic"})
 _ICD_MARKERS = ("icd-10", "icd10", "2.16.840.1.113883.6.3", "2.16.840.1.113883.6.90")
 
@@ -70,9 +71,9 @@ class Terminology:
     """Code look-ups built once from the mapping file; cheap to query on every request."""
 
     source: str
-    # (section, normalised system, normalised code) -> keys (a code may serve two keys, e.g.
+    # (normalised system, normalised code) -> section -> keys (a code may serve two keys, e.g.
     # LOINC 33728-7 is both a tumour-size observation and the longest-diameter component)
-    _index: dict[tuple[str, str, str], tuple[str, ...]] = field(default_factory=dict)
+    _index: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict)
     drugs: dict[str, Drug] = field(default_factory=dict)
     _drug_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     _keys: dict[str, dict[str, list[CodingRef]]] = field(default_factory=dict)
@@ -85,30 +86,29 @@ class Terminology:
         """The codings declared for a drug, in file order (used to write orderable suggestions)."""
         return self.codes("drugs", name)
 
-    def match_coding(self, section: str, coding: object) -> tuple[str, ...]:
-        """Keys in `section` that this coding (a FHIR Coding dict) maps to (may be empty)."""
+    def _keys_by_section(self, coding: object) -> dict[str, tuple[str, ...]]:
+        """Section -> the keys one Coding dict maps to (empty if none)."""
         if not isinstance(coding, dict):
-            return ()
+            return _NO_SECTIONS
         system, code = coding.get("system"), coding.get("code")
         if not isinstance(system, str) or not isinstance(code, str):
-            return ()
-        return self._index.get((section, *_index_key(system, code)), ())
+            return _NO_SECTIONS
+        return self._index.get(_index_key(system, code), _NO_SECTIONS)
+
+    def classify(self, concept: object) -> dict[str, list[Matched]]:
+        """Section -> the (keys, coding) of each coding of a CodeableConcept dict that maps there,
+        in coding order: one pass answers all the sections a mapping call asks about."""
+        out: dict[str, list[Matched]] = {}
+        for coding in _concept_codings(concept):
+            for section, keys in self._keys_by_section(coding).items():
+                out.setdefault(section, []).append((keys, coding))
+        return out
 
     def match(
-        self, section: str, concept: object, keys: Iterable[str] | None = None
+        self, section: str, concept: object, keys: Collection[str] | None = None
     ) -> tuple[str, CodingRef] | None:
         """First coding of a CodeableConcept dict that maps to a key of `section`."""
-        if not isinstance(concept, dict):
-            return None
-        codings = concept.get("coding")
-        if not isinstance(codings, list):
-            return None
-        wanted = set(keys) if keys is not None else None
-        for coding in codings:
-            for key in self.match_coding(section, coding):
-                if wanted is None or key in wanted:
-                    return key, coding_ref(coding)
-        return None
+        return first_match(((self._keys_by_section(c).get(section, ()), c) for c in _concept_codings(concept)), keys)
 
     def match_drug_coding(self, coding: object) -> str | None:
         if not isinstance(coding, dict):
@@ -148,12 +148,72 @@ class Terminology:
         return None
 
 
-def coding_ref(coding: dict) -> CodingRef:
-    def text(key: str) -> str | None:
-        value = coding.get(key)
-        return value if isinstance(value, str) else None
+_NO_SECTIONS: dict[str, tuple[str, ...]] = {}
 
-    return CodingRef(system=text("system"), code=text("code"), display=text("display"))
+
+def _concept_codings(concept: object) -> list:
+    """A CodeableConcept dict's codings (empty when it has none or is malformed)."""
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return codings if isinstance(codings, list) else []
+
+
+def first_match(matches: Iterable[Matched], keys: Collection[str] | None = None) -> tuple[str, CodingRef] | None:
+    """The first key in `keys` (None: any key) of the first coding that has one."""
+    for coding_keys, coding in matches:
+        for key in coding_keys:
+            if keys is None or key in keys:
+                return key, coding_ref(coding)
+    return None
+
+
+class Coded(NamedTuple):
+    """A resource whose element maps to a terminology key, with its place in the input."""
+
+    position: int
+    resource: dict
+    key: str
+    coding: CodingRef
+
+
+class CodeIndex:
+    """One mapping call's resources with their coded elements classified once.
+
+    Every extractor used to match every resource against its own section; with the index each
+    visits only the resources that map there, in their original order, first coding first.
+    """
+
+    def __init__(self, terminology: Terminology, resources: list[dict], elements: tuple[str, ...] = ("code",)) -> None:
+        self._resources = resources
+        self._found: dict[tuple[str, str], list[tuple[int, list[Matched]]]] = {}
+        for position, resource in enumerate(resources):
+            for element in elements:
+                concept = resource.get(element)
+                if concept is None:
+                    continue
+                for section, matches in terminology.classify(concept).items():
+                    self._found.setdefault((element, section), []).append((position, matches))
+
+    def matching(self, section: str, keys: Collection[str] | None = None, element: str = "code") -> Iterator[Coded]:
+        """The resources whose `element` maps to a key of `section` (one of `keys`), in order."""
+        for position, matches in self._found.get((element, section), ()):
+            found = first_match(matches, keys)
+            if found is not None:
+                yield Coded(position, self._resources[position], *found)
+
+
+def coding_ref(coding: dict) -> CodingRef:
+    system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
+    return _coding_ref(
+        system if isinstance(system, str) else None,
+        code if isinstance(code, str) else None,
+        display if isinstance(display, str) else None,
+    )
+
+
+@lru_cache(maxsize=8192)
+def _coding_ref(system: str | None, code: str | None, display: str | None) -> CodingRef:
+    """Cached: the same codings recur on every call, and a frozen CodingRef can be shared."""
+    return CodingRef(system=system, code=code, display=display)
 
 
 def _read_yaml(text: str, where: str) -> dict[str, Any]:
@@ -229,10 +289,10 @@ def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
                 for uris, code, ref in _codings(entries, systems, f"{where}: {section}.{key}"):
                     refs.append(ref)
                     for uri in uris:
-                        index_key = (section, uri, normalise_code(uri, code))
-                        known = terminology._index.get(index_key, ())
+                        sections = terminology._index.setdefault((uri, normalise_code(uri, code)), {})
+                        known = sections.get(section, ())
                         if key not in known:
-                            terminology._index[index_key] = (*known, key)
+                            sections[section] = (*known, key)
         drugs = raw.get("drugs") or {}
         if not isinstance(drugs, dict):
             raise TerminologyError(f"{where}: 'drugs' must be a mapping")

@@ -15,6 +15,7 @@ These are unit definitions, not clinical thresholds.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 AFP_NG_PER_IU = 1.21  # WHO International Standard 72/225
@@ -80,6 +81,14 @@ def convert(feature: str, value: float, code: str | None, system: str | None, un
 
     Tries valueQuantity.code when its system is UCUM, then the human-readable unit.
     """
+    found = _factor(feature, *(s if isinstance(s, str) else None for s in (code, system, unit_text)))
+    return None if found is None else (value * found[0], found[1])
+
+
+@lru_cache(maxsize=2048)
+def _factor(feature: str, code: str | None, system: str | None, unit_text: str | None) -> tuple[float, str] | None:
+    """Factor to the model unit and the unit string it was recognised by; cached because every
+    call meets the same few units."""
     table = FACTORS[feature]
     candidates: list[str] = []
     if isinstance(code, str) and isinstance(system, str) and system.rstrip("/") == UCUM_SYSTEM:
@@ -93,5 +102,5 @@ def convert(feature: str, value: float, code: str | None, system: str | None, un
     for candidate in candidates:
         factor = table.get(normalise_unit(candidate))
         if factor is not None:
-            return value * factor, candidate
+            return factor, candidate
     return None
