@@ -33,7 +33,12 @@ def call_service(service_id: str):
             [{"field": "hook", "problem": f"expected '{service.hook}'"}],
         )
     base_url = state.settings.public_base_url or request.url_root.rstrip("/")
-    return jsonify(state.pipeline.assess(service, hook_request, base_url))
+    answer = state.pipeline.assess(service, hook_request, base_url)
+    response = jsonify(answer.body)
+    if answer.audit is not None:
+        # Queued once the answer is sent: the writer thread then never competes with this call.
+        response.call_on_close(lambda: state.pipeline.audit_writer.submit(answer.audit))
+    return response
 
 
 def parse_json_body(model, what: str):

@@ -2,11 +2,14 @@
 
 Loaded once per process (terminology, model artifact, HTTP session); a call then costs only
 the mapping and a few array operations. Irrelevant orders leave after the draft-order check.
+The audit row of a call is handed back with the answer: the view queues it once the answer has
+been sent, so that writing it never delays a clinician.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -32,6 +35,12 @@ from .store import AssessmentAudit, AuditCard, FeedbackStore
 TRIGGER_CLASSES = (DrugClass.SORAFENIB, DrugClass.TKI)
 
 
+@dataclass(frozen=True)
+class Answer:
+    body: dict[str, Any]  # the CDS Hooks response
+    audit: AssessmentAudit | None = None  # None on the fast path
+
+
 class Pipeline:
     def __init__(self, settings: Settings, store: FeedbackStore):
         self.settings = settings
@@ -51,13 +60,13 @@ class Pipeline:
     def ready(self) -> bool:
         return self.bundle is not None and self.terminology is not None
 
-    def assess(self, service: CdsService, request: HookRequest, base_url: str) -> dict[str, Any]:
+    def assess(self, service: CdsService, request: HookRequest, base_url: str) -> Answer:
         started = time.perf_counter()
         context = request.context
         selected = classify_draft_orders(context.draftOrders, context.selections, self.terminology)
         trigger = next((o for o in selected.orders if o.drug_class in TRIGGER_CLASSES), None)
         if trigger is None:
-            return {"cards": []}  # fast path: nothing we have evidence about is being ordered
+            return Answer({"cards": []})  # fast path: nothing we have evidence about is being ordered
 
         every_draft = (
             selected
@@ -83,8 +92,7 @@ class Pipeline:
         cards_context = self._card_context(service, request, trigger, assessment, as_of, base_url)
         response = build_response(assessment, cards_context)
         observability.observe_cards(service.id, [card.indicator for card in response.cards])
-        self._audit(service, request, assessment, response, resolved, started)
-        return response.to_json()
+        return Answer(response.to_json(), self._audit_record(service, request, assessment, response, resolved, started))
 
     def _card_context(
         self,
@@ -124,8 +132,8 @@ class Pipeline:
         for key in resolved.fetch_failed:
             observability.observe_fetch(key, False)
 
-    def _audit(self, service, request, assessment, response, resolved, started: float) -> None:
-        record = AssessmentAudit(
+    def _audit_record(self, service, request, assessment, response, resolved, started: float) -> AssessmentAudit:
+        return AssessmentAudit(
             hook_instance=request.hookInstance,
             service_id=service.id,
             hook=request.hook,
@@ -135,4 +143,3 @@ class Pipeline:
             cards=[AuditCard(uuid=c.uuid, indicator=c.indicator, kind=c.source.topic.code if c.source.topic else None) for c in response.cards],
             missing_data=sorted(resolved.missing) + sorted(assessment.missing_markers if assessment else []),
         )
-        self.audit_writer.submit(record)

@@ -276,37 +276,37 @@ class FeedbackStore:
 
     def record_assessments(self, records: Sequence[AssessmentAudit]) -> None:
         """Append assessments to the audit log in one transaction: all of them or none (a commit
-        costs milliseconds on SQLite, so the audit writer batches). Raises ``StoreUnavailable``."""
+        costs milliseconds on SQLite, so the audit writer batches). Two statements whatever the
+        batch size (multi-row INSERT … RETURNING). Raises ``StoreUnavailable``."""
+        if not records:
+            return
         try:
             with self.engine.begin() as connection:
-                for record in records:
-                    self._insert_assessment(connection, record)
+                ids = connection.execute(
+                    assessment_audit.insert().returning(assessment_audit.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "hook_instance": str(record.hook_instance),
+                            "service_id": record.service_id,
+                            "hook": record.hook,
+                            "model_version": record.model_version,
+                            "outcome": record.outcome,
+                            "timing_ms": record.timing_ms,
+                            "missing_data": json.dumps(record.missing_data),
+                            "recorded_at": record.recorded_at.astimezone(timezone.utc),
+                        }
+                        for record in records
+                    ],
+                ).scalars().all()
+                cards = [
+                    {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
+                    for assessment_id, record in zip(ids, records, strict=True)
+                    for card in record.cards
+                ]
+                if cards:
+                    connection.execute(assessment_card.insert(), cards)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(type(exc).__name__) from None
-
-    @staticmethod
-    def _insert_assessment(connection: Connection, record: AssessmentAudit) -> None:
-        assessment_id = connection.execute(
-            assessment_audit.insert().returning(assessment_audit.c.id),
-            {
-                "hook_instance": str(record.hook_instance),
-                "service_id": record.service_id,
-                "hook": record.hook,
-                "model_version": record.model_version,
-                "outcome": record.outcome,
-                "timing_ms": record.timing_ms,
-                "missing_data": json.dumps(record.missing_data),
-                "recorded_at": record.recorded_at.astimezone(timezone.utc),
-            },
-        ).scalar_one()
-        if record.cards:
-            connection.execute(
-                assessment_card.insert(),
-                [
-                    {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
-                    for card in record.cards
-                ],
-            )
 
     def assessments(self, since: datetime | None = None) -> list[AssessmentAudit]:
         with self.engine.connect() as connection:
