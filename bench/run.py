@@ -67,6 +67,8 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx answers and socket errors
+    cpu_ms: float | None = None  # CPU of the server's workers per request (user + system)
+    cores: float | None = None  # cores the workers kept busy: ~workers when the load is spread
 
 
 # -- processes ------------------------------------------------------------------------------
@@ -119,14 +121,14 @@ def bare_flask(settings: Settings):
     port = free_port()
     command = [
         PYTHON, "-m", "gunicorn", "--chdir", str(BENCH), "--bind", f"127.0.0.1:{port}",
-        "--workers", str(settings.workers), "--threads", str(settings.threads), "--timeout", "30",
+        "--workers", str(settings.workers), "--threads", str(settings.threads), "--timeout", "30", "--reuse-port",
         "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
         "--log-level", "warning", "bare_app:app",
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", process, "/bare")
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", workers(process.pid)
     finally:
         _stop(process)
 
@@ -140,10 +142,22 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+def workers(master_pid: int) -> list[str]:
+    return subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
+
+
+def cpu_seconds(pids: list[str]) -> float:
+    """User + system CPU of these processes so far (/proc/<pid>/stat fields 14 and 15)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def worker_rss_mib(master_pid: int) -> list[float]:
-    children = subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
     sizes = []
-    for pid in children:
+    for pid in workers(master_pid):
         status = Path(f"/proc/{pid}/status").read_text()
         kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
         sizes.append(kib / 1024)
@@ -153,21 +167,27 @@ def worker_rss_mib(master_pid: int) -> list[float]:
 # -- load ---------------------------------------------------------------------------------
 
 
-def wrk(name: str, url: str, path: str, body: dict, args, workdir: Path, connections: int) -> LoadResult:
+def wrk(name: str, url: str, path: str, body: dict, args, workdir: Path, connections: int,
+        pids: list[str] = ()) -> LoadResult:
     body_file = workdir / f"body-{abs(hash(name))}.json"
     body_file.write_text(json.dumps(body))
     env = {**os.environ, "BENCH_BODY": str(body_file), "BENCH_PATH": path}
     base = ["wrk", f"-t{args.threads}", f"-c{connections}", "--timeout", "5s", "-s", str(BENCH / "request.lua")]
     subprocess.run([*base, f"-d{args.warmup}s", url], env=env, capture_output=True, check=True)
+    cpu_before = cpu_seconds(pids)
     out = subprocess.run([*base, "--latency", f"-d{args.duration}s", url], env=env,
                          capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(pids) - cpu_before
+    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
     return LoadResult(
         name=name,
-        requests=int(re.search(r"(\d+) requests in", out).group(1)),
+        requests=requests_done,
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         p50_ms=_ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
         p99_ms=_ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
         errors=sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout)[: ]+(\d+)", out)),
+        cpu_ms=cpu / requests_done * 1000 if pids and requests_done else None,
+        cores=cpu / args.duration if pids else None,
     )
 
 
@@ -274,18 +294,18 @@ def stored_feedback(workdir: Path, log_level: str) -> int:
 # -- main ---------------------------------------------------------------------------------
 
 
-def measure(name, url, path, build, bare_url, args, workdir) -> tuple[LoadResult, LoadResult, float, float]:
+def measure(name, url, pids, path, build, bare, args, workdir) -> tuple[LoadResult, LoadResult, float, LoadResult]:
     """Throughput at saturation, alternated with the baseline (the machine may be shared: a ratio
     of neighbouring runs is steadier than either figure), then latency at a clinical load."""
     pairs = []
     for _ in range(args.rounds):
-        base = wrk("baseline", bare_url, "/bare", scenarios.fast_path(), args, workdir, args.connections)
-        ours = wrk(name, url, path, build(), args, workdir, args.connections)
+        base = wrk("baseline", bare[0], "/bare", scenarios.fast_path(), args, workdir, args.connections, bare[1])
+        ours = wrk(name, url, path, build(), args, workdir, args.connections, pids)
         pairs.append((ours, base))
     ratio = statistics.median(o.rps / b.rps for o, b in pairs)
     saturated, baseline = min(pairs, key=lambda pair: abs(pair[0].rps / pair[1].rps - ratio))
     paced = wrk(name, url, path, build(), args, workdir, args.latency_connections)
-    return saturated, paced, ratio, baseline.rps
+    return saturated, paced, ratio, baseline
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,9 +335,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(median of {args.rounds} runs alternated with the baseline); latency at "
           f"{args.latency_connections} connections.\n")
 
-    with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp, bare_flask(settings) as bare_url:
+    with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp, bare_flask(settings) as bare:
         workdir = Path(tmp)
-        baseline_paced = wrk("baseline", bare_url, "/bare", scenarios.fast_path(), args, workdir,
+        baseline_paced = wrk("baseline", bare[0], "/bare", scenarios.fast_path(), args, workdir,
                              args.latency_connections)
         for log_level in args.log_levels:
             with service(log_level, workdir) as (url, process, _):
@@ -325,24 +345,27 @@ def main(argv: list[str] | None = None) -> int:
                 before = stored_feedback(workdir, log_level)
                 rows = []
                 for name, path, build, target_ratio, target_p99 in SCENARIOS:
-                    saturated, paced, ratio, base_rps = measure(name, url, path, build, bare_url, args, workdir)
-                    rows.append((saturated, paced, ratio, base_rps, target_ratio, target_p99))
+                    saturated, paced, ratio, base = measure(name, url, workers(process.pid), path, build, bare, args,
+                                                            workdir)
+                    rows.append((saturated, paced, ratio, base, target_ratio, target_p99))
                 stored = stored_feedback(workdir, log_level) - before
                 rss = worker_rss_mib(process.pid)
             print(f"## CDS_LOG_LEVEL={log_level}\n")
-            print("| scenario | req/s | baseline req/s (neighbouring run) | × baseline | p50 ms | p99 ms | target |")
-            print("|---|---:|---:|---:|---:|---:|---|")
+            print("| scenario | req/s | baseline req/s (neighbouring run) | × baseline | p50 ms | p99 ms | target "
+                  "| worker CPU ms/req (baseline's) | cores busy |")
+            print("|---|---:|---:|---:|---:|---:|---|---:|---:|")
             print(f"| bare Flask JSON endpoint (baseline) | | | 1.00× | {baseline_paced.p50_ms:.2f} | "
-                  f"{baseline_paced.p99_ms:.2f} | |")
+                  f"{baseline_paced.p99_ms:.2f} | | | |")
             errors = 0
-            for saturated, paced, ratio, base_rps, target_ratio, target_p99 in rows:
+            for saturated, paced, ratio, base, target_ratio, target_p99 in rows:
                 errors += saturated.errors + paced.errors
                 verdict = ""
                 if target_ratio is not None:
                     ok = ratio >= target_ratio and paced.p99_ms <= target_p99
                     verdict = f"{'met' if ok else 'MISSED'} (≥ {target_ratio}×, p99 ≤ {target_p99:g} ms)"
-                print(f"| {saturated.name} | {saturated.rps:,.0f} | {base_rps:,.0f} | {ratio:.2f}× | {paced.p50_ms:.2f} | "
-                      f"{paced.p99_ms:.2f} | {verdict} |")
+                print(f"| {saturated.name} | {saturated.rps:,.0f} | {base.rps:,.0f} | {ratio:.2f}× | {paced.p50_ms:.2f} | "
+                      f"{paced.p99_ms:.2f} | {verdict} | {saturated.cpu_ms:.2f} ({base.cpu_ms:.2f}) | "
+                      f"{saturated.cores:.2f} ({base.cores:.2f}) |")
             print(f"\nnon-2xx answers and socket errors: {errors}; feedback rows stored during the run: {stored:,}")
             print(f"RSS per worker after load: {', '.join(f'{mib:.0f} MiB' for mib in rss)}\n")
 
