@@ -32,6 +32,10 @@ def _serve(settings: Settings) -> int:
     from .store import migrate
 
     observability.configure_logging(settings.log_level)
+    taken = _port_taken(settings.host, settings.port)
+    if taken:
+        logging.getLogger(__name__).error("cannot listen on %s:%s: %s", settings.host, settings.port, taken)
+        return 1
     _prepare_multiprocess_metrics()
     settings = _one_session_secret_for_all_workers(settings)
     if settings.migrate_on_start:
@@ -67,6 +71,22 @@ def _serve(settings: Settings) -> int:
 
     Server().run()
     return 0
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why this address cannot be listened on, or None. The workers bind with SO_REUSEPORT, which
+    would let a second instance on a taken port share its traffic silently: a plain bind first
+    fails as any server would ("Address already in use")."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no conflict
+            probe.bind(address)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def _one_session_secret_for_all_workers(settings: Settings) -> Settings:

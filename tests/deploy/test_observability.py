@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
 import sys
 import uuid
 
@@ -131,3 +133,18 @@ def test_gunicorn_workers_share_metrics_and_log_json(tmp_path):
     assert sum(l["logger"] == "cds_service.access" for l in lines) >= 21
     assert not [l for l in service.output().splitlines() if l.strip() and not l.startswith("{")]
     assert len(pids) >= 1
+
+
+def test_a_second_instance_on_a_taken_port_exits_instead_of_sharing_it(tmp_path):
+    # Workers listen with SO_REUSEPORT; without the start-up check a second instance would
+    # silently take half of the first one's connections.
+    env = {"CDS_DATABASE_URL": f"sqlite:///{tmp_path}/feedback.sqlite3", "CDS_WORKERS": "1"}
+    port = free_port()
+    command = [sys.executable, "-m", "cds_service", "serve"]
+    with serving(command, env=env, cwd=ROOT, log_path=tmp_path / "first.log", port=port, drop_env=("PYTHONPATH",)):
+        second = subprocess.run(
+            command, env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)}, cwd=ROOT,
+            capture_output=True, text=True, timeout=60,
+        )
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
