@@ -2,8 +2,8 @@
 
 A synchronous SQLite commit per hook call cost ~4 ms, more than the assessment itself, and one
 background commit per row caps the audit at ~250 rows/s per worker: under load rows queued up
-and were dropped. A transaction also costs ~1.5 ms of CPU (the GIL the hook calls need), a
-multi-row one ~0.2 ms a row. So one thread gathers rows for up to ``linger`` seconds (or
+and were dropped. A one-row transaction also costs ~0.5-1.5 ms of CPU (the GIL the hook calls
+need), a multi-row one ~0.06 ms a row. So one thread gathers rows for up to ``linger`` seconds (or
 ``batch`` rows) and writes them in one transaction. Bounded: past ``limit`` waiting rows new
 ones are dropped with a warning, never queued without bound while the database is down. Rows
 still waiting at exit are written before the process ends.
@@ -89,6 +89,8 @@ class AuditWriter:
             except StoreUnavailable:
                 # The answer matters more to the clinician than the audit row; the log says it was lost.
                 log.warning("%d audit record(s) not stored: database unavailable", len(records))
+            except Exception:  # a bug in one batch must not stop the audit for the worker's lifetime
+                log.exception("%d audit record(s) not stored", len(records))
             finally:
                 for _ in rows:
                     self._queue.task_done()

@@ -70,3 +70,24 @@ def test_close_writes_what_is_waiting(database_url):
     writer.close()
     assert len(store.assessments()) == 50
     assert not writer._thread.is_alive()
+
+
+def test_an_unexpected_error_loses_that_batch_only(database_url, caplog):
+    store = FeedbackStore(database_url)
+    original, calls = store.record_assessments, []
+
+    def fail_once(records):
+        calls.append(len(records))
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        original(records)
+
+    store.record_assessments = fail_once
+    writer = AuditWriter(store)
+    with caplog.at_level(logging.ERROR, logger="cds_service.audit"):
+        writer.submit(audit())
+        writer.flush()
+    assert "audit record(s) not stored" in caplog.text
+    writer.submit(audit())
+    writer.flush()
+    assert len(store.assessments()) == 1 and writer._thread.is_alive()
