@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import time as time_
+from collections.abc import Sequence
 from datetime import date, datetime, time, timezone
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Annotated, Literal
 from uuid import UUID
 
