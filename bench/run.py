@@ -18,6 +18,7 @@ Not part of pytest: speed targets live here, not in timed unit tests.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -29,13 +30,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import jwt
 import requests
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -94,18 +101,20 @@ def wait_healthy(url: str, process: subprocess.Popen, path: str, timeout: float 
 
 
 @contextmanager
-def service(log_level: str, workdir: Path):
+def service(log_level: str, workdir: Path, extra_env: dict[str, str] | None = None, label: str | None = None):
     """``python -m cds_service`` as deployed; yields (url, process, seconds until /healthz answered)."""
     port = free_port()
+    label = label or log_level
     env = {
         **os.environ,
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "CDS_DATABASE_URL": f"sqlite:///{workdir}/feedback-{log_level}.sqlite3",
+        "CDS_DATABASE_URL": f"sqlite:///{workdir}/feedback-{label}.sqlite3",
         "CDS_LOG_LEVEL": log_level,
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{log_level}"),
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-{label}"),
+        **(extra_env or {}),
     }
-    log = open(workdir / f"service-{log_level}.log", "wb")
+    log = open(workdir / f"service-{label}.log", "wb")
     started = time.monotonic()
     process = subprocess.Popen([PYTHON, "-m", "cds_service"], cwd=ROOT, env=env, stdout=log, stderr=log)
     try:
@@ -164,16 +173,61 @@ def worker_rss_mib(master_pid: int) -> list[float]:
     return sizes
 
 
+class BenchIssuer:
+    """A CDS client as in production: an EC P-384 key, its JWKS served on loopback, and a fresh
+    signed token (unique jti, aud = the endpoint URL) for every call."""
+
+    ISS = "https://ehr.bench.invalid"
+
+    def __init__(self):
+        self.key = ec.generate_private_key(ec.SECP384R1())
+        jwk = ECAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        body = json.dumps({"keys": [{**jwk, "kid": "bench", "alg": "ES384", "use": "sig"}]}).encode()
+
+        class Jwks(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._jti = itertools.count()
+
+    def env(self) -> dict[str, str]:
+        jwks_url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        return {"CDS_JWT_REQUIRED": "true", "CDS_JWT_ISSUERS": json.dumps({self.ISS: jwks_url})}
+
+    def token_file(self, audience: str, count: int, path: Path) -> Path:
+        now = int(time.time())
+        with path.open("w") as out:
+            for _ in range(count):
+                claims = {"iss": self.ISS, "sub": "bench-ehr", "aud": audience, "iat": now, "exp": now + 300,
+                          "jti": f"bench-{next(self._jti)}"}
+                out.write(jwt.encode(claims, self.key, algorithm="ES384", headers={"kid": "bench"}) + "\n")
+        return path
+
+
 # -- load ---------------------------------------------------------------------------------
 
 
 def wrk(name: str, url: str, path: str, body: dict, args, workdir: Path, connections: int,
-        pids: list[str] = ()) -> LoadResult:
+        pids: list[str] = (), tokens: Callable[[int], Path] | None = None) -> LoadResult:
+    """One bounded wrk run (after a warm-up); ``tokens(seconds)`` writes the bearer tokens for a run."""
     body_file = workdir / f"body-{abs(hash(name))}.json"
     body_file.write_text(json.dumps(body))
     env = {**os.environ, "BENCH_BODY": str(body_file), "BENCH_PATH": path}
     base = ["wrk", f"-t{args.threads}", f"-c{connections}", "--timeout", "5s", "-s", str(BENCH / "request.lua")]
+    if tokens:
+        env["BENCH_TOKENS"] = str(tokens(args.warmup))
     subprocess.run([*base, f"-d{args.warmup}s", url], env=env, capture_output=True, check=True)
+    if tokens:
+        env["BENCH_TOKENS"] = str(tokens(args.duration))
     cpu_before = cpu_seconds(pids)
     out = subprocess.run([*base, "--latency", f"-d{args.duration}s", url], env=env,
                          capture_output=True, text=True, check=True).stdout
@@ -294,18 +348,56 @@ def stored_feedback(workdir: Path, log_level: str) -> int:
 # -- main ---------------------------------------------------------------------------------
 
 
-def measure(name, url, pids, path, build, bare, args, workdir) -> tuple[LoadResult, LoadResult, float, LoadResult]:
+def measure(name, url, pids, path, build, bare, args, workdir,
+            tokens: Callable[[int], Path] | None = None) -> tuple[LoadResult, LoadResult, float, LoadResult]:
     """Throughput at saturation, alternated with the baseline (the machine may be shared: a ratio
     of neighbouring runs is steadier than either figure), then latency at a clinical load."""
     pairs = []
     for _ in range(args.rounds):
         base = wrk("baseline", bare[0], "/bare", scenarios.fast_path(), args, workdir, args.connections, bare[1])
-        ours = wrk(name, url, path, build(), args, workdir, args.connections, pids)
+        ours = wrk(name, url, path, build(), args, workdir, args.connections, pids, tokens)
         pairs.append((ours, base))
     ratio = statistics.median(o.rps / b.rps for o, b in pairs)
     saturated, baseline = min(pairs, key=lambda pair: abs(pair[0].rps / pair[1].rps - ratio))
-    paced = wrk(name, url, path, build(), args, workdir, args.latency_connections)
+    paced = wrk(name, url, path, build(), args, workdir, args.latency_connections, tokens=tokens)
     return saturated, paced, ratio, baseline
+
+
+def print_table(title: str, rows: list, baseline_paced: LoadResult) -> int:
+    """One markdown table of scenario figures; returns the errors seen (non-2xx and socket)."""
+    print(f"## {title}\n")
+    print("| scenario | req/s | baseline req/s (neighbouring run) | × baseline | p50 ms | p99 ms | target "
+          "| worker CPU ms/req (baseline's) | cores busy |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---:|")
+    print(f"| bare Flask JSON endpoint (baseline) | | | 1.00× | {baseline_paced.p50_ms:.2f} | "
+          f"{baseline_paced.p99_ms:.2f} | | | |")
+    errors = 0
+    for saturated, paced, ratio, base, target_ratio, target_p99 in rows:
+        errors += saturated.errors + paced.errors
+        verdict = ""
+        if target_ratio is not None:
+            ok = ratio >= target_ratio and paced.p99_ms <= target_p99
+            verdict = f"{'met' if ok else 'MISSED'} (≥ {target_ratio}×, p99 ≤ {target_p99:g} ms)"
+        print(f"| {saturated.name} | {saturated.rps:,.0f} | {base.rps:,.0f} | {ratio:.2f}× | {paced.p50_ms:.2f} | "
+              f"{paced.p99_ms:.2f} | {verdict} | {saturated.cpu_ms:.2f} ({base.cpu_ms:.2f}) | "
+              f"{saturated.cores:.2f} ({base.cores:.2f}) |")
+    return errors
+
+
+def jwt_rows(args, workdir: Path, bare, rates: dict[str, float]) -> list:
+    """The fast path and a first-line call with a signed bearer token on every call, as in
+    production (JWT checked, its jti recorded in the database). ``rates``: req/s without JWT,
+    to sign enough tokens for each run (signing is the slow part: ~0.5 ms a token)."""
+    issuer = BenchIssuer()
+    rows = []
+    with service("WARNING", workdir, extra_env=issuer.env(), label="jwt") as (url, process, _):
+        for name, path, build, target_ratio, target_p99 in SCENARIOS[:2]:
+            def tokens(seconds: int, path=path, rate=rates[name] * 1.5 + 200) -> Path:
+                return issuer.token_file(url + path, int(rate * seconds), workdir / "tokens.txt")
+
+            measured = measure(f"{name}, JWT", url, workers(process.pid), path, build, bare, args, workdir, tokens)
+            rows.append((*measured, target_ratio, target_p99))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (one leaves a core to the service)")
     parser.add_argument("--log-levels", nargs="+", default=["INFO", "WARNING"])
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-jwt", action="store_true", help="skip the runs with JWT required (production)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: run bench/setup.sh", file=sys.stderr)
@@ -350,24 +443,14 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append((saturated, paced, ratio, base, target_ratio, target_p99))
                 stored = stored_feedback(workdir, log_level) - before
                 rss = worker_rss_mib(process.pid)
-            print(f"## CDS_LOG_LEVEL={log_level}\n")
-            print("| scenario | req/s | baseline req/s (neighbouring run) | × baseline | p50 ms | p99 ms | target "
-                  "| worker CPU ms/req (baseline's) | cores busy |")
-            print("|---|---:|---:|---:|---:|---:|---|---:|---:|")
-            print(f"| bare Flask JSON endpoint (baseline) | | | 1.00× | {baseline_paced.p50_ms:.2f} | "
-                  f"{baseline_paced.p99_ms:.2f} | | | |")
-            errors = 0
-            for saturated, paced, ratio, base, target_ratio, target_p99 in rows:
-                errors += saturated.errors + paced.errors
-                verdict = ""
-                if target_ratio is not None:
-                    ok = ratio >= target_ratio and paced.p99_ms <= target_p99
-                    verdict = f"{'met' if ok else 'MISSED'} (≥ {target_ratio}×, p99 ≤ {target_p99:g} ms)"
-                print(f"| {saturated.name} | {saturated.rps:,.0f} | {base.rps:,.0f} | {ratio:.2f}× | {paced.p50_ms:.2f} | "
-                      f"{paced.p99_ms:.2f} | {verdict} | {saturated.cpu_ms:.2f} ({base.cpu_ms:.2f}) | "
-                      f"{saturated.cores:.2f} ({base.cores:.2f}) |")
+            errors = print_table(f"CDS_LOG_LEVEL={log_level}", rows, baseline_paced)
             print(f"\nnon-2xx answers and socket errors: {errors}; feedback rows stored during the run: {stored:,}")
             print(f"RSS per worker after load: {', '.join(f'{mib:.0f} MiB' for mib in rss)}\n")
+        if not args.skip_jwt:
+            rates = {row[0].name: row[0].rps for row in rows}
+            errors = print_table("JWT required, as in production (CDS_LOG_LEVEL=WARNING)",
+                                 jwt_rows(args, workdir, bare, rates), baseline_paced)
+            print(f"\nnon-2xx answers and socket errors: {errors}\n")
 
         healthy, first = first_answer_seconds(args.log_levels[-1], workdir)
         print(f"cold start: /healthz after {healthy:.2f} s; first first-line answer after {first:.2f} s")
