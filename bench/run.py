@@ -1,15 +1,17 @@
 """On-demand benchmark of the service as deployed (gunicorn via ``python -m cds_service``).
 
     bench/setup.sh                       # wrk + hyperfine (Debian), py-spy, pyinstrument, schemathesis
-    .venv/bin/python bench/run.py        # ~6 minutes; prints the figures
-    .venv/bin/python bench/run.py --rounds 1 --log-levels WARNING --skip-training   # quicker
+    .venv/bin/python bench/run.py        # ~9 minutes; prints the figures
+    .venv/bin/python bench/run.py --rounds 1 --log-levels WARNING --skip-training --skip-jwt   # quicker
 
 Load comes from wrk on loopback, bounded by time (``--duration`` per run after a warm-up) and by
 the number of open connections: throughput at saturation (``--connections``, alternated with the
 baseline), latency of one call at a time (``--latency-connections``). Scenarios: an irrelevant
 order (fast path), a full first-line sorafenib assessment from ~30 prefetched resources, a second-line assessment, and
 feedback posts; the baseline is a bare Flask JSON endpoint (bench/bare_app.py) on the same
-gunicorn workers and threads. Also measured: cold start, RSS per worker, FHIR mapping of ~30
+gunicorn workers and threads. Then the fast path and the first line again with JWT required, as in
+production: a fresh ES384 token per call (bench/request.lua reads them from a file), the JWKS served
+on loopback by this script. Also measured: cold start, RSS per worker, FHIR mapping of ~30
 resources in-process, and the training time of ``python -m models train``.
 
 Not part of pytest: speed targets live here, not in timed unit tests.
