@@ -220,11 +220,13 @@ class FeedbackStore:
             with self.engine.begin() as connection:
                 connection.execute(jwt_replay.delete().where(jwt_replay.c.expires_at < now))
                 inserted = connection.execute(
-                    _insert_ignoring_duplicates(connection, jwt_replay).values(
-                        issuer=issuer[:500], jti=jti[:200], expires_at=expires_at
-                    )
+                    _insert_ignoring_duplicates(connection, jwt_replay)
+                    .values(issuer=issuer[:500], jti=jti[:200], expires_at=expires_at)
+                    .returning(jwt_replay.c.jti)
                 )
-                return inserted.rowcount == 1
+                # A row back means inserted. Not rowcount: psycopg reports -1 for this statement,
+                # which refused every token as a replay on PostgreSQL.
+                return inserted.first() is not None
         except SQLAlchemyError as exc:
             raise StoreUnavailable(type(exc).__name__) from None
 

@@ -237,3 +237,26 @@ def test_audit_report_counts_timings_and_feedback_rates(database_url):
         ("sorafenib-resistance", "patient-declined", 1),
     ]
     assert store.audit_report().assessments == 23
+
+
+# -- JWT replay record ----------------------------------------------------------------------------
+
+
+def test_jti_replay_record_refuses_live_ids_and_forgets_expired_ones(database_url):
+    import time
+
+    from cds_service.store import jwt_replay
+
+    store, now = FeedbackStore(database_url), time.time()
+    issuer = "https://ehr.example/"
+    assert store.first_use(issuer, "j-1", now + 60)
+    assert not store.first_use(issuer, "j-1", now + 60)  # a replay, on any worker or replica
+    assert FeedbackStore(database_url).first_use(issuer, "j-1", now + 60) is False  # another process
+    assert store.first_use("https://other.example/", "j-1", now + 60)  # jti is per issuer
+    with store.engine.begin() as connection:  # a token that expired a second ago
+        connection.execute(jwt_replay.insert().values(issuer=issuer, jti="j-old", expires_at=now - 1))
+    assert store.first_use(issuer, "j-old", now + 60)  # its id may come back once it has expired
+    assert not store.first_use(issuer, "j-old", now + 60)
+    with store.engine.connect() as connection:
+        left = {row.jti for row in connection.execute(jwt_replay.select())}
+    assert left == {"j-1", "j-old"}
