@@ -44,7 +44,6 @@ class Answer:
 class Pipeline:
     def __init__(self, settings: Settings, store: FeedbackStore):
         self.settings = settings
-        self.store = store
         self.terminology: Terminology = load_terminology(settings.terminology_path)
         self.bundle: ModelBundle = load_bundle(settings.model_dir)
         self.client = FhirClient(
