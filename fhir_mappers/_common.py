@@ -142,12 +142,13 @@ def _window_state(c: Candidate, as_of: date, start: date) -> str:
 
 
 def select_recent(
-    label: str, candidates: list[Candidate], as_of: date, lookback_days: int
+    label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]
 ) -> tuple[Feature, list[Candidate]]:
     """Most recent usable candidate dated within [as_of - lookback_days, as_of].
 
-    Returns the feature (value or missing reason) and every usable in-window candidate sharing
-    the chosen date (callers that need "largest on the latest study" use the list).
+    Returns the feature, a `kind` (the parametrized Feature the model declares, so that it is
+    validated once), with its value or missing reason, and every usable in-window candidate
+    sharing the chosen date (callers that need "largest on the latest study" use the list).
     """
     start = as_of - timedelta(days=lookback_days)
     states = [(c, _window_state(c, as_of, start)) for c in candidates]
@@ -161,9 +162,9 @@ def select_recent(
         note = f"{label} {best.when.text} ({best.provenance.resource_type}/{best.provenance.resource_id})"  # type: ignore[union-attr]
         if skipped:
             note += f"; {skipped} other record(s) not used"
-        return Feature(value=best.value, provenance=best.provenance, note=note), same_day
+        return kind(value=best.value, provenance=best.provenance, note=note), same_day
     if not candidates:
-        return Feature(missing=MissingReason.not_found, note=f"no {label} found"), []
+        return kind(missing=MissingReason.not_found, note=f"no {label} found"), []
 
     def recency(item: tuple[Candidate, str]) -> tuple[int, date]:
         c, _ = item
@@ -175,7 +176,7 @@ def select_recent(
         c, state = max(real, key=recency)
         if state == "stale":
             days = (as_of - c.when.latest).days  # type: ignore[union-attr]
-            return Feature(
+            return kind(
                 missing=MissingReason.stale,
                 provenance=c.provenance,
                 note=(
@@ -184,32 +185,32 @@ def select_recent(
                 ),
             ), []
         if state == "straddles":
-            return Feature(
+            return kind(
                 missing=MissingReason.ambiguous,
                 provenance=c.provenance,
                 note=f"{label} date {c.when.text} is too imprecise for the {lookback_days}-day look-back",  # type: ignore[union-attr]
             ), []
         if state == "no_date" and c.reason is None:
-            return Feature(
+            return kind(
                 missing=MissingReason.no_date,
                 provenance=c.provenance,
                 note=f"{label} in {c.provenance.resource_type}/{c.provenance.resource_id} has no date",
             ), []
-        return Feature(missing=c.reason, provenance=c.provenance, note=c.note), []
+        return kind(missing=c.reason, provenance=c.provenance, note=c.note), []
     if past:
         c, _ = max(past, key=recency)
-        return Feature(missing=MissingReason.entered_in_error, provenance=c.provenance, note=c.note), []
+        return kind(missing=MissingReason.entered_in_error, provenance=c.provenance, note=c.note), []
     c = min((c for c, _ in states), key=lambda c: c.when.earliest)  # type: ignore[union-attr]
-    return Feature(
+    return kind(
         missing=MissingReason.out_of_window,
         provenance=c.provenance,
         note=f"only {label} after the order date {as_of.isoformat()} found (first {c.when.text}); ignored",  # type: ignore[union-attr]
     ), []
 
 
-def missing_like(source: Feature, note: str) -> Feature:
-    """A derived feature missing for the same reason as its source."""
-    return Feature(
+def missing_like(source: Feature, note: str, kind: type[Feature]) -> Feature:
+    """A derived feature (a `kind`) missing for the same reason as its source."""
+    return kind(
         missing=source.missing or MissingReason.not_found,
         provenance=source.provenance,
         note=f"{note}: {source.note}" if source.note else note,

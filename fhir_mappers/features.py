@@ -73,33 +73,49 @@ class LabValue(BaseModel):
 
 
 Aetiology = Literal["hbv", "hcv", "hbv_hcv", "other", "unknown"]
+ChildPughClass = Literal["A", "B", "C"]
+BclcStage = Literal["0", "A", "B", "C", "D"]
+ResistanceType = Literal["primary", "secondary"]
+
+# The parametrized features the models below declare. The mappers build these directly: a plain
+# Feature(...) is not an instance of Feature[bool], so the model would validate it a second time
+# into the declared type (~2 µs a field, 23 fields a call).
+LabFeature = Feature[LabValue]
+BoolFeature = Feature[bool]
+FloatFeature = Feature[float]
+IntFeature = Feature[int]
+DateFeature = Feature[date]
+AetiologyFeature = Feature[Aetiology]
+ChildPughFeature = Feature[ChildPughClass]
+BclcFeature = Feature[BclcStage]
+ResistanceFeature = Feature[ResistanceType]
 
 
 class PatientFeatures(BaseModel):
     as_of: date
-    afp: Feature[LabValue] = Field(default_factory=Feature)
-    alt: Feature[LabValue] = Field(default_factory=Feature)
-    ast: Feature[LabValue] = Field(default_factory=Feature)
-    bilirubin: Feature[LabValue] = Field(default_factory=Feature)
-    albumin: Feature[LabValue] = Field(default_factory=Feature)
-    platelets: Feature[LabValue] = Field(default_factory=Feature)
-    inr: Feature[LabValue] = Field(default_factory=Feature)
-    tumour_size_cm: Feature[float] = Field(default_factory=Feature)
-    tumour_count: Feature[int] = Field(default_factory=Feature)
-    vascular_invasion: Feature[bool] = Field(default_factory=Feature)
-    extrahepatic_metastasis: Feature[bool] = Field(default_factory=Feature)
-    hcc_diagnosis: Feature[bool] = Field(default_factory=Feature)
-    aetiology: Feature[Aetiology] = Field(default_factory=Feature)
-    cirrhosis: Feature[bool] = Field(default_factory=Feature)
-    child_pugh_class: Feature[Literal["A", "B", "C"]] = Field(default_factory=Feature)
-    bclc_stage: Feature[Literal["0", "A", "B", "C", "D"]] = Field(default_factory=Feature)
-    prior_hcc_surgery: Feature[bool] = Field(default_factory=Feature)
+    afp: LabFeature = Field(default_factory=LabFeature)
+    alt: LabFeature = Field(default_factory=LabFeature)
+    ast: LabFeature = Field(default_factory=LabFeature)
+    bilirubin: LabFeature = Field(default_factory=LabFeature)
+    albumin: LabFeature = Field(default_factory=LabFeature)
+    platelets: LabFeature = Field(default_factory=LabFeature)
+    inr: LabFeature = Field(default_factory=LabFeature)
+    tumour_size_cm: FloatFeature = Field(default_factory=FloatFeature)
+    tumour_count: IntFeature = Field(default_factory=IntFeature)
+    vascular_invasion: BoolFeature = Field(default_factory=BoolFeature)
+    extrahepatic_metastasis: BoolFeature = Field(default_factory=BoolFeature)
+    hcc_diagnosis: BoolFeature = Field(default_factory=BoolFeature)
+    aetiology: AetiologyFeature = Field(default_factory=AetiologyFeature)
+    cirrhosis: BoolFeature = Field(default_factory=BoolFeature)
+    child_pugh_class: ChildPughFeature = Field(default_factory=ChildPughFeature)
+    bclc_stage: BclcFeature = Field(default_factory=BclcFeature)
+    prior_hcc_surgery: BoolFeature = Field(default_factory=BoolFeature)
     # Derived binaries, thresholds from models.evidence (Lei et al. 2025).
-    afp_over_400: Feature[bool] = Field(default_factory=Feature)
-    alt_over_40: Feature[bool] = Field(default_factory=Feature)
-    ast_over_40: Feature[bool] = Field(default_factory=Feature)
-    tumour_size_over_5cm: Feature[bool] = Field(default_factory=Feature)
-    multiple_tumours: Feature[bool] = Field(default_factory=Feature)
+    afp_over_400: BoolFeature = Field(default_factory=BoolFeature)
+    alt_over_40: BoolFeature = Field(default_factory=BoolFeature)
+    ast_over_40: BoolFeature = Field(default_factory=BoolFeature)
+    tumour_size_over_5cm: BoolFeature = Field(default_factory=BoolFeature)
+    multiple_tumours: BoolFeature = Field(default_factory=BoolFeature)
     operation_outcomes: list[str] = Field(default_factory=list)
 
     def features(self) -> dict[str, Feature]:
@@ -134,14 +150,14 @@ class ProgressionEvent(BaseModel):
 
 
 class TreatmentHistory(BaseModel):
-    sorafenib_start: Feature[date] = Field(default_factory=Feature)
+    sorafenib_start: DateFeature = Field(default_factory=DateFeature)
     sorafenib_exposures: list[DrugExposure] = Field(default_factory=list)
     other_tki_exposures: list[DrugExposure] = Field(default_factory=list)
     pd1_exposures: list[DrugExposure] = Field(default_factory=list)
     other_systemic_exposures: list[DrugExposure] = Field(default_factory=list)
     progressions: list[ProgressionEvent] = Field(default_factory=list)
-    first_progression_after_sorafenib: Feature[date] = Field(default_factory=Feature)
-    resistance_type: Feature[Literal["primary", "secondary"]] = Field(default_factory=Feature)
-    months_to_progression: Feature[float] = Field(default_factory=Feature)
+    first_progression_after_sorafenib: DateFeature = Field(default_factory=DateFeature)
+    resistance_type: ResistanceFeature = Field(default_factory=ResistanceFeature)
+    months_to_progression: FloatFeature = Field(default_factory=FloatFeature)
     primary_window_days: int
     operation_outcomes: list[str] = Field(default_factory=list)

@@ -34,14 +34,23 @@ from fhir_mappers._common import (
     text,
 )
 from fhir_mappers.features import (
+    AetiologyFeature,
+    BclcFeature,
+    BoolFeature,
+    ChildPughFeature,
     CodingRef,
+    DateFeature,
     DrugExposure,
     Feature,
+    FloatFeature,
+    IntFeature,
+    LabFeature,
     LabValue,
     MissingReason,
     PatientFeatures,
     ProgressionEvent,
     Provenance,
+    ResistanceFeature,
     TreatmentHistory,
 )
 from fhir_mappers.fhirdates import FhirDate, effective_date, parse_fhir_date
@@ -229,7 +238,7 @@ def _lab_assessment(obs: dict, key: str, coding: CodingRef, when: FhirDate | Non
 def _over(source: Feature, threshold: float, name: str, unit: str) -> Feature:
     """Binary 'value > threshold' honouring the comparator; missing if undecidable."""
     if source.value is None:
-        return missing_like(source, f"{name} needs the value")
+        return missing_like(source, f"{name} needs the value", BoolFeature)
     lab: LabValue = source.value
     v, comp = lab.value, lab.comparator
     shown = f"{comp or ''}{v:g} {lab.unit}"
@@ -244,12 +253,12 @@ def _over(source: Feature, threshold: float, name: str, unit: str) -> Feature:
     else:  # "<="
         result = False if v <= threshold else None
     if result is None:
-        return Feature(
+        return BoolFeature(
             missing=MissingReason.undecidable,
             provenance=source.provenance,
             note=f"{shown} cannot tell whether the value is above {threshold:g} {unit}",
         )
-    return Feature(value=result, provenance=source.provenance, note=f"{shown} vs threshold {threshold:g} {unit}")
+    return BoolFeature(value=result, provenance=source.provenance, note=f"{shown} vs threshold {threshold:g} {unit}")
 
 
 # --------------------------------------------------------------------------- imaging
@@ -393,7 +402,7 @@ def _finding(
             skipped.append(f"Condition/{condition.get('id')} (dated after the order)")
             continue
         prov = provenance(condition, when=when, when_source=source, value=True, coding=coding)
-        return Feature(value=True, provenance=prov, note=f"{label}: active Condition/{condition.get('id')}")
+        return BoolFeature(value=True, provenance=prov, note=f"{label}: active Condition/{condition.get('id')}")
     by_code = {c.position: c for c in observations.matching("findings", (key,))}
     by_value = {c.position: c for c in observations.matching("findings", (key,), "valueCodeableConcept")}
     candidates = []
@@ -407,7 +416,7 @@ def _finding(
         coding = (by_value.get(position) or by_code[position]).coding
         prov = provenance(obs, when=when, when_source=source, value=value, coding=coding)
         candidates.append(Candidate.known(when, prov, value, reason, note))
-    feature, _ = select_recent(label, candidates, as_of, lookback)
+    feature, _ = select_recent(label, candidates, as_of, lookback, BoolFeature)
     if feature.value is None and skipped and feature.missing is MissingReason.not_found:
         feature.note = f"{label}: only " + "; ".join(skipped)
     return feature
@@ -438,29 +447,30 @@ def _condition_feature(key: str, label: str, conditions: CodeIndex, as_of: date)
         condition, coding = found[0]
         when, source = _condition_date(condition)
         prov = provenance(condition, when=when, when_source=source, value=True, coding=coding)
-        return Feature(value=True, provenance=prov, note=f"{label}: Condition/{condition.get('id')}")
+        return BoolFeature(value=True, provenance=prov, note=f"{label}: Condition/{condition.get('id')}")
     note = f"no {label} Condition found"
     if skipped:
         note += "; skipped: " + "; ".join(skipped)
-    return Feature(missing=MissingReason.not_found, note=note)
+    return BoolFeature(missing=MissingReason.not_found, note=note)
 
 
 def _aetiology(conditions: CodeIndex, as_of: date) -> Feature:
     hbv, _ = _conditions_matching("hbv", conditions, as_of)
     hcv, _ = _conditions_matching("hcv", conditions, as_of)
     if not hbv and not hcv:
-        return Feature(missing=MissingReason.not_found, note="no HBV or HCV Condition found")
+        return AetiologyFeature(missing=MissingReason.not_found, note="no HBV or HCV Condition found")
     value = "hbv_hcv" if hbv and hcv else "hbv" if hbv else "hcv"
     condition, coding = (hbv or hcv)[0]
     when, source = _condition_date(condition)
     prov = provenance(condition, when=when, when_source=source, value=value, coding=coding)
     ids = [f"Condition/{c.get('id')}" for c, _ in hbv + hcv]
-    return Feature(value=value, provenance=prov, note=f"aetiology from {', '.join(ids)}")
+    return AetiologyFeature(value=value, provenance=prov, note=f"aetiology from {', '.join(ids)}")
 
 
 # --------------------------------------------------------------------------- staging
 
 SCALES = ("child_pugh", "bclc")
+_SCALE_FEATURE = {"child_pugh": ChildPughFeature, "bclc": BclcFeature}
 _CHILD_PUGH_TEXT = re.compile(r"(?:child[-\s]*(?:turcotte[-\s]*)?pugh)?\s*(?:class|grade|score)?\s*([abc])\s*\d{0,2}")
 _BCLC_TEXT = re.compile(r"(?:bclc|barcelona(?: clinic liver cancer)?)?\s*(?:stage)?\s*([0abcd])")
 
@@ -555,7 +565,7 @@ def _stage(
             prov = provenance(condition, when=when, when_source=source and f"stage ({source})", value=value, coding=coding)
             reason = None if value is not None else MissingReason.invalid
             candidates.append(Candidate.known(when, prov, value, reason, f"{label} summary not understood"))
-    return select_recent(label, candidates, as_of, lookback)[0]
+    return select_recent(label, candidates, as_of, lookback, _SCALE_FEATURE[scale])[0]
 
 
 def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
@@ -572,11 +582,11 @@ def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
             skipped.append(f"Procedure/{procedure.get('id')} after the order")
             continue
         prov = provenance(procedure, when=performed, when_source="performed", value=True, coding=coding)
-        return Feature(value=True, provenance=prov, note=f"HCC surgery: Procedure/{procedure.get('id')}")
+        return BoolFeature(value=True, provenance=prov, note=f"HCC surgery: Procedure/{procedure.get('id')}")
     note = "no completed HCC surgery Procedure found"
     if skipped:
         note += "; skipped: " + "; ".join(skipped)
-    return Feature(missing=MissingReason.not_found, note=note)
+    return BoolFeature(missing=MissingReason.not_found, note=note)
 
 
 # --------------------------------------------------------------------------- public
@@ -603,55 +613,57 @@ def map_patient_features(
 
     labs = {}
     for key, candidates in _lab_candidates(coded_observations, report_dates).items():
-        labs[key], _ = select_recent(LAB_LABELS[key], candidates, as_of, lab_lookback_days)
+        labs[key], _ = select_recent(LAB_LABELS[key], candidates, as_of, lab_lookback_days, LabFeature)
 
     size_feature, same_study = select_recent(
-        "tumour size", _tumour_sizes(coded_observations, terminology, report_dates), as_of, imaging_lookback_days
+        "tumour size", _tumour_sizes(coded_observations, terminology, report_dates), as_of, imaging_lookback_days,
+        FloatFeature,
     )
     if same_study:
         largest = max(same_study, key=lambda c: c.value)  # type: ignore[arg-type, return-value]
-        size_feature = Feature(
+        size_feature = FloatFeature(
             value=largest.value,
             provenance=largest.provenance,
             note=f"largest of {len(same_study)} lesion measurement(s) on {largest.when.text}",  # type: ignore[union-attr]
         )
     count_raw, _ = select_recent(
-        "tumour count", _tumour_counts(coded_observations, report_dates), as_of, imaging_lookback_days
+        "tumour count", _tumour_counts(coded_observations, report_dates), as_of, imaging_lookback_days,
+        Feature,  # (count, comparator): only read here
     )
     if count_raw.value is not None:
         count, comparator = count_raw.value
-        count_feature = Feature[int](value=count, provenance=count_raw.provenance, note=count_raw.note)
+        count_feature = IntFeature(value=count, provenance=count_raw.provenance, note=count_raw.note)
         if comparator is not None:
             multiple = (
-                Feature[bool](value=True, provenance=count_raw.provenance, note=f"tumour count {comparator}{count}")
+                BoolFeature(value=True, provenance=count_raw.provenance, note=f"tumour count {comparator}{count}")
                 if count >= 1
-                else Feature[bool](missing=MissingReason.undecidable, provenance=count_raw.provenance,
-                                   note=f"tumour count {comparator}{count} cannot tell single from multiple")
+                else BoolFeature(missing=MissingReason.undecidable, provenance=count_raw.provenance,
+                                 note=f"tumour count {comparator}{count} cannot tell single from multiple")
             )
         else:
-            multiple = Feature[bool](value=count >= 2, provenance=count_raw.provenance, note=f"tumour count {count}")
+            multiple = BoolFeature(value=count >= 2, provenance=count_raw.provenance, note=f"tumour count {count}")
     else:
-        count_feature = Feature[int](missing=count_raw.missing, provenance=count_raw.provenance, note=count_raw.note)
+        count_feature = IntFeature(missing=count_raw.missing, provenance=count_raw.provenance, note=count_raw.note)
         distinct = {c.provenance.resource_id for c in same_study}
         if len(distinct) >= 2:
             # Lesion measurements list target lesions only, so this is a lower bound: enough
             # to say "multiple", never enough to say "single".
-            multiple = Feature[bool](
+            multiple = BoolFeature(
                 value=True,
                 provenance=same_study[0].provenance,
                 note=f"{len(distinct)} separately measured lesions on {same_study[0].when.text}; no tumour count",  # type: ignore[union-attr]
             )
         else:
-            multiple = missing_like(count_raw, "multiple tumours needs a tumour count")
+            multiple = missing_like(count_raw, "multiple tumours needs a tumour count", BoolFeature)
 
     if size_feature.value is not None:
-        size_over = Feature[bool](
+        size_over = BoolFeature(
             value=size_feature.value > thresholds.tumour_size_cm,
             provenance=size_feature.provenance,
             note=f"largest diameter {size_feature.value:g} cm vs threshold {thresholds.tumour_size_cm:g} cm",
         )
     else:
-        size_over = missing_like(size_feature, "tumour size > 5 cm needs the largest diameter")
+        size_over = missing_like(size_feature, "tumour size > 5 cm needs the largest diameter", BoolFeature)
 
     return PatientFeatures(
         as_of=as_of,
@@ -809,7 +821,7 @@ def map_treatment_history(
     for group in by_class.values():
         group.sort(key=lambda e: (e.start_text is None, e.start_text or ""))
     events = _progression_events(flat, terminology, _report_dates(flat), as_of)
-    history = TreatmentHistory(
+    return TreatmentHistory(
         sorafenib_exposures=by_class["sorafenib"],
         other_tki_exposures=by_class["tki"],
         pd1_exposures=by_class["pd1_inhibitor"],
@@ -820,48 +832,49 @@ def map_treatment_history(
         ],
         primary_window_days=window,
         operation_outcomes=outcomes.messages(),
+        **_derive_resistance(by_class["sorafenib"], events, skipped, window),
     )
-    _derive_resistance(history, by_class["sorafenib"], events, skipped, window)
-    return history
 
 
 def _derive_resistance(
-    history: TreatmentHistory,
     sorafenib: list[DrugExposure],
     events: list[tuple[FhirDate, Provenance]],
     skipped: list[str],
     window: int,
-) -> None:
-    def missing_all(reason: MissingReason, note: str, prov: Provenance | None = None) -> None:
-        history.first_progression_after_sorafenib = Feature(missing=reason, provenance=prov, note=note)
-        history.resistance_type = Feature(missing=reason, provenance=prov, note=note)
-        history.months_to_progression = Feature(missing=reason, provenance=prov, note=note)
+) -> dict[str, Feature]:
+    """TreatmentHistory's sorafenib_start, first_progression_after_sorafenib, months_to_progression
+    and resistance_type, each built as the Feature type the model declares (validated once)."""
+
+    def missing_all(reason: MissingReason, note: str, prov: Provenance | None = None) -> dict[str, Feature]:
+        return {
+            "first_progression_after_sorafenib": DateFeature(missing=reason, provenance=prov, note=note),
+            "resistance_type": ResistanceFeature(missing=reason, provenance=prov, note=note),
+            "months_to_progression": FloatFeature(missing=reason, provenance=prov, note=note),
+        }
 
     if not sorafenib:
         note = "no sorafenib exposure found"
         if skipped:
             note += "; skipped: " + "; ".join(skipped)
-        history.sorafenib_start = Feature(missing=MissingReason.no_sorafenib, note=note)
-        missing_all(MissingReason.no_sorafenib, note)
-        return
+        start = DateFeature(missing=MissingReason.no_sorafenib, note=note)
+        return {"sorafenib_start": start, **missing_all(MissingReason.no_sorafenib, note)}
     dated = [(parse_fhir_date(e.start_text), e) for e in sorafenib if e.start_text]
     dated = [(w, e) for w, e in dated if w is not None]
     if not dated:
         note = "sorafenib recorded without any start date: " + ", ".join(
             f"{e.provenance.resource_type}/{e.provenance.resource_id}" for e in sorafenib
         )
-        history.sorafenib_start = Feature(missing=MissingReason.no_date, provenance=sorafenib[0].provenance, note=note)
-        missing_all(MissingReason.ambiguous, note, sorafenib[0].provenance)
-        return
+        start = DateFeature(missing=MissingReason.no_date, provenance=sorafenib[0].provenance, note=note)
+        return {"sorafenib_start": start, **missing_all(MissingReason.ambiguous, note, sorafenib[0].provenance)}
     # The true first start lies between the earliest possible and the earliest certain date.
     first_when, first = min(dated, key=lambda d: (d[0].earliest, d[0].latest))
     start_low = first_when.earliest
     start_high = min(w.latest for w, _ in dated)
     start_desc = f"sorafenib start {first_when.text} ({first.provenance.resource_type}/{first.provenance.resource_id})"
     if start_low == start_high:
-        history.sorafenib_start = Feature(value=start_low, provenance=first.provenance, note=start_desc)
+        start = DateFeature(value=start_low, provenance=first.provenance, note=start_desc)
     else:
-        history.sorafenib_start = Feature(
+        start = DateFeature(
             missing=MissingReason.ambiguous, provenance=first.provenance,
             note=f"{start_desc} is only known to {first_when.precision} precision",
         )
@@ -869,42 +882,46 @@ def _derive_resistance(
     if not after:
         if events:
             w, p = events[-1]
-            missing_all(MissingReason.ambiguous, f"progression recorded only on or before the {start_desc} (last {w.text})", p)
-        else:
-            missing_all(MissingReason.no_progression, f"no radiological progression recorded after the {start_desc}")
-        return
+            note = f"progression recorded only on or before the {start_desc} (last {w.text})"
+            return {"sorafenib_start": start, **missing_all(MissingReason.ambiguous, note, p)}
+        note = f"no radiological progression recorded after the {start_desc}"
+        return {"sorafenib_start": start, **missing_all(MissingReason.no_progression, note)}
     prog_when, prog = min(after, key=lambda e: (e[0].earliest, e[0].latest))
     prog_desc = f"first progression {prog_when.text} ({prog.resource_type}/{prog.resource_id})"
     if prog_when.earliest <= start_high:
-        missing_all(MissingReason.ambiguous, f"cannot tell whether the {prog_desc} came after the {start_desc}", prog)
-        return
+        note = f"cannot tell whether the {prog_desc} came after the {start_desc}"
+        return {"sorafenib_start": start, **missing_all(MissingReason.ambiguous, note, prog)}
     if prog_when.is_exact:
-        history.first_progression_after_sorafenib = Feature(value=prog_when.earliest, provenance=prog, note=prog_desc)
+        first_progression = DateFeature(value=prog_when.earliest, provenance=prog, note=prog_desc)
     else:
-        history.first_progression_after_sorafenib = Feature(
+        first_progression = DateFeature(
             missing=MissingReason.ambiguous, provenance=prog, note=f"{prog_desc} is only known to {prog_when.precision} precision"
         )
     days_low = (prog_when.earliest - start_high).days
     days_high = (prog_when.latest - start_low).days
     both = f"{start_desc}; {prog_desc}"
     if days_low == days_high:
-        history.months_to_progression = Feature(
-            value=round(days_low / DAYS_PER_MONTH, 1), provenance=prog, note=f"{days_low} days; {both}"
-        )
+        months = FloatFeature(value=round(days_low / DAYS_PER_MONTH, 1), provenance=prog, note=f"{days_low} days; {both}")
     else:
-        history.months_to_progression = Feature(
+        months = FloatFeature(
             missing=MissingReason.ambiguous, provenance=prog, note=f"between {days_low} and {days_high} days; {both}"
         )
     if days_high <= window:
-        history.resistance_type = Feature(
+        resistance = ResistanceFeature(
             value="primary", provenance=prog, note=f"progression {days_high if days_low == days_high else f'<= {days_high}'} days after start (<= {window}); {both}"
         )
     elif days_low > window:
-        history.resistance_type = Feature(
+        resistance = ResistanceFeature(
             value="secondary", provenance=prog, note=f"progression {days_low if days_low == days_high else f'>= {days_low}'} days after start (> {window}); {both}"
         )
     else:
-        history.resistance_type = Feature(
+        resistance = ResistanceFeature(
             missing=MissingReason.ambiguous, provenance=prog,
             note=f"progression between {days_low} and {days_high} days after start; the {window}-day window is undecidable; {both}",
         )
+    return {
+        "sorafenib_start": start,
+        "first_progression_after_sorafenib": first_progression,
+        "months_to_progression": months,
+        "resistance_type": resistance,
+    }
