@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cached_property, partial
+from operator import attrgetter
 from typing import Any, Callable, NamedTuple
 
 from fhir_mappers.features import CodingRef, Feature, MissingReason, Provenance
@@ -92,25 +91,33 @@ class Assessment(NamedTuple):
     note: str = ""
 
 
-@dataclass
 class Candidate:
     """One resource that could give a feature its value.
 
     `assess` runs only when select_recent looks at the candidate: most are told apart by their
-    date alone, and parsing a value and building its provenance is the costly part.
+    date alone, and parsing a value and building its provenance is the costly part. Slotted, with
+    its own cache: functools.cached_property takes a lock (Python 3.11) and a dataclass a dict.
     """
 
-    when: FhirDate | None
-    assess: Callable[[], Assessment]
+    __slots__ = ("when", "assess", "_assessment")
+
+    def __init__(self, when: FhirDate | None, assess: Callable[[], Assessment] | None) -> None:
+        self.when = when
+        self.assess = assess
+        self._assessment: Assessment | None = None
 
     @classmethod
     def known(cls, when: FhirDate | None, *assessment: Any) -> Candidate:
         """A candidate whose Assessment fields are already computed."""
-        return cls(when, partial(Assessment, *assessment))
+        candidate = cls(when, None)
+        candidate._assessment = Assessment(*assessment)
+        return candidate
 
-    @cached_property
+    @property
     def assessment(self) -> Assessment:
-        return self.assess()
+        if self._assessment is None:
+            self._assessment = self.assess()  # type: ignore[misc]
+        return self._assessment
 
     @property
     def provenance(self) -> Provenance:
@@ -127,6 +134,9 @@ class Candidate:
     @property
     def note(self) -> str:
         return self.assessment.note
+
+
+_latest = attrgetter("when.latest")
 
 
 def _window_state(c: Candidate, as_of: date, start: date) -> str:
@@ -151,13 +161,15 @@ def select_recent(
     sharing the chosen date (callers that need "largest on the latest study" use the list).
     """
     start = as_of - timedelta(days=lookback_days)
-    states = [(c, _window_state(c, as_of, start)) for c in candidates]
-    # Newest first (a stable sort keeps input order within a day); only the candidates up to the
-    # first usable one, and its same-day peers, need assessing.
-    in_window = sorted((c for c, s in states if s == "in_window"), key=lambda c: c.when.latest, reverse=True)  # type: ignore[union-attr]
-    best = next((c for c in in_window if c.reason is None), None)
+    # The "in_window" state of _window_state (the date interval wholly inside the window), newest
+    # first (a stable sort keeps input order within a day); only the candidates up to the first
+    # usable one, and its same-day peers, need assessing.
+    in_window = [c for c in candidates if c.when is not None and c.when.earliest >= start and c.when.latest <= as_of]
+    in_window.sort(key=_latest, reverse=True)
+    best = next((c for c in in_window if c.assessment.reason is None), None)
     if best is not None:
-        same_day = [c for c in in_window if c.when.latest == best.when.latest and c.reason is None]  # type: ignore[union-attr]
+        latest = best.when.latest  # type: ignore[union-attr]
+        same_day = [c for c in in_window if c.when.latest == latest and c.assessment.reason is None]  # type: ignore[union-attr]
         skipped = len(candidates) - 1
         note = f"{label} {best.when.text} ({best.provenance.resource_type}/{best.provenance.resource_id})"  # type: ignore[union-attr]
         if skipped:
@@ -165,6 +177,7 @@ def select_recent(
         return kind(value=best.value, provenance=best.provenance, note=note), same_day
     if not candidates:
         return kind(missing=MissingReason.not_found, note=f"no {label} found"), []
+    states = [(c, _window_state(c, as_of, start)) for c in candidates]
 
     def recency(item: tuple[Candidate, str]) -> tuple[int, date]:
         c, _ = item
