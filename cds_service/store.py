@@ -278,35 +278,22 @@ class FeedbackStore:
 
     def record_assessments(self, records: Sequence[AssessmentAudit]) -> None:
         """Append assessments to the audit log in one transaction: all of them or none (a commit
-        costs milliseconds on SQLite, so the audit writer batches). Two statements whatever the
-        batch size (multi-row INSERT … RETURNING). Raises ``StoreUnavailable``."""
+        costs milliseconds on SQLite, so the audit writer batches). Two multi-row statements per
+        500 rows (see ``_insert_returning_ids``). Raises ``StoreUnavailable``."""
         if not records:
             return
         try:
             with self.engine.begin() as connection:
-                ids = connection.execute(
-                    assessment_audit.insert().returning(assessment_audit.c.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "hook_instance": str(record.hook_instance),
-                            "service_id": record.service_id,
-                            "hook": record.hook,
-                            "model_version": record.model_version,
-                            "outcome": record.outcome,
-                            "timing_ms": record.timing_ms,
-                            "missing_data": json.dumps(record.missing_data),
-                            "recorded_at": record.recorded_at.astimezone(timezone.utc),
-                        }
-                        for record in records
-                    ],
-                ).scalars().all()
-                cards = [
-                    {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
-                    for assessment_id, record in zip(ids, records, strict=True)
-                    for card in record.cards
-                ]
-                if cards:
-                    connection.execute(assessment_card.insert(), cards)
+                for start in range(0, len(records), _ROWS_PER_STATEMENT):
+                    chunk = records[start : start + _ROWS_PER_STATEMENT]
+                    ids = _insert_returning_ids(connection, assessment_audit, [_audit_row(record) for record in chunk])
+                    cards = [
+                        {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
+                        for assessment_id, record in zip(ids, chunk, strict=True)
+                        for card in record.cards
+                    ]
+                    if cards:
+                        connection.execute(assessment_card.insert().values(cards))
         except SQLAlchemyError as exc:
             raise StoreUnavailable(type(exc).__name__) from None
 
@@ -476,6 +463,37 @@ def migrate(target: Engine | str) -> str:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
+
+_ROWS_PER_STATEMENT = 500  # 8 columns: 4,000 bound values, far below SQLite's and PostgreSQL's limits
+
+
+def _audit_row(record: AssessmentAudit) -> dict:
+    return {
+        "hook_instance": str(record.hook_instance),
+        "service_id": record.service_id,
+        "hook": record.hook,
+        "model_version": record.model_version,
+        "outcome": record.outcome,
+        "timing_ms": record.timing_ms,
+        "missing_data": json.dumps(record.missing_data),
+        "recorded_at": record.recorded_at.astimezone(timezone.utc),
+    }
+
+
+def _insert_returning_ids(connection: Connection, table: Table, rows: list[dict]) -> Sequence[int]:
+    """Insert rows in one statement; their ids, in order.
+
+    Each step of a SQLite statement (a RETURNING row, an executemany row) releases and retakes the
+    GIL, and in a busy worker each retake waits for a request thread (up to 5 ms): a 200-row audit
+    batch took seconds and kept interrupting the hook calls. The rows of one SQLite INSERT get
+    consecutive rowids (each is the largest so far plus one, under the write lock), so the last
+    rowid gives them all in a single step. PostgreSQL sends RETURNING rows in one reply.
+    """
+    if connection.dialect.name == "sqlite":
+        last = connection.execute(table.insert().values(rows)).lastrowid
+        return range(last - len(rows) + 1, last + 1)
+    return connection.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
 
 
 def _insert_ignoring_duplicates(connection: Connection, table: Table):

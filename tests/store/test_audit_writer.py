@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from sqlalchemy import create_engine
 
 from cds_service.audit import AuditWriter
-from cds_service.store import FeedbackStore
+from cds_service.store import AuditCard, FeedbackStore
 
 from test_store import audit
 
@@ -91,3 +92,45 @@ def test_an_unexpected_error_loses_that_batch_only(database_url, caplog):
     writer.submit(audit())
     writer.flush()
     assert len(store.assessments()) == 1 and writer._thread.is_alive()
+
+
+def _linked_audit():
+    """An audit row whose card ids name its hook instance, so a card filed under another row shows."""
+    row = audit()
+    row.cards = [AuditCard(uuid=f"{row.hook_instance}-{n}", indicator="info", kind="k") for n in range(2)]
+    return row
+
+
+def test_batches_written_at_once_by_several_workers_keep_each_card_with_its_assessment(database_url):
+    stores = [FeedbackStore(database_url) for _ in range(3)]  # one engine per worker process
+    go = threading.Barrier(len(stores))
+
+    def write(store):
+        go.wait()
+        for _ in range(20):
+            store.record_assessments([_linked_audit() for _ in range(25)])
+
+    workers = [threading.Thread(target=write, args=(store,)) for store in stores]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    written = stores[0].assessments()
+    assert len(written) == 3 * 20 * 25
+    assert all([card.uuid for card in row.cards] == [f"{row.hook_instance}-0", f"{row.hook_instance}-1"] for row in written)
+
+
+def test_rows_are_written_while_a_worker_thread_keeps_the_cpu_busy(database_url):
+    """A hook call is pure Python: the writer must get its batches in without waiting on the
+    GIL once per row (it used to write nothing at all until the busy thread stopped)."""
+    writer = AuditWriter(FeedbackStore(database_url), limit=5000)
+    rows = [audit() for _ in range(1500)]
+    for row in rows:  # ~0.75 s of a thread that never blocks, as a worker at full load
+        until = time.perf_counter() + 0.0005
+        while time.perf_counter() < until:
+            pass
+        writer.submit(row)
+    waiting_when_done = writer._queue.unfinished_tasks
+    writer.flush()
+    assert waiting_when_done < 1000  # at least a third written meanwhile
+    assert len(writer.store.assessments()) == 1500
