@@ -73,3 +73,19 @@ def test_serve_gives_all_workers_one_smart_session_secret(monkeypatch):
     assert _one_session_secret_for_all_workers(Settings(workers=1)).smart_session_secret is None
     given = Settings(workers=3, smart_session_secret="from-the-secret")
     assert _one_session_secret_for_all_workers(given) is given
+
+
+def test_a_worker_app_starts_with_its_start_up_objects_frozen_out_of_the_collector(tmp_path):
+    import gc
+
+    from cds_service.__main__ import load_worker_app
+    from cds_service.settings import Settings
+
+    assert gc.get_freeze_count() == 0
+    try:
+        app = load_worker_app(Settings(database_url=f"sqlite:///{tmp_path}/feedback.sqlite3"))
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+    assert frozen > 100_000  # the model, terminology and schemas: a full collection skips them
+    assert app.test_client().get("/healthz").status_code == 200
