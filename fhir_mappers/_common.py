@@ -31,16 +31,14 @@ def collect(resources: Any) -> tuple[list[dict], dict[str, dict], OperationOutco
     """Flatten, de-duplicate by type/id (the same resource often arrives in two prefetch
     Bundles) and index by 'Type/id' for reference look-ups."""
     outcomes = OperationOutcomes()
-    seen: set[str] = set()
     flat: list[dict] = []
     by_ref: dict[str, dict] = {}
     for resource in iter_resources(resources, outcomes):
         rid = resource.get("id")
         if isinstance(rid, str):
             ref = f"{resource['resourceType']}/{rid}"
-            if ref in seen:
+            if ref in by_ref:
                 continue
-            seen.add(ref)
             by_ref[ref] = resource
         flat.append(resource)
     return flat, by_ref, outcomes
@@ -170,11 +168,12 @@ def select_recent(
     if best is not None:
         latest = best.when.latest  # type: ignore[union-attr]
         same_day = [c for c in in_window if c.when.latest == latest and c.assessment.reason is None]  # type: ignore[union-attr]
+        chosen = best.assessment
         skipped = len(candidates) - 1
-        note = f"{label} {best.when.text} ({best.provenance.resource_type}/{best.provenance.resource_id})"  # type: ignore[union-attr]
+        note = f"{label} {best.when.text} ({chosen.provenance.resource_type}/{chosen.provenance.resource_id})"  # type: ignore[union-attr]
         if skipped:
             note += f"; {skipped} other record(s) not used"
-        return kind(value=best.value, provenance=best.provenance, note=note), same_day
+        return kind(value=chosen.value, provenance=chosen.provenance, note=note), same_day
     if not candidates:
         return kind(missing=MissingReason.not_found, note=f"no {label} found"), []
     states = [(c, _window_state(c, as_of, start)) for c in candidates]

@@ -85,6 +85,7 @@ class _PlainQuantity(NamedTuple):
 
 
 _PLAIN_QUANTITY_KEYS = frozenset(_PlainQuantity._fields)
+_STR_OR_NONE = frozenset({str, type(None)})
 _FHIR_TOKEN = re.compile(r"^[^\s]+( [^\s]+)*$")  # FHIR code (unit and comparator checked alike)
 _FHIR_URI = re.compile(r"^\S+$")
 
@@ -98,7 +99,7 @@ def _plain_quantity(raw: dict) -> _PlainQuantity | None:
     if type(value) not in (int, float) or not math.isfinite(value):
         return None
     strings = (raw.get("comparator"), raw.get("unit"), raw.get("system"), raw.get("code"))
-    if not all(s is None or type(s) is str for s in strings) or not _tidy(*strings):
+    if not {type(s) for s in strings} <= _STR_OR_NONE or not _tidy(*strings):
         return None
     return _PlainQuantity(value, *strings)
 
@@ -116,7 +117,7 @@ def _quantity(
     feature: str, resource: dict, raw: object
 ) -> tuple[LabValue | None, MissingReason | None, str, dict]:
     """valueQuantity -> value in the model unit, or why not. Also returns the raw dict."""
-    label = LAB_LABELS.get(feature, feature.replace("_", " "))
+    label = LAB_LABELS.get(feature) or feature.replace("_", " ")
     if not isinstance(raw, dict):
         return None, MissingReason.invalid, f"{label} has no valueQuantity", {}
     quantity = _plain_quantity(raw)
@@ -177,12 +178,12 @@ def _observation_date(obs: dict, report_dates: dict) -> tuple[FhirDate | None, s
 
 def _status_reason(resource: dict, label: str) -> tuple[MissingReason | None, str]:
     status = text(resource.get("status"))
+    if status in FINAL_STATUSES:
+        return None, ""
     rid = f"{resource.get('resourceType')}/{resource.get('id')}"
     if status in ERROR_STATUSES:
         return MissingReason.entered_in_error, f"{label} in {rid} has status {status}; ignored"
-    if status not in FINAL_STATUSES:
-        return MissingReason.not_final, f"{label} in {rid} has status {status!r}, not final/amended/corrected"
-    return None, ""
+    return MissingReason.not_final, f"{label} in {rid} has status {status!r}, not final/amended/corrected"
 
 
 def _absent_reason(resource: dict, label: str) -> tuple[MissingReason | None, str]:
@@ -493,16 +494,22 @@ def _stage_from(concept: object, text_value: object, terminology: Terminology, s
     return None, None
 
 
-def _labels(concept: object) -> list[str]:
+def _labels(concept: object) -> tuple[str, ...]:
     """The concept's text, then each coding's display: where a scale is named in words."""
-    concept = as_dict(concept)
-    labels = [concept.get("text"), *(as_dict(c).get("display") for c in as_list(concept.get("coding")))]
-    return [label for label in labels if isinstance(label, str) and label]
+    if not isinstance(concept, dict):
+        return ()
+    labels = [concept.get("text")]
+    codings = concept.get("coding")
+    if isinstance(codings, list):
+        labels += [c.get("display") for c in codings if isinstance(c, dict)]
+    return tuple(label for label in labels if isinstance(label, str) and label)
 
 
-def _named_in(labels: list[str], scale: str) -> CodingRef | None:
+@lru_cache(maxsize=4096)
+def _named_in(labels: tuple[str, ...], scale: str) -> CodingRef | None:
     """The first label naming the scale ("Child-Pugh score", "Barcelona stage"), for codes the
-    terminology file does not map."""
+    terminology file does not map. Cached: every call reads the same code labels (a CodingRef is
+    frozen, so it can be shared)."""
     words = ("child", "pugh") if scale == "child_pugh" else ("bclc",)
     alt = ("barcelona",)
     for label in labels:
@@ -525,7 +532,7 @@ def _naming_scales(observations: CodeIndex, raw: list[dict]) -> dict[str, list[t
         labels = _labels(obs.get("code"))
         for scale in SCALES:
             named = by_code[scale].get(position)
-            if named is None:
+            if named is None and labels:
                 named = _named_in(labels, scale)
             if named is not None:
                 out[scale].append((obs, named))

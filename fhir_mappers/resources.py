@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from fhir_mappers.errors import MappingError
 
 _MAX_DEPTH = 5  # Bundles inside Bundles: deeper nesting is not something an EHR sends
+_NOT_PLAIN = frozenset({"Bundle", "OperationOutcome"})  # what _walk opens or collects apart
 
 
 @dataclass
@@ -51,6 +52,9 @@ def iter_resources(values: Iterable[object] | dict, outcomes: OperationOutcomes 
         raise MappingError(f"expected an iterable of FHIR resources, got {type(values).__name__}")
     sink = outcomes if outcomes is not None else OperationOutcomes()
     for value in values:
+        if type(value) is dict and type(value.get("resourceType")) is str and value["resourceType"] not in _NOT_PLAIN:
+            yield value  # the common case (a plain resource), without a walk
+            continue
         found: list[dict] = []
         _walk(value, sink, 0, found)
         yield from found

@@ -195,10 +195,15 @@ class CodeIndex:
 
     def matching(self, section: str, keys: Collection[str] | None = None, element: str = "code") -> Iterator[Coded]:
         """The resources whose `element` maps to a key of `section` (one of `keys`), in order."""
+        resources = self._resources
         for position, matches in self._found.get((element, section), ()):
+            if keys is None:  # first_match's answer without its loops: every match has a key
+                coding_keys, coding = matches[0]
+                yield Coded(position, resources[position], coding_keys[0], coding_ref(coding))
+                continue
             found = first_match(matches, keys)
             if found is not None:
-                yield Coded(position, self._resources[position], *found)
+                yield Coded(position, resources[position], *found)
 
 
 def coding_ref(coding: dict) -> CodingRef:
