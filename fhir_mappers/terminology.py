@@ -107,8 +107,13 @@ class Terminology:
     def match(
         self, section: str, concept: object, keys: Collection[str] | None = None
     ) -> tuple[str, CodingRef] | None:
-        """First coding of a CodeableConcept dict that maps to a key of `section`."""
-        return first_match(((self._keys_by_section(c).get(section, ()), c) for c in _concept_codings(concept)), keys)
+        """First coding of a CodeableConcept dict that maps to a key of `section` (one of `keys`).
+        A plain loop: called for every resource of a kind, where most codes map nowhere."""
+        for coding in _concept_codings(concept):
+            key = _first_key(self._keys_by_section(coding).get(section, ()), keys)
+            if key is not None:
+                return key, coding_ref(coding)
+        return None
 
     def match_drug_coding(self, coding: object) -> str | None:
         if not isinstance(coding, dict):
@@ -160,9 +165,17 @@ def _concept_codings(concept: object) -> list:
 def first_match(matches: Iterable[Matched], keys: Collection[str] | None = None) -> tuple[str, CodingRef] | None:
     """The first key in `keys` (None: any key) of the first coding that has one."""
     for coding_keys, coding in matches:
-        for key in coding_keys:
-            if keys is None or key in keys:
-                return key, coding_ref(coding)
+        key = _first_key(coding_keys, keys)
+        if key is not None:
+            return key, coding_ref(coding)
+    return None
+
+
+def _first_key(coding_keys: tuple[str, ...], keys: Collection[str] | None) -> str | None:
+    """The first of one coding's keys that is in `keys` (None: any)."""
+    for key in coding_keys:
+        if keys is None or key in keys:
+            return key
     return None
 
 
