@@ -32,8 +32,9 @@ def call_service(service_id: str):
             f"Service '{service_id}' answers the '{service.hook}' hook, not '{hook_request.hook}'.",
             [{"field": "hook", "problem": f"expected '{service.hook}'"}],
         )
-    base_url = state.settings.public_base_url or request.url_root.rstrip("/")
-    answer = state.pipeline.assess(service, hook_request, base_url)
+    answer = state.pipeline.assess(
+        service, hook_request, lambda: state.settings.public_base_url or request.url_root.rstrip("/")
+    )
     response = jsonify(answer.body)
     if answer.audit is not None:
         # Queued once the answer is sent: the writer thread then never competes with this call.

@@ -32,11 +32,11 @@ DOI = "10.1177/17588359241299678"
 
 class CookieOnDemandSessionInterface(SecureCookieSessionInterface):
     """Flask's cookie session, opened only when the request carries our cookie. Flask opens the
-    session on every request, and building its signing serializer cost ~50 µs of each hook call
+    session on every request, and parsing cookies and building its signing serializer cost ~50 µs of each hook call
     that never uses it (only the SMART launch does)."""
 
     def open_session(self, app, request):
-        if self.get_cookie_name(app) not in request.cookies:
+        if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
             return self.session_class()
         return super().open_session(app, request)
 
