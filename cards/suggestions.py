@@ -6,7 +6,6 @@ EHR that applies our suggestion must never receive a resource its server rejects
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from typing import Any
@@ -42,15 +41,28 @@ def is_coded(ctx: CardContext, drug: str) -> bool:
 
 
 def medication_request(ctx: CardContext, drug: str) -> dict[str, Any]:
-    """A draft order for `drug`; dose, route and schedule are left to the prescriber on purpose:
-    the study gives none for these regimens, and we never invent clinical numbers."""
+    """A draft order for `drug`, validated as FHIR R4 (see the module docstring)."""
+    coding = drug_coding(ctx, drug)
+    if _FHIR_ID.match(ctx.patient_id) and (not ctx.encounter_id or _FHIR_ID.match(ctx.encounter_id)):
+        # Only the ids differ between calls, and a FHIR id is valid in any reference: validate the
+        # shape once (the model costs ~0.3 ms per resource on every card otherwise).
+        _validate_shape(tuple(coding.items()), drug, ctx.encounter_id is not None)
+        return _draft_order(coding, drug, ctx.patient_id, ctx.encounter_id)
+    resource = _draft_order(coding, drug, ctx.patient_id, ctx.encounter_id)
+    MedicationRequest.model_validate(resource)  # raises on anything a FHIR R4 server would reject
+    return resource
+
+
+def _draft_order(coding: dict[str, str], drug: str, patient_id: str, encounter_id: str | None) -> dict[str, Any]:
+    """Dose, route and schedule are left to the prescriber on purpose: the study gives none for
+    these regimens, and we never invent clinical numbers."""
     doi = load_evidence().source.doi
     resource: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "order",
-        "medicationCodeableConcept": {"coding": [drug_coding(ctx, drug)], "text": drug},
-        "subject": {"reference": f"Patient/{ctx.patient_id}"},
+        "medicationCodeableConcept": {"coding": [coding], "text": drug},
+        "subject": {"reference": f"Patient/{patient_id}"},
         "note": [
             {
                 "text": (
@@ -60,24 +72,15 @@ def medication_request(ctx: CardContext, drug: str) -> dict[str, Any]:
             }
         ],
     }
-    if ctx.encounter_id:
-        resource["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
-    if _FHIR_ID.match(ctx.patient_id) and (not ctx.encounter_id or _FHIR_ID.match(ctx.encounter_id)):
-        # Only the ids differ between calls, and a FHIR id is valid in any reference: validate the
-        # shape once (the model costs ~0.3 ms per resource on every card otherwise).
-        shape = {**resource, "subject": {"reference": "Patient/id"}}
-        if ctx.encounter_id:
-            shape["encounter"] = {"reference": "Encounter/id"}
-        _validate_shape(json.dumps(shape, sort_keys=True))
-    else:
-        MedicationRequest.model_validate(resource)  # raises on anything a FHIR R4 server would reject
+    if encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{encounter_id}"}
     return resource
 
 
 @lru_cache(maxsize=256)
-def _validate_shape(shape: str) -> None:
+def _validate_shape(coding: tuple[tuple[str, str], ...], drug: str, with_encounter: bool) -> None:
     """fhir.resources validation of one suggestion shape; raises (and caches nothing) if invalid."""
-    MedicationRequest.model_validate(json.loads(shape))
+    MedicationRequest.model_validate(_draft_order(dict(coding), drug, "id", "id" if with_encounter else None))
 
 
 def replace_order(ctx: CardContext, kind: str, label: str, draft_reference: str, drugs: list[str]) -> Suggestion:
