@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, Response, request
 from flask_cors import CORS
 
 from . import auth, feedback, health, hooks, model_card, observability, openapi, smart, ssrf
@@ -13,6 +13,22 @@ from .runtime import EXTENSION, Runtime
 from .services import build_services, prefetch_templates
 from .settings import Settings
 from .store import FeedbackStore
+
+
+def _cors_only_for_browsers(app: Flask) -> None:
+    """Run flask-cors's response hook only when the request carries an Origin header.
+
+    Without one (always_send=False) it adds nothing, yet working that out cost ~30 µs of a
+    ~275 µs irrelevant-order call, on every server-to-server call an EHR makes.
+    """
+    hooks = app.after_request_funcs[None]
+    position = next(i for i, hook in enumerate(hooks) if hook.__name__ == "cors_after_request")
+    cors = hooks[position]
+
+    def cors_after_request_with_origin(response: Response) -> Response:
+        return cors(response) if "HTTP_ORIGIN" in request.environ else response
+
+    hooks[position] = cors_after_request_with_origin
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -39,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         expose_headers=["X-Request-ID"],
     )
+    _cors_only_for_browsers(app)
     register_error_handlers(app)
     if settings.jwt_enforced:
         auth.install(app, settings, replays=store)  # shared by all workers and replicas

@@ -98,15 +98,20 @@ def classify_draft_orders(
         reference = f"{kind}/{rid}"
         if wanted is not None and reference not in wanted:
             continue
-        order = DraftOrder(
-            reference=reference, resource_type=kind, resource_id=rid, authored_on=text(resource.get("authoredOn"))
-        )
+        matched = None
         if kind in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
             matched = terminology.match_drug(medication_concept(resource, by_ref))
-            if matched is not None:
-                name, coding = matched
-                order.drug = name
-                order.drug_class = DrugClass(terminology.drugs[name].drug_class)
-                order.coding = coding
-        orders.append(order)
+        drug = {}
+        if matched is not None:
+            name, coding = matched
+            drug = {"drug": name, "drug_class": DrugClass(terminology.drugs[name].drug_class), "coding": coding}
+        orders.append(
+            DraftOrder(
+                reference=reference,
+                resource_type=kind,
+                resource_id=rid,
+                authored_on=text(resource.get("authoredOn")),
+                **drug,
+            )
+        )
     return DraftOrderSummary(orders=orders)

@@ -134,22 +134,23 @@ class Terminology:
             name = self.match_drug_coding(coding)
             if name is not None:
                 return name, coding_ref(coding)
-        texts: list[tuple[str, CodingRef]] = []
-        for coding in codings:
-            if isinstance(coding, dict) and isinstance(coding.get("display"), str):
-                texts.append((coding["display"], coding_ref(coding)))
+        texts: list[tuple[str, dict]] = [
+            (coding["display"], coding)
+            for coding in codings
+            if isinstance(coding, dict) and isinstance(coding.get("display"), str)
+        ]
         if isinstance(concept.get("text"), str):
-            texts.append((concept["text"], CodingRef(display=concept["text"])))
+            texts.append((concept["text"], {"display": concept["text"]}))
         if self._any_drug_name is None:  # one scan rejects the common case: no drug name at all
             names = sorted({n for drug in self.drugs.values() for n in drug.names}, key=len, reverse=True)
             self._any_drug_name = re.compile("|".join(map(re.escape, names)) or "(?!)")
-        for text, ref in texts:
+        for text, coding in texts:
             lowered = text.lower()
             if not self._any_drug_name.search(lowered):
                 continue
             for drug in self.drugs.values():
                 if any(n in lowered for n in drug.names):
-                    return drug.name, ref
+                    return drug.name, coding_ref(coding)
         return None
 
 

@@ -259,3 +259,15 @@ def test_cors_headers_on_an_actual_call(server):
     # An EHR calling server to server sends no Origin and gets no CORS headers.
     plain = requests.get(f"{server.url}/cds-services", timeout=TIMEOUT)
     assert plain.status_code == 200 and "Access-Control-Allow-Origin" not in plain.headers
+
+
+def test_cors_headers_on_a_hook_call_from_the_sandbox_only(server):
+    body = {"hook": "order-sign", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "context": {"userId": "Practitioner/1", "patientId": "1", "draftOrders": {"resourceType": "Bundle", "entry": []}}}
+    url = f"{server.url}/cds-services/{SIGN_SERVICE}"
+    sandbox = requests.post(url, json=body, headers={"Origin": "https://sandbox.cds-hooks.org"}, timeout=TIMEOUT)
+    assert sandbox.status_code == 200, sandbox.text
+    assert sandbox.headers["Access-Control-Allow-Origin"] in ("*", "https://sandbox.cds-hooks.org")
+    assert "X-Request-ID" in sandbox.headers["Access-Control-Expose-Headers"]
+    ehr = requests.post(url, json=body, timeout=TIMEOUT)
+    assert ehr.status_code == 200 and not any(h.startswith("Access-Control-") for h in ehr.headers)
