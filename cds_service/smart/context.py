@@ -60,9 +60,7 @@ def app_context(
     context = AppContext(
         service=service_id, hook_instance=hook_instance, as_of=as_of, scenario=scenario, draft=draft
     )
-    return json.dumps(
-        context.model_dump(mode="json", by_alias=True, exclude_none=True), separators=(",", ":")
-    )
+    return context.model_dump_json(by_alias=True, exclude_none=True)  # compact, in field order
 
 
 def parse_app_context(text: str) -> AppContext:
