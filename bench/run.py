@@ -411,9 +411,9 @@ def jwt_rows(args, workdir: Path, bare: Server, rates: dict[str, float]) -> list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds of measured load per run")
+    parser.add_argument("--duration", type=int, default=3, help="seconds of measured load per run")
     parser.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load before each run")
-    parser.add_argument("--rounds", type=int, default=3, help="baseline/scenario pairs per scenario (median)")
+    parser.add_argument("--rounds", type=int, default=5, help="baseline/scenario pairs per scenario (median)")
     parser.add_argument("--connections", type=int, default=16, help="connections at saturation (workers × threads)")
     parser.add_argument("--latency-connections", type=int, default=1,
                         help="connections for the latency run (1: one call at a time; with 2, gunicorn may "
