@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 from operator import attrgetter
 from typing import Any, Callable, NamedTuple
 
@@ -137,6 +138,12 @@ class Candidate:
 _latest = attrgetter("when.latest")
 
 
+@lru_cache(maxsize=64)
+def _window_start(as_of: date, lookback_days: int) -> date:
+    """First day of the look-back window; cached: a call asks for the same two windows 13 times."""
+    return as_of - timedelta(days=lookback_days)
+
+
 def _window_state(c: Candidate, as_of: date, start: date) -> str:
     if c.when is None:
         return "no_date"
@@ -158,22 +165,21 @@ def select_recent(
     validated once), with its value or missing reason, and every usable in-window candidate
     sharing the chosen date (callers that need "largest on the latest study" use the list).
     """
-    start = as_of - timedelta(days=lookback_days)
+    start = _window_start(as_of, lookback_days)
     # The "in_window" state of _window_state (the date interval wholly inside the window), newest
     # first (a stable sort keeps input order within a day); only the candidates up to the first
     # usable one, and its same-day peers, need assessing.
-    in_window = [c for c in candidates if c.when is not None and c.when.earliest >= start and c.when.latest <= as_of]
+    in_window = [c for c in candidates if (w := c.when) is not None and w.earliest >= start and w.latest <= as_of]
     in_window.sort(key=_latest, reverse=True)
-    best = next((c for c in in_window if c.assessment.reason is None), None)
-    if best is not None:
-        latest = best.when.latest  # type: ignore[union-attr]
-        same_day = [c for c in in_window if c.when.latest == latest and c.assessment.reason is None]  # type: ignore[union-attr]
+    for best in in_window:
         chosen = best.assessment
-        skipped = len(candidates) - 1
-        note = f"{label} {best.when.text} ({chosen.provenance.resource_type}/{chosen.provenance.resource_id})"  # type: ignore[union-attr]
-        if skipped:
-            note += f"; {skipped} other record(s) not used"
-        return kind(value=chosen.value, provenance=chosen.provenance, note=note), same_day
+        if chosen.reason is None:
+            latest = best.when.latest  # type: ignore[union-attr]
+            same_day = [c for c in in_window if c.when.latest == latest and c.assessment.reason is None]  # type: ignore[union-attr]
+            note = f"{label} {best.when.text} ({chosen.provenance.resource_type}/{chosen.provenance.resource_id})"  # type: ignore[union-attr]
+            if len(candidates) > 1:
+                note += f"; {len(candidates) - 1} other record(s) not used"
+            return kind(value=chosen.value, provenance=chosen.provenance, note=note), same_day
     if not candidates:
         return kind(missing=MissingReason.not_found, note=f"no {label} found"), []
     states = [(c, _window_state(c, as_of, start)) for c in candidates]

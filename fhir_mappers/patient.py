@@ -54,7 +54,7 @@ from fhir_mappers.features import (
     TreatmentHistory,
 )
 from fhir_mappers.fhirdates import FhirDate, effective_date, parse_fhir_date
-from fhir_mappers.terminology import CodeIndex, Terminology
+from fhir_mappers.terminology import CodeIndex, Terminology, coding_ref
 from fhir_mappers.units import MODEL_UNITS, convert
 from models.evidence import load_evidence
 
@@ -86,6 +86,7 @@ class _PlainQuantity(NamedTuple):
 
 _PLAIN_QUANTITY_KEYS = frozenset(_PlainQuantity._fields)
 _STR_OR_NONE = frozenset({str, type(None)})
+_NUMBER = frozenset({int, float})
 _FHIR_TOKEN = re.compile(r"^[^\s]+( [^\s]+)*$")  # FHIR code (unit and comparator checked alike)
 _FHIR_URI = re.compile(r"^\S+$")
 
@@ -96,12 +97,18 @@ def _plain_quantity(raw: dict) -> _PlainQuantity | None:
     if not raw.keys() <= _PLAIN_QUANTITY_KEYS:
         return None
     value = raw.get("value")
-    if type(value) not in (int, float) or not math.isfinite(value):
+    if type(value) not in _NUMBER or not math.isfinite(value):
         return None
-    strings = (raw.get("comparator"), raw.get("unit"), raw.get("system"), raw.get("code"))
-    if not {type(s) for s in strings} <= _STR_OR_NONE or not _tidy(*strings):
-        return None
-    return _PlainQuantity(value, *strings)
+    comparator, unit, system, code = raw.get("comparator"), raw.get("unit"), raw.get("system"), raw.get("code")
+    if (
+        type(comparator) in _STR_OR_NONE
+        and type(unit) in _STR_OR_NONE
+        and type(system) in _STR_OR_NONE
+        and type(code) in _STR_OR_NONE
+        and _tidy(comparator, unit, system, code)
+    ):
+        return _PlainQuantity(value, comparator, unit, system, code)
+    return None
 
 
 @lru_cache(maxsize=2048)
@@ -209,15 +216,15 @@ def _unusable_because(obs: dict, label: str) -> tuple[MissingReason | None, str]
 
 def _lab_candidates(observations: CodeIndex, report_dates: dict) -> dict[str, list[Candidate]]:
     out: dict[str, list[Candidate]] = {key: [] for key in LAB_LABELS}
-    for _, obs, key, coding in observations.matching("labs"):
+    for _, obs, key, raw_coding in observations.matching("labs"):
         when, source = _observation_date(obs, report_dates)
-        out[key].append(Candidate(when, partial(_lab_assessment, obs, key, coding, when, source)))
+        out[key].append(Candidate(when, partial(_lab_assessment, obs, key, raw_coding, when, source)))
     return out
 
 
-def _lab_assessment(obs: dict, key: str, coding: CodingRef, when: FhirDate | None, source: str | None) -> Assessment:
-    """The lab value in the model unit or why not, with provenance: only for the candidates
-    select_recent looks at."""
+def _lab_assessment(obs: dict, key: str, raw_coding: dict, when: FhirDate | None, source: str | None) -> Assessment:
+    """The lab value in the model unit or why not, with provenance (and its CodingRef): only for
+    the candidates select_recent looks at."""
     raw = obs.get("valueQuantity")
     raw_q = as_dict(raw)
     prov = provenance(
@@ -227,7 +234,7 @@ def _lab_assessment(obs: dict, key: str, coding: CodingRef, when: FhirDate | Non
         value=raw_q.get("value") if raw_q else obs.get("valueString"),
         unit=text(raw_q.get("unit")) or text(raw_q.get("code")),
         comparator=text(raw_q.get("comparator")),
-        coding=coding,
+        coding=coding_ref(raw_coding),
     )
     reason, note = _unusable_because(obs, LAB_LABELS[key])
     value = None
@@ -267,7 +274,7 @@ def _over(source: Feature, threshold: float, name: str, unit: str) -> Feature:
 
 def _tumour_sizes(observations: CodeIndex, terminology: Terminology, report_dates: dict) -> list[Candidate]:
     out = []
-    for _, obs, _, coding in observations.matching("imaging", ("tumour_size",)):
+    for _, obs, _, raw_coding in observations.matching("imaging", ("tumour_size",)):
         when, source = _observation_date(obs, report_dates)
         reason, note = _unusable_because(obs, "tumour size")
         quantities = []
@@ -294,7 +301,7 @@ def _tumour_sizes(observations: CodeIndex, terminology: Terminology, report_date
             value=raw_q.get("value"),
             unit=text(raw_q.get("unit")) or text(raw_q.get("code")),
             comparator=text(raw_q.get("comparator")),
-            coding=coding,
+            coding=coding_ref(raw_coding),
         )
         out.append(Candidate.known(when, prov, value, reason, note))
     return out
@@ -302,7 +309,7 @@ def _tumour_sizes(observations: CodeIndex, terminology: Terminology, report_date
 
 def _tumour_counts(observations: CodeIndex, report_dates: dict) -> list[Candidate]:
     out = []
-    for _, obs, _, coding in observations.matching("imaging", ("tumour_count",)):
+    for _, obs, _, raw_coding in observations.matching("imaging", ("tumour_count",)):
         when, source = _observation_date(obs, report_dates)
         reason, note = _unusable_because(obs, "tumour count")
         raw: object = obs.get("valueInteger")
@@ -318,7 +325,7 @@ def _tumour_counts(observations: CodeIndex, report_dates: dict) -> list[Candidat
                 reason, note = MissingReason.undecidable, f"tumour count {comparator}{raw} is not a count"
             else:
                 value = (int(raw), comparator)
-        prov = provenance(obs, when=when, when_source=source, value=raw, comparator=comparator, coding=coding)
+        prov = provenance(obs, when=when, when_source=source, value=raw, comparator=comparator, coding=coding_ref(raw_coding))
         out.append(Candidate.known(when, prov, value, reason, note))
     return out
 
@@ -393,7 +400,7 @@ def _finding(
     lookback: int,
 ) -> Feature:
     skipped: list[str] = []
-    for _, condition, _, coding in conditions.matching("findings", (key,)):
+    for _, condition, _, raw_coding in conditions.matching("findings", (key,)):
         usable, why = _condition_usable(condition)
         when, source = _condition_date(condition)
         if not usable:
@@ -402,7 +409,7 @@ def _finding(
         if when is not None and when.earliest > as_of:
             skipped.append(f"Condition/{condition.get('id')} (dated after the order)")
             continue
-        prov = provenance(condition, when=when, when_source=source, value=True, coding=coding)
+        prov = provenance(condition, when=when, when_source=source, value=True, coding=coding_ref(raw_coding))
         return BoolFeature(value=True, provenance=prov, note=f"{label}: active Condition/{condition.get('id')}")
     by_code = {c.position: c for c in observations.matching("findings", (key,))}
     by_value = {c.position: c for c in observations.matching("findings", (key,), "valueCodeableConcept")}
@@ -430,7 +437,7 @@ def _conditions_matching(
     key: str, conditions: CodeIndex, as_of: date
 ) -> tuple[list[tuple[dict, CodingRef]], list[str]]:
     found, skipped = [], []
-    for _, condition, _, coding in conditions.matching("conditions", (key,)):
+    for _, condition, _, raw_coding in conditions.matching("conditions", (key,)):
         usable, why = _condition_usable(condition)
         when, _ = _condition_date(condition)
         if not usable:
@@ -438,7 +445,7 @@ def _conditions_matching(
         elif when is not None and when.earliest > as_of:
             skipped.append(f"Condition/{condition.get('id')} dated {when.text}, after the order")
         else:
-            found.append((condition, coding))
+            found.append((condition, coding_ref(raw_coding)))
     return found, skipped
 
 
@@ -577,7 +584,7 @@ def _stage(
 
 def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
     skipped = []
-    for _, procedure, _, coding in procedures.matching("procedures", ("hcc_surgery",)):
+    for _, procedure, _, raw_coding in procedures.matching("procedures", ("hcc_surgery",)):
         status = text(procedure.get("status"))
         performed = parse_fhir_date(procedure.get("performedDateTime")) or parse_fhir_date(
             as_dict(procedure.get("performedPeriod")).get("start")
@@ -588,7 +595,7 @@ def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
         if performed is not None and performed.earliest > as_of:
             skipped.append(f"Procedure/{procedure.get('id')} after the order")
             continue
-        prov = provenance(procedure, when=performed, when_source="performed", value=True, coding=coding)
+        prov = provenance(procedure, when=performed, when_source="performed", value=True, coding=coding_ref(raw_coding))
         return BoolFeature(value=True, provenance=prov, note=f"HCC surgery: Procedure/{procedure.get('id')}")
     note = "no completed HCC surgery Procedure found"
     if skipped:

@@ -163,12 +163,12 @@ def _concept_codings(concept: object) -> list:
     return codings if isinstance(codings, list) else []
 
 
-def first_match(matches: Iterable[Matched], keys: Collection[str] | None = None) -> tuple[str, CodingRef] | None:
-    """The first key in `keys` (None: any key) of the first coding that has one."""
+def _first_keyed(matches: Iterable[Matched], keys: Collection[str] | None) -> tuple[str, dict] | None:
+    """The first key in `keys` (None: any key) of the first coding that has one, and that coding."""
     for coding_keys, coding in matches:
         key = _first_key(coding_keys, keys)
         if key is not None:
-            return key, coding_ref(coding)
+            return key, coding
     return None
 
 
@@ -181,12 +181,19 @@ def _first_key(coding_keys: tuple[str, ...], keys: Collection[str] | None) -> st
 
 
 class Coded(NamedTuple):
-    """A resource whose element maps to a terminology key, with its place in the input."""
+    """A resource whose element maps to a terminology key, with its place in the input.
+
+    Holds the Coding dict as received: `coding` (the CodingRef) is built only when read, since
+    most lab candidates are never assessed."""
 
     position: int
     resource: dict
     key: str
-    coding: CodingRef
+    raw_coding: dict
+
+    @property
+    def coding(self) -> CodingRef:
+        return coding_ref(self.raw_coding)
 
 
 class CodeIndex:
@@ -211,11 +218,11 @@ class CodeIndex:
         """The resources whose `element` maps to a key of `section` (one of `keys`), in order."""
         resources = self._resources
         for position, matches in self._found.get((element, section), ()):
-            if keys is None:  # first_match's answer without its loops: every match has a key
+            if keys is None:  # _first_keyed's answer without its loops: every match has a key
                 coding_keys, coding = matches[0]
-                yield Coded(position, resources[position], coding_keys[0], coding_ref(coding))
+                yield Coded(position, resources[position], coding_keys[0], coding)
                 continue
-            found = first_match(matches, keys)
+            found = _first_keyed(matches, keys)
             if found is not None:
                 yield Coded(position, resources[position], *found)
 

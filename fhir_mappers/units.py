@@ -81,7 +81,12 @@ def convert(feature: str, value: float, code: str | None, system: str | None, un
 
     Tries valueQuantity.code when its system is UCUM, then the human-readable unit.
     """
-    found = _factor(feature, *(s if isinstance(s, str) else None for s in (code, system, unit_text)))
+    found = _factor(
+        feature,
+        code if isinstance(code, str) else None,
+        system if isinstance(system, str) else None,
+        unit_text if isinstance(unit_text, str) else None,
+    )
     return None if found is None else (value * found[0], found[1])
 
 
