@@ -505,11 +505,15 @@ def _labels(concept: object) -> tuple[str, ...]:
     """The concept's text, then each coding's display: where a scale is named in words."""
     if not isinstance(concept, dict):
         return ()
-    labels = [concept.get("text")]
+    label = concept.get("text")
+    labels = [label] if isinstance(label, str) and label else []
     codings = concept.get("coding")
     if isinstance(codings, list):
-        labels += [c.get("display") for c in codings if isinstance(c, dict)]
-    return tuple(label for label in labels if isinstance(label, str) and label)
+        for coding in codings:  # a loop, not generators: every Observation's code comes here
+            label = coding.get("display") if isinstance(coding, dict) else None
+            if isinstance(label, str) and label:
+                labels.append(label)
+    return tuple(labels)
 
 
 @lru_cache(maxsize=4096)
@@ -534,9 +538,12 @@ def _naming_scales(observations: CodeIndex, raw: list[dict]) -> dict[str, list[t
     """Scale -> the Observations whose code names it (by code, else in words), in order: the
     code labels are read once for both scales."""
     by_code = {scale: {c.position: c.coding for c in observations.matching("staging", (scale,))} for scale in SCALES}
+    coded = {position for positions in by_code.values() for position in positions}
     out: dict[str, list[tuple[dict, CodingRef]]] = {scale: [] for scale in SCALES}
     for position, obs in enumerate(raw):
         labels = _labels(obs.get("code"))
+        if not labels and position not in coded:
+            continue
         for scale in SCALES:
             named = by_code[scale].get(position)
             if named is None and labels:
