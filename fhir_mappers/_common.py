@@ -156,15 +156,10 @@ def _window_state(c: Candidate, as_of: date, start: date) -> str:
     return "straddles"
 
 
-def select_recent(
-    label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]
-) -> tuple[Feature, list[Candidate]]:
-    """Most recent usable candidate dated within [as_of - lookback_days, as_of].
-
-    Returns the feature, a `kind` (the parametrized Feature the model declares, so that it is
-    validated once), with its value or missing reason, and every usable in-window candidate
-    sharing the chosen date (callers that need "largest on the latest study" use the list).
-    """
+def recent_same_day(candidates: list[Candidate], as_of: date, lookback_days: int) -> list[Candidate]:
+    """The usable candidates sharing the most recent date wholly within [as_of - lookback_days,
+    as_of], the one select_recent reports first; empty when there is none. Callers that need
+    "largest on the latest study" build their feature from this list (and missing_recent)."""
     start = _window_start(as_of, lookback_days)
     # The "in_window" state of _window_state (the date interval wholly inside the window), newest
     # first (a stable sort keeps input order within a day); only the candidates up to the first
@@ -172,16 +167,33 @@ def select_recent(
     in_window = [c for c in candidates if (w := c.when) is not None and w.earliest >= start and w.latest <= as_of]
     in_window.sort(key=_latest, reverse=True)
     for best in in_window:
-        chosen = best.assessment
-        if chosen.reason is None:
+        if best.assessment.reason is None:
             latest = best.when.latest  # type: ignore[union-attr]
-            same_day = [c for c in in_window if c.when.latest == latest and c.assessment.reason is None]  # type: ignore[union-attr]
-            note = f"{label} {best.when.text} ({chosen.provenance.resource_type}/{chosen.provenance.resource_id})"  # type: ignore[union-attr]
-            if len(candidates) > 1:
-                note += f"; {len(candidates) - 1} other record(s) not used"
-            return kind(value=chosen.value, provenance=chosen.provenance, note=note), same_day
+            return [c for c in in_window if c.when.latest == latest and c.assessment.reason is None]  # type: ignore[union-attr]
+    return []
+
+
+def select_recent(label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]) -> Feature:
+    """Most recent usable candidate dated within [as_of - lookback_days, as_of], as a `kind` (the
+    parametrized Feature the model declares, so that it is validated once) with its value or
+    missing reason."""
+    same_day = recent_same_day(candidates, as_of, lookback_days)
+    if not same_day:
+        return missing_recent(label, candidates, as_of, lookback_days, kind)
+    best = same_day[0]
+    chosen = best.assessment
+    note = f"{label} {best.when.text} ({chosen.provenance.resource_type}/{chosen.provenance.resource_id})"  # type: ignore[union-attr]
+    if len(candidates) > 1:
+        note += f"; {len(candidates) - 1} other record(s) not used"
+    return kind(value=chosen.value, provenance=chosen.provenance, note=note)
+
+
+def missing_recent(label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]) -> Feature:
+    """The `kind` feature missing for the most relevant candidate's reason, when recent_same_day
+    found no usable candidate."""
     if not candidates:
-        return kind(missing=MissingReason.not_found, note=f"no {label} found"), []
+        return kind(missing=MissingReason.not_found, note=f"no {label} found")
+    start = _window_start(as_of, lookback_days)
     states = [(c, _window_state(c, as_of, start)) for c in candidates]
 
     def recency(item: tuple[Candidate, str]) -> tuple[int, date]:
@@ -201,29 +213,29 @@ def select_recent(
                     f"{label} {c.when.text} is {days} days before the order ({as_of.isoformat()}); "  # type: ignore[union-attr]
                     f"look-back is {lookback_days} days"
                 ),
-            ), []
+            )
         if state == "straddles":
             return kind(
                 missing=MissingReason.ambiguous,
                 provenance=c.provenance,
                 note=f"{label} date {c.when.text} is too imprecise for the {lookback_days}-day look-back",  # type: ignore[union-attr]
-            ), []
+            )
         if state == "no_date" and c.reason is None:
             return kind(
                 missing=MissingReason.no_date,
                 provenance=c.provenance,
                 note=f"{label} in {c.provenance.resource_type}/{c.provenance.resource_id} has no date",
-            ), []
-        return kind(missing=c.reason, provenance=c.provenance, note=c.note), []
+            )
+        return kind(missing=c.reason, provenance=c.provenance, note=c.note)
     if past:
         c, _ = max(past, key=recency)
-        return kind(missing=MissingReason.entered_in_error, provenance=c.provenance, note=c.note), []
+        return kind(missing=MissingReason.entered_in_error, provenance=c.provenance, note=c.note)
     c = min((c for c, _ in states), key=lambda c: c.when.earliest)  # type: ignore[union-attr]
     return kind(
         missing=MissingReason.out_of_window,
         provenance=c.provenance,
         note=f"only {label} after the order date {as_of.isoformat()} found (first {c.when.text}); ignored",  # type: ignore[union-attr]
-    ), []
+    )
 
 
 def missing_like(source: Feature, note: str, kind: type[Feature]) -> Feature:

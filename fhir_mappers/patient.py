@@ -28,7 +28,9 @@ from fhir_mappers._common import (
     collect,
     medication_concept,
     missing_like,
+    missing_recent,
     provenance,
+    recent_same_day,
     reference_key,
     select_recent,
     text,
@@ -424,7 +426,7 @@ def _finding(
         coding = (by_value.get(position) or by_code[position]).coding
         prov = provenance(obs, when=when, when_source=source, value=value, coding=coding)
         candidates.append(Candidate.known(when, prov, value, reason, note))
-    feature, _ = select_recent(label, candidates, as_of, lookback, BoolFeature)
+    feature = select_recent(label, candidates, as_of, lookback, BoolFeature)
     if feature.value is None and skipped and feature.missing is MissingReason.not_found:
         feature.note = f"{label}: only " + "; ".join(skipped)
     return feature
@@ -586,7 +588,7 @@ def _stage(
             prov = provenance(condition, when=when, when_source=source and f"stage ({source})", value=value, coding=coding)
             reason = None if value is not None else MissingReason.invalid
             candidates.append(Candidate.known(when, prov, value, reason, f"{label} summary not understood"))
-    return select_recent(label, candidates, as_of, lookback, _SCALE_FEATURE[scale])[0]
+    return select_recent(label, candidates, as_of, lookback, _SCALE_FEATURE[scale])
 
 
 def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
@@ -634,12 +636,10 @@ def map_patient_features(
 
     labs = {}
     for key, candidates in _lab_candidates(coded_observations, report_dates).items():
-        labs[key], _ = select_recent(LAB_LABELS[key], candidates, as_of, lab_lookback_days, LabFeature)
+        labs[key] = select_recent(LAB_LABELS[key], candidates, as_of, lab_lookback_days, LabFeature)
 
-    size_feature, same_study = select_recent(
-        "tumour size", _tumour_sizes(coded_observations, terminology, report_dates), as_of, imaging_lookback_days,
-        FloatFeature,
-    )
+    sizes = _tumour_sizes(coded_observations, terminology, report_dates)
+    same_study = recent_same_day(sizes, as_of, imaging_lookback_days)
     if same_study:
         largest = max(same_study, key=lambda c: c.value)  # type: ignore[arg-type, return-value]
         size_feature = FloatFeature(
@@ -647,7 +647,9 @@ def map_patient_features(
             provenance=largest.provenance,
             note=f"largest of {len(same_study)} lesion measurement(s) on {largest.when.text}",  # type: ignore[union-attr]
         )
-    count_raw, _ = select_recent(
+    else:
+        size_feature = missing_recent("tumour size", sizes, as_of, imaging_lookback_days, FloatFeature)
+    count_raw = select_recent(
         "tumour count", _tumour_counts(coded_observations, report_dates), as_of, imaging_lookback_days,
         Feature,  # (count, comparator): only read here
     )
