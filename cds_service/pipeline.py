@@ -65,16 +65,12 @@ class Pipeline:
         (IRI decoding of the host) cost the fast path ~15 µs for nothing."""
         started = time.perf_counter()
         context = request.context
-        selected = classify_draft_orders(context.draftOrders, context.selections, self.terminology)
+        every_draft = classify_draft_orders(context.draftOrders, None, self.terminology)
+        selected = every_draft.selected(context.selections)
         trigger = next((o for o in selected.orders if o.drug_class in TRIGGER_CLASSES), None)
         if trigger is None:
             return Answer({"cards": []})  # fast path: nothing we have evidence about is being ordered
 
-        every_draft = (
-            selected
-            if context.selections is None
-            else classify_draft_orders(context.draftOrders, None, self.terminology)
-        )
         resolved = resolve(request, list(service.templates), self.client, self.settings.fetch_budget_seconds)
         self._observe_fetches(resolved)
         as_of = selected.order_date or datetime.now(timezone.utc).date()

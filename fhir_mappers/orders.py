@@ -38,6 +38,14 @@ class DraftOrder(BaseModel):
 class DraftOrderSummary(BaseModel):
     orders: list[DraftOrder] = Field(default_factory=list)  # the orders considered
 
+    def selected(self, selections: list[str] | None) -> DraftOrderSummary:
+        """The orders named in `selections` (order-select); all of them for None (order-sign)."""
+        if selections is None:
+            return self
+        wanted = {key for key in (_selection_key(s) for s in as_list(selections)) if key}
+        orders = [order for order in self.orders if order.reference in wanted]
+        return self if len(orders) == len(self.orders) else DraftOrderSummary(orders=orders)
+
     @property
     def relevant_orders(self) -> list[DraftOrder]:
         return [o for o in self.orders if o.drug_class is not DrugClass.IRRELEVANT]
@@ -79,16 +87,14 @@ def classify_draft_orders(
     draft_orders: dict | None, selections: list[str] | None, terminology: Terminology
 ) -> DraftOrderSummary:
     """Classify `context.draftOrders` (a Bundle). With `selections` (order-select) only the
-    selected orders count; without (order-sign) every draft order does. Never raises."""
+    selected orders count; without (order-sign) every draft order does (`.selected` narrows a
+    summary of them all later, without classifying twice). Never raises."""
     bundle = as_dict(draft_orders)
     resources = [as_dict(e).get("resource") for e in as_list(bundle.get("entry"))]
     if not resources and "resourceType" in bundle and bundle.get("resourceType") != "Bundle":
         resources = [bundle]
     resources = [r for r in resources if isinstance(r, dict) and isinstance(r.get("resourceType"), str)]
     by_ref = {f"{r['resourceType']}/{r.get('id')}": r for r in resources if isinstance(r.get("id"), str)}
-    wanted = None
-    if selections is not None:
-        wanted = {k for k in (_selection_key(s) for s in as_list(selections)) if k}
     orders = []
     for resource in resources:
         kind = resource["resourceType"]
@@ -96,8 +102,6 @@ def classify_draft_orders(
             continue  # referenced by orders, not an order itself
         rid = text(resource.get("id"))
         reference = f"{kind}/{rid}"
-        if wanted is not None and reference not in wanted:
-            continue
         matched = None
         if kind in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
             matched = terminology.match_drug(medication_concept(resource, by_ref))
@@ -114,4 +118,4 @@ def classify_draft_orders(
                 **drug,
             )
         )
-    return DraftOrderSummary(orders=orders)
+    return DraftOrderSummary(orders=orders).selected(selections)
