@@ -105,10 +105,14 @@ def test_batches_written_at_once_by_several_workers_keep_each_card_with_its_asse
     stores = [FeedbackStore(database_url) for _ in range(3)]  # one engine per worker process
     go = threading.Barrier(len(stores))
 
+    sent = {}
+
     def write(store):
         go.wait()
         for _ in range(20):
-            store.record_assessments([_linked_audit() for _ in range(25)])
+            batch = [_linked_audit() for _ in range(25)]
+            sent.update((row.hook_instance, row) for row in batch)
+            store.record_assessments(batch)
 
     workers = [threading.Thread(target=write, args=(store,)) for store in stores]
     for thread in workers:
@@ -118,6 +122,7 @@ def test_batches_written_at_once_by_several_workers_keep_each_card_with_its_asse
     written = stores[0].assessments()
     assert len(written) == 3 * 20 * 25
     assert all([card.uuid for card in row.cards] == [f"{row.hook_instance}-0", f"{row.hook_instance}-1"] for row in written)
+    assert all(row == sent[row.hook_instance] for row in written)  # every field read back as written
 
 
 def test_rows_are_written_while_a_worker_thread_keeps_the_cpu_busy(database_url):
