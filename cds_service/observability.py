@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_ENVIRON = "HTTP_" + REQUEST_ID_HEADER.upper().replace("-", "_")  # read without the headers proxy
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:+=/-]{1,128}$")
 _INDICATORS = {"info", "warning", "critical"}
 
@@ -133,7 +134,7 @@ def current_request_id() -> str | None:
 
 @bp.before_app_request
 def _start_request() -> None:
-    incoming = request.environ.get("HTTP_X_REQUEST_ID", "")
+    incoming = request.environ.get(_REQUEST_ID_ENVIRON, "")
     g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     g.request_started = time.perf_counter()
 

@@ -256,7 +256,7 @@ class FeedbackStore:
         ]
         try:
             with self.engine.begin() as connection:
-                connection.execute(_insert_ignoring_duplicates(connection, feedback), rows)
+                connection.execute(_insert_ignoring_duplicates(connection.dialect.name, feedback), rows)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(type(exc).__name__) from None
         return len(rows)
@@ -527,17 +527,15 @@ _PURGE_EXPIRED_JTI = jwt_replay.delete().where(jwt_replay.c.expires_at < bindpar
 
 @lru_cache(maxsize=None)
 def _record_jti(dialect_name: str):
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return (
-        dialect.insert(jwt_replay)
-        .on_conflict_do_nothing()
+        _insert_ignoring_duplicates(dialect_name, jwt_replay)
         .values(issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at"))
         .returning(jwt_replay.c.jti)
     )
 
 
-def _insert_ignoring_duplicates(connection: Connection, table: Table):
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+def _insert_ignoring_duplicates(dialect_name: str, table: Table):
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing()
 
 

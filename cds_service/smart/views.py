@@ -32,8 +32,8 @@ DOI = "10.1177/17588359241299678"
 
 class CookieOnDemandSessionInterface(SecureCookieSessionInterface):
     """Flask's cookie session, opened only when the request carries our cookie. Flask opens the
-    session on every request, and parsing cookies and building its signing serializer cost ~50 µs of each hook call
-    that never uses it (only the SMART launch does)."""
+    session on every request, and parsing cookies and building its signing serializer cost ~50 µs
+    of each hook call that never uses it (only the SMART launch does)."""
 
     def open_session(self, app, request):
         if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
