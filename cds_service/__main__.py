@@ -1,7 +1,8 @@
 """``python -m cds_service [serve|migrate|audit-report|healthcheck]`` (default: serve).
 
-- ``serve``: migrate the store (unless ``CDS_MIGRATE_ON_START=false``), then run gunicorn on
-  $HOST:$PORT with ``CDS_WORKERS`` processes of ``CDS_THREADS`` threads.
+- ``serve``: migrate the store (with ``CDS_MIGRATE_ON_START=false``, only check that it is
+  migrated), then run gunicorn on $HOST:$PORT with ``CDS_WORKERS`` processes of ``CDS_THREADS``
+  threads.
 - ``migrate``: bring the database schema to the newest revision and exit (idempotent).
 - ``audit-report [--since DATE] [--json]``: assessment counts, timings and feedback rates.
 - ``healthcheck``: exit 0 if ``GET /healthz`` on the local server answers 200 (container probe).
@@ -28,7 +29,7 @@ def _serve(settings: Settings) -> int:
     from gunicorn.glogging import Logger
 
     from . import observability
-    from .store import migrate
+    from .store import SchemaOutdated, prepare_schema
 
     observability.configure_logging(settings.log_level)
     taken = _port_taken(settings.host, settings.port)
@@ -37,8 +38,11 @@ def _serve(settings: Settings) -> int:
         return 1
     _prepare_multiprocess_metrics()
     settings = _one_session_secret_for_all_workers(settings)
-    if settings.migrate_on_start:
-        migrate(settings.database_url)  # once, before the workers fork
+    try:  # once, before the workers fork: they boot without the database (see load_worker_app)
+        prepare_schema(settings.database_url, migrate_schema=settings.migrate_on_start)
+    except SchemaOutdated as exc:
+        logging.getLogger(__name__).error("%s", exc)
+        return 1
 
     class AppWritesAccessLog(Logger):
         """The app writes its own JSON access line (no query strings). With a logging config set,
@@ -78,10 +82,13 @@ def load_worker_app(settings: Settings):
     The ~250,000 objects loaded at start (model artifact, terminology, schemas) live as long as
     the worker; a full collection walked all of them, holding the GIL ~200 ms (measured), and
     every thread of the worker stalled with it. Frozen, the collector skips them.
+
+    The master has prepared the database schema: a worker boots without the database, so one that
+    gunicorn replaces during a database outage starts (a failed boot would stop the whole server).
     """
     from .app import create_app
 
-    app = create_app(settings)
+    app = create_app(settings, schema_prepared=True)
     gc.freeze()
     return app
 
@@ -167,7 +174,7 @@ def _audit_report(settings: Settings, since: date | None, as_json: bool) -> int:
     from .store import FeedbackStore, SchemaOutdated
 
     try:
-        store = FeedbackStore(settings.database_url, migrate_schema=False)
+        store = FeedbackStore(settings.database_url, schema="check")
     except SchemaOutdated as exc:
         print(f"audit-report: {exc}", file=sys.stderr)
         return 2

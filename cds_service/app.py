@@ -31,14 +31,17 @@ def _cors_only_for_browsers(app: Flask) -> None:
     hooks[position] = cors_after_request_with_origin
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None, *, schema_prepared: bool = False) -> Flask:
+    """``schema_prepared``: the caller has migrated or checked the database schema already (the
+    gunicorn master, once for all its workers), so the app is built without touching the database."""
     settings = settings or Settings()
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     observability.init_app(app, settings)  # JSON logs, request ids, GET /metrics
 
-    store = FeedbackStore(settings.database_url, migrate_schema=settings.migrate_on_start)
+    schema = "as-is" if schema_prepared else "migrate" if settings.migrate_on_start else "check"
+    store = FeedbackStore(settings.database_url, schema=schema)
     pipeline = Pipeline(settings, store)
     app.extensions[EXTENSION] = Runtime(
         settings=settings,

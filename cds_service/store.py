@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time as time_
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, time, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -201,16 +202,18 @@ class AuditReport(BaseModel):
     override_reasons: list[OverrideReasonCount]
 
 
+SchemaStep = Literal["migrate", "check", "as-is"]
+
+
 class FeedbackStore:
-    def __init__(self, url: str, *, migrate_schema: bool = True):
+    def __init__(self, url: str, *, schema: SchemaStep = "migrate"):
+        """``schema``: bring the database schema to head, check that it is there (SchemaOutdated if
+        not), or take it as it is where the caller has done either already. A gunicorn worker takes
+        it as is (its master prepared it once, before forking) and so boots without the database:
+        one replaced during a database outage starts and answers hooks."""
         self.engine: Engine = _engine(url)
-        if migrate_schema:
-            migrate(self.engine)
-        elif (current := schema_revision(self.engine)) != head_revision():
-            raise SchemaOutdated(
-                f"database schema is at {current or 'nothing'}, this service needs {head_revision()}: "
-                "run `python -m cds_service migrate`"
-            )
+        if schema != "as-is":
+            prepare_schema(self.engine, migrate_schema=schema == "migrate")
 
     # -- JWT replay protection ---------------------------------------------------------------
 
@@ -448,18 +451,41 @@ def schema_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def prepare_schema(target: Engine | str, *, migrate_schema: bool) -> None:
+    """Migrate the schema to head, or only check that it is there (SchemaOutdated if not)."""
+    if migrate_schema:
+        migrate(target)
+        return
+    with _engine_for(target) as engine:
+        if (current := schema_revision(engine)) != head_revision():
+            raise SchemaOutdated(
+                f"database schema is at {current or 'nothing'}, this service needs {head_revision()}: "
+                "run `python -m cds_service migrate`"
+            )
+
+
 def migrate(target: Engine | str) -> str:
     """Bring the schema to head (idempotent; safe for replicas starting together). Returns head."""
     from alembic import command
 
-    engine = _engine(target) if isinstance(target, str) else target
-    try:
+    with _engine_for(target) as engine:
         with engine.begin() as connection:
             command.upgrade(_alembic_config(connection), "head")
         return schema_revision(engine)
+
+
+@contextmanager
+def _engine_for(target: Engine | str) -> Iterator[Engine]:
+    """The engine given, or one for the URL given that keeps no connection afterwards (the gunicorn
+    master prepares the schema before forking: its workers must not inherit a connection)."""
+    if not isinstance(target, str):
+        yield target
+        return
+    engine = _engine(target)
+    try:
+        yield engine
     finally:
-        if isinstance(target, str):
-            engine.dispose()  # the gunicorn master migrates before forking: keep no connection
+        engine.dispose()
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -89,6 +89,10 @@ def serving(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"service not healthy within {ready_within:g} s: {service.output()[-3000:]}")
             time.sleep(0.1)
-        yield service
+        try:
+            yield service
+        except BaseException:  # pytest shows what is printed here beside the failure: the why
+            print(f"--- {log_path.name}, last 6000 characters ---\n{service.output()[-6000:]}")
+            raise
     finally:
         stop(process)

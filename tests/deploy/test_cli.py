@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import pytest
 
 from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore, head_revision
-from processes import ROOT
+from processes import ROOT, free_port
 
 
 def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
@@ -38,6 +38,16 @@ def test_audit_report_needs_a_migrated_database(tmp_path):
     result = cli("audit-report", database_url=f"sqlite:///{tmp_path}/empty.sqlite3")
     assert result.returncode == 2
     assert "python -m cds_service migrate" in result.stderr
+
+
+def test_serve_refuses_an_unmigrated_database_before_starting_workers(tmp_path):
+    env = {**os.environ, "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3",
+           "CDS_MIGRATE_ON_START": "false", "HOST": "127.0.0.1", "PORT": str(free_port())}
+    result = subprocess.run([sys.executable, "-m", "cds_service", "serve"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "database schema is at nothing" in result.stderr and "python -m cds_service migrate" in result.stderr
+    assert "Booting worker" not in result.stderr
 
 
 def test_audit_report_prints_counts_timings_and_rates(database_url):

@@ -164,9 +164,9 @@ def test_pre_migration_database_is_adopted_and_deduplicated(database_url):
 
 def test_store_without_migration_refuses_an_old_schema(database_url):
     with pytest.raises(SchemaOutdated, match="python -m cds_service migrate"):
-        FeedbackStore(database_url, migrate_schema=False)
+        FeedbackStore(database_url, schema="check")
     migrate(database_url)
-    FeedbackStore(database_url, migrate_schema=False).add(SERVICE, entries(accepted("card-1")))
+    FeedbackStore(database_url, schema="check").add(SERVICE, entries(accepted("card-1")))
 
 
 # -- audit ----------------------------------------------------------------------------------------
