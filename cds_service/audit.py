@@ -4,9 +4,13 @@ A synchronous SQLite commit per hook call cost ~4 ms, more than the assessment i
 background commit per row caps the audit at ~250 rows/s per worker: under load rows queued up
 and were dropped. A one-row transaction also costs ~0.5-1.5 ms of CPU (the GIL the hook calls
 need), a multi-row one ~0.02 ms a row on SQLite. So one thread sleeps ``linger`` seconds after the
-first waiting row, takes up to ``batch`` rows and writes them in one transaction. Bounded: past ``limit`` waiting rows new
-ones are dropped with a warning, never queued without bound while the database is down. Rows
-still waiting at exit are written before the process ends.
+first waiting row, takes up to ``batch`` rows and writes them in one transaction.
+
+While the database is down the writer holds its batch and tries again, waiting ``retry_delay``
+seconds, doubled up to ``max_retry_delay``: an outage loses no audit row as long as the rows
+arriving meanwhile fit in the queue. Bounded: past ``limit`` waiting rows new ones are dropped with
+a warning, never queued without bound. Rows still waiting at exit are written before the process
+ends, or, with the database still down, counted in the log as lost.
 """
 
 from __future__ import annotations
@@ -25,13 +29,25 @@ _STOP = object()
 
 
 class AuditWriter:
-    def __init__(self, store: FeedbackStore, *, limit: int = 1000, batch: int = 200, linger: float = 0.1):
+    def __init__(
+        self,
+        store: FeedbackStore,
+        *,
+        limit: int = 1000,
+        batch: int = 200,
+        linger: float = 0.1,
+        retry_delay: float = 0.5,
+        max_retry_delay: float = 5.0,
+    ):
         self.store = store
         self.batch = batch
         self.linger = linger
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
         self._queue: queue.Queue = queue.Queue(maxsize=limit)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._closing = threading.Event()
 
     def submit(self, record: AssessmentAudit) -> bool:
         """Queue one row; False (and a warning) when the queue is full."""
@@ -52,10 +68,15 @@ class AuditWriter:
             time.sleep(0.005)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is waiting, then stop the thread."""
+        """Write what is waiting (one more try each if the database is down), then stop the thread."""
         if self._thread is None:
             return
-        self._queue.put(_STOP)
+        self._closing.set()  # ends a wait between retries
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            log.error("audit writer did not stop within %g s: %d rows waiting", timeout, self._queue.qsize())
+            return
         self._thread.join(timeout)
 
     def _start(self) -> None:
@@ -91,14 +112,28 @@ class AuditWriter:
             records = [row for row in rows if row is not _STOP]
             try:
                 if records:
-                    self.store.record_assessments(records)
-            except StoreUnavailable:
-                # The answer matters more to the clinician than the audit row; the log says it was lost.
-                log.warning("%d audit record(s) not stored: database unavailable", len(records))
-            except Exception:  # a bug in one batch must not stop the audit for the worker's lifetime
-                log.exception("%d audit record(s) not stored", len(records))
+                    self._write(records)
             finally:
                 for _ in rows:
                     self._queue.task_done()
             if len(records) < len(rows):
+                return
+
+    def _write(self, records: list[AssessmentAudit]) -> None:
+        """One batch in one transaction, tried again while the database is unavailable (the
+        transaction stores all rows or none, so a retry cannot store one twice)."""
+        delay = self.retry_delay
+        while True:
+            try:
+                self.store.record_assessments(records)
+                return
+            except StoreUnavailable:
+                if self._closing.is_set():
+                    log.error("%d audit record(s) lost: database unavailable at shutdown", len(records))
+                    return
+                log.warning("%d audit record(s) held: database unavailable, next try in %g s", len(records), delay)
+                self._closing.wait(delay)
+                delay = min(delay * 2, self.max_retry_delay)
+            except Exception:  # a bug in one batch must not stop the audit for the worker's lifetime
+                log.exception("%d audit record(s) not stored", len(records))
                 return

@@ -1,7 +1,8 @@
 """Faults the prefetch-fallback tests (tests/cds_service/test_cds_prefetch_fallback.py) leave out,
 against the service as deployed (gunicorn): after a burst of calls to a hanging FHIR server no
 gunicorn thread and no fetch thread is stuck; a huge FHIR answer is read only up to the cap; the
-database going down during feedback gives a clear 503, stores nothing half, and heals by itself."""
+database going down during feedback gives a clear 503, stores nothing half, and heals by itself
+(a worker replaced meanwhile boots; the audit rows of hook calls answered meanwhile are written)."""
 
 from __future__ import annotations
 
@@ -105,10 +106,10 @@ def test_database_down_during_feedback_is_503_nothing_half_written_and_heals(tmp
     env = {"CDS_DATABASE_URL": database, "CDS_WORKERS": "2", "CDS_THREADS": "2", "CDS_LOG_LEVEL": "WARNING"}
     url_of = lambda service: f"{service.url}/cds-services/{SELECT}/feedback"  # noqa: E731
 
-    def stored() -> int:
+    def stored(table: str = "feedback") -> int:
         engine = create_engine(database)
         with engine.connect() as connection:
-            count = connection.execute(text("select count(*) from feedback")).scalar_one()
+            count = connection.execute(text(f"select count(*) from {table}")).scalar_one()
         engine.dispose()
         return count
 
@@ -149,3 +150,9 @@ def test_database_down_during_feedback_is_503_nothing_half_written_and_heals(tmp
         for _ in range(2):  # the client's retry succeeds, on whichever worker, and is stored once
             assert requests.post(url_of(service), json=batch, timeout=10).status_code == 200
         assert stored() == 4
+        # The workers held the audit rows of the calls answered during the outage, and write them now.
+        deadline = time.monotonic() + 20  # the writers' next try comes within 5 s
+        while (audited := stored("assessment_audit")) < 20:
+            assert time.monotonic() < deadline, f"{audited} of 20 assessments audited after the outage"
+            time.sleep(0.2)
+        assert audited == 20

@@ -1,4 +1,5 @@
-"""The background audit writer: batches under load, loses no queued row, survives a database outage."""
+"""The background audit writer: batches under load, loses no queued row, holds its rows through a
+database outage."""
 
 from __future__ import annotations
 
@@ -48,19 +49,43 @@ def test_a_full_queue_drops_with_a_warning_and_never_blocks(database_url, caplog
     assert len(store.assessments()) == 4
 
 
-def test_rows_are_given_up_when_the_database_is_down_and_written_again_after(database_url, caplog):
+def _unreachable() -> object:
+    return create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+
+
+def test_rows_are_held_while_the_database_is_down_and_written_when_it_is_back(database_url, caplog):
     store = FeedbackStore(database_url)
-    writer = AuditWriter(store)
-    healthy = store.engine
-    store.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    original, attempts = store.record_assessments, []
+    store.record_assessments = lambda records: (attempts.append(len(records)), original(records))[1]
+    writer = AuditWriter(store, retry_delay=0.02, max_retry_delay=0.1)
+    healthy, store.engine = store.engine, _unreachable()
+    with caplog.at_level(logging.WARNING, logger="cds_service.audit"):
+        for _ in range(3):
+            writer.submit(audit())
+        deadline = time.monotonic() + 10
+        while len(attempts) < 4:  # retried, with backoff
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        writer.submit(audit())  # arrives during the outage: waits in the queue
+    assert "audit record(s) held: database unavailable" in caplog.text
+    assert len(FeedbackStore(database_url).assessments()) == 0
+    store.engine = healthy
+    writer.flush()
+    assert len(store.assessments()) == 4
+
+
+def test_close_during_an_outage_stops_and_counts_the_rows_lost(database_url, caplog):
+    store = FeedbackStore(database_url)
+    writer = AuditWriter(store, retry_delay=30, max_retry_delay=30)
+    store.engine = _unreachable()
     with caplog.at_level(logging.WARNING, logger="cds_service.audit"):
         writer.submit(audit())
-        writer.flush()
-    assert "not stored: database unavailable" in caplog.text
-    store.engine = healthy
-    writer.submit(audit())
-    writer.flush()
-    assert len(store.assessments()) == 1
+        writer.submit(audit())
+        time.sleep(0.3)  # the writer now waits 30 s before its next try
+        started = time.monotonic()
+        writer.close(timeout=10)
+    assert time.monotonic() - started < 5 and not writer._thread.is_alive()
+    assert "2 audit record(s) lost: database unavailable at shutdown" in caplog.text
 
 
 def test_close_writes_what_is_waiting(database_url):
