@@ -27,6 +27,7 @@ from .settings import Settings
 def _serve(settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
+    from sqlalchemy.exc import SQLAlchemyError
 
     from . import observability
     from .store import SchemaOutdated, prepare_schema
@@ -42,6 +43,10 @@ def _serve(settings: Settings) -> int:
         prepare_schema(settings.database_url, migrate_schema=settings.migrate_on_start)
     except SchemaOutdated as exc:
         logging.getLogger(__name__).error("%s", exc)
+        return 1
+    except SQLAlchemyError as exc:  # the driver's own words, without the URL and its password
+        reason = str(exc.orig if exc.orig is not None else exc).strip()
+        logging.getLogger(__name__).error("cannot prepare the database schema at start: %s", reason)
         return 1
 
     class AppWritesAccessLog(Logger):

@@ -40,13 +40,24 @@ def test_audit_report_needs_a_migrated_database(tmp_path):
     assert "python -m cds_service migrate" in result.stderr
 
 
+def serve(database_url: str, **env: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CDS_DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(free_port()), **env}
+    return subprocess.run([sys.executable, "-m", "cds_service", "serve"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_serve_refuses_an_unmigrated_database_before_starting_workers(tmp_path):
-    env = {**os.environ, "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/empty.sqlite3",
-           "CDS_MIGRATE_ON_START": "false", "HOST": "127.0.0.1", "PORT": str(free_port())}
-    result = subprocess.run([sys.executable, "-m", "cds_service", "serve"], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = serve(f"sqlite:///{tmp_path}/empty.sqlite3", CDS_MIGRATE_ON_START="false")
     assert result.returncode == 1
     assert "database schema is at nothing" in result.stderr and "python -m cds_service migrate" in result.stderr
+    assert "Booting worker" not in result.stderr
+
+
+def test_serve_with_the_database_unreachable_says_so_in_one_line_without_the_password():
+    result = serve("postgresql+psycopg://cds:s3cret-pw@127.0.0.1:1/cds")
+    assert result.returncode == 1
+    assert "cannot prepare the database schema at start: connection failed" in result.stderr
+    assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
     assert "Booting worker" not in result.stderr
 
 
