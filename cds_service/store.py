@@ -104,6 +104,7 @@ jwt_replay = Table(
 )
 
 MIGRATIONS = "cds_service:migrations"
+CONNECT_TIMEOUT_S = 5  # PostgreSQL, unless the URL sets ?connect_timeout=
 
 # Ids and codes only: a pattern that no sentence, name or decimal value with units gets through.
 AuditKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/|+-]{1,100}$")]
@@ -606,4 +607,7 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    # A database host that drops packets (not refusing them) would hold each feedback POST, /readyz
+    # and the audit writer for minutes of TCP retries; libpq gives up after connect_timeout.
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)

@@ -115,6 +115,34 @@ def test_unreachable_database_is_store_unavailable(database_url):
     assert store.ping() is False
 
 
+def test_a_database_host_that_never_answers_is_store_unavailable_after_the_connect_timeout(monkeypatch):
+    """A listening socket that never speaks: a host whose packets go nowhere looks the same to
+    libpq. Without a connect timeout every feedback POST and /readyz would wait for it forever."""
+    import socket
+    import threading
+
+    from cds_service import store as store_module
+
+    monkeypatch.setattr(store_module, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        store = FeedbackStore(f"postgresql+psycopg://cds:pw@127.0.0.1:{silent.getsockname()[1]}/cds", schema="as-is")
+        outcomes: list = []
+
+        def use_it() -> None:
+            try:
+                store.add(SERVICE, entries(accepted("card-1")))
+            except StoreUnavailable:
+                outcomes.append("store unavailable")
+            outcomes.append(store.ping())
+
+        worker = threading.Thread(target=use_it, daemon=True)
+        worker.start()
+        worker.join(30)
+        assert outcomes == ["store unavailable", False], "a call still waits for the silent database"
+
+
 # -- migrations -----------------------------------------------------------------------------------
 
 
