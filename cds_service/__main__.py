@@ -179,7 +179,7 @@ def _audit_report(settings: Settings, since: date | None, as_json: bool) -> int:
     from .store import FeedbackStore, SchemaOutdated
 
     try:
-        store = FeedbackStore(settings.database_url, schema="check")
+        store = FeedbackStore(settings.database_url, schema="check", statement_timeout=False)
     except SchemaOutdated as exc:
         print(f"audit-report: {exc}", file=sys.stderr)
         return 2

@@ -104,7 +104,9 @@ jwt_replay = Table(
 )
 
 MIGRATIONS = "cds_service:migrations"
+MIGRATION_LOCK_KEY = 7_431_195_203  # PostgreSQL advisory lock: any constant the same for every replica
 CONNECT_TIMEOUT_S = 5  # PostgreSQL, unless the URL sets ?connect_timeout=
+STATEMENT_TIMEOUT_MS = 10_000  # PostgreSQL, unless the URL sets ?options=; migrations and reports have none
 
 # Ids and codes only: a pattern that no sentence, name or decimal value with units gets through.
 AuditKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:/|+-]{1,100}$")]
@@ -207,12 +209,16 @@ SchemaStep = Literal["migrate", "check", "as-is"]
 
 
 class FeedbackStore:
-    def __init__(self, url: str, *, schema: SchemaStep = "migrate"):
+    def __init__(self, url: str, *, schema: SchemaStep = "migrate", statement_timeout: bool = True):
         """``schema``: bring the database schema to head, check that it is there (SchemaOutdated if
         not), or take it as it is where the caller has done either already. A gunicorn worker takes
         it as is (its master prepared it once, before forking) and so boots without the database:
-        one replaced during a database outage starts and answers hooks."""
-        self.engine: Engine = _engine(url)
+        one replaced during a database outage starts and answers hooks.
+
+        ``statement_timeout``: on PostgreSQL, statements are cancelled after
+        ``STATEMENT_TIMEOUT_MS`` (the service's calls); False for an operator's report over a
+        large audit log."""
+        self.engine: Engine = _engine(url, statement_timeout=statement_timeout)
         if schema != "as-is":
             prepare_schema(self.engine, migrate_schema=schema == "migrate")
 
@@ -591,7 +597,7 @@ def _reason(entry: FeedbackEntry, attribute: str) -> str | None:
     return getattr(entry.overrideReason.reason, attribute)
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, *, statement_timeout: bool = True) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -608,6 +614,11 @@ def _engine(url: str) -> Engine:
 
         return engine
     # A database host that drops packets (not refusing them) would hold each feedback POST, /readyz
-    # and the audit writer for minutes of TCP retries; libpq gives up after connect_timeout.
-    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_S}
+    # and the audit writer for minutes of TCP retries; libpq gives up after connect_timeout. A
+    # database that accepts connections but blocks statements (a lock held elsewhere) would hold
+    # them for good: the server cancels a statement after statement_timeout.
+    limits = {"connect_timeout": CONNECT_TIMEOUT_S}
+    if statement_timeout:
+        limits["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+    connect_args = {name: value for name, value in limits.items() if name not in parsed.query}
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)

@@ -5,10 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from cds_service.store import metadata
-
-# Any constant works; it only has to be the same for every replica of the service.
-_MIGRATION_LOCK_KEY = 7_431_195_203
+from cds_service.store import MIGRATION_LOCK_KEY, metadata
 
 
 def run_migrations_online() -> None:
@@ -16,8 +13,10 @@ def run_migrations_online() -> None:
     context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
-            # Replicas starting together: the first migrates, the others wait and then find head.
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            # Replicas starting together: the first migrates, the others wait and then find head,
+            # however long that takes (the service's statement_timeout is for its own statements).
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         context.run_migrations()
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, inspect
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, inspect, text
 
 from cds_service.schemas import FeedbackRequest
 from cds_service.store import (
@@ -118,9 +121,6 @@ def test_unreachable_database_is_store_unavailable(database_url):
 def test_a_database_host_that_never_answers_is_store_unavailable_after_the_connect_timeout(monkeypatch):
     """A listening socket that never speaks: a host whose packets go nowhere looks the same to
     libpq. Without a connect timeout every feedback POST and /readyz would wait for it forever."""
-    import socket
-    import threading
-
     from cds_service import store as store_module
 
     monkeypatch.setattr(store_module, "CONNECT_TIMEOUT_S", 1)
@@ -128,19 +128,75 @@ def test_a_database_host_that_never_answers_is_store_unavailable_after_the_conne
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         store = FeedbackStore(f"postgresql+psycopg://cds:pw@127.0.0.1:{silent.getsockname()[1]}/cds", schema="as-is")
-        outcomes: list = []
+        outcome = _in_thread(lambda: (_raised(store.add, SERVICE, entries(accepted("card-1"))), store.ping()))
+        assert outcome == [(StoreUnavailable, False)], outcome or "a call still waits for the silent database"
 
-        def use_it() -> None:
-            try:
-                store.add(SERVICE, entries(accepted("card-1")))
-            except StoreUnavailable:
-                outcomes.append("store unavailable")
-            outcomes.append(store.ping())
 
-        worker = threading.Thread(target=use_it, daemon=True)
-        worker.start()
-        worker.join(30)
-        assert outcomes == ["store unavailable", False], "a call still waits for the silent database"
+def _raised(call, *args) -> type[Exception] | None:
+    try:
+        call(*args)
+    except Exception as exc:  # noqa: BLE001 - the type is what the test compares
+        return type(exc)
+    return None
+
+
+def _in_thread(work, timeout: float = 30) -> list:
+    """What ``work`` returned or raised, or [] if it was still running after ``timeout`` s."""
+    outcome: list = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:  # noqa: BLE001 - handed to the test to assert on
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome
+
+
+def test_a_statement_blocked_by_a_lock_is_store_unavailable_after_the_statement_timeout(postgres_url, monkeypatch):
+    from cds_service import store as store_module
+
+    monkeypatch.setattr(store_module, "STATEMENT_TIMEOUT_MS", 300)
+    url = postgres_url()
+    store = FeedbackStore(url)
+    locker = create_engine(url)
+    with locker.connect() as held:
+        held.execute(text("LOCK TABLE feedback IN ACCESS EXCLUSIVE MODE"))  # until this transaction ends
+        outcome = _in_thread(lambda: store.add(SERVICE, entries(accepted("card-1"))))
+        assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome or "still waiting"
+        held.rollback()
+    locker.dispose()
+    assert store.add(SERVICE, entries(accepted("card-1"))) == 1 and store.count() == 1
+
+
+def test_the_audit_report_runs_without_the_statement_timeout(postgres_url):
+    def shown(store: FeedbackStore) -> str:
+        with store.engine.connect() as connection:
+            return connection.execute(text("SHOW statement_timeout")).scalar_one()
+
+    url = postgres_url()
+    assert shown(FeedbackStore(url)) == "10s"  # the service's calls
+    assert shown(FeedbackStore(url, schema="check", statement_timeout=False)) == "0"  # python -m cds_service audit-report
+
+
+def test_migrations_wait_for_another_replicas_migration_beyond_the_statement_timeout(postgres_url, monkeypatch):
+    from cds_service import store as store_module
+
+    monkeypatch.setattr(store_module, "STATEMENT_TIMEOUT_MS", 300)
+    url = postgres_url()
+    other_replica = create_engine(url)
+    with other_replica.connect() as held:
+        held.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": store_module.MIGRATION_LOCK_KEY})
+        started = time.monotonic()
+        threading.Timer(1.0, held.rollback).start()  # the other replica finishes after 1 s
+        outcome = _in_thread(lambda: FeedbackStore(url))
+    other_replica.dispose()
+    assert len(outcome) == 1 and isinstance(outcome[0], FeedbackStore), outcome
+    assert time.monotonic() - started >= 1.0  # it waited for the lock, well past 0.3 s
+    assert schema_revision(outcome[0].engine) == head_revision()
 
 
 # -- migrations -----------------------------------------------------------------------------------
