@@ -242,6 +242,23 @@ def test_replay_is_refused_by_another_process_sharing_the_database(live_server, 
     assert_rejected(call(second, token), token, "replay")
 
 
+def test_without_the_replay_record_a_call_fails_closed_with_503(secured, jwks):
+    from sqlalchemy import create_engine
+
+    store = secured.runtime.store
+    healthy = store.engine
+    store.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    token = sign(jwks.ec, claims(aud(secured)))
+    try:
+        response = call(secured, token)
+    finally:
+        store.engine = healthy
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "replay_store_unavailable"
+    assert token not in response.text
+    assert call(secured, token).status_code == 200  # never recorded, so not a replay once it is back
+
+
 def test_unknown_iss(secured, jwks):
     token = sign(jwks.ec, claims(aud(secured), iss="https://other-ehr.example/"))
     assert_rejected(call(secured, token), token, "iss")
