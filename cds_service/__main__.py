@@ -44,9 +44,8 @@ def _serve(settings: Settings) -> int:
     except SchemaOutdated as exc:
         logging.getLogger(__name__).error("%s", exc)
         return 1
-    except SQLAlchemyError as exc:  # the driver's own words, without the URL and its password
-        reason = str(exc.orig if exc.orig is not None else exc).strip()
-        logging.getLogger(__name__).error("cannot prepare the database schema at start: %s", reason)
+    except SQLAlchemyError as exc:
+        logging.getLogger(__name__).error("cannot prepare the database schema at start: %s", _database_reason(exc))
         return 1
 
     class AppWritesAccessLog(Logger):
@@ -176,19 +175,29 @@ def _migrate(settings: Settings) -> int:
 
 
 def _audit_report(settings: Settings, since: date | None, as_json: bool) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .store import FeedbackStore, SchemaOutdated
 
     try:
         store = FeedbackStore(settings.database_url, schema="check", statement_timeout=False)
+        report = store.audit_report(since)
     except SchemaOutdated as exc:
         print(f"audit-report: {exc}", file=sys.stderr)
         return 2
-    report = store.audit_report(since)
+    except SQLAlchemyError as exc:
+        print(f"audit-report: cannot read the database: {_database_reason(exc)}", file=sys.stderr)
+        return 2
     if as_json:
         print(report.model_dump_json(indent=2))
     else:
         print(format_audit_report(report))
     return 0
+
+
+def _database_reason(exc) -> str:
+    """The driver's own words for a SQLAlchemy error: no URL (with its password), no SQL."""
+    return str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip()
 
 
 def format_audit_report(report) -> str:

@@ -40,6 +40,13 @@ def test_audit_report_needs_a_migrated_database(tmp_path):
     assert "python -m cds_service migrate" in result.stderr
 
 
+def test_audit_report_with_the_database_unreachable_says_so_in_one_line():
+    result = cli("audit-report", database_url="postgresql+psycopg://cds:s3cret-pw@127.0.0.1:1/cds")
+    assert result.returncode == 2
+    assert result.stderr.startswith("audit-report: cannot read the database: connection failed")
+    assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
+
+
 def serve(database_url: str, **env: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CDS_DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(free_port()), **env}
     return subprocess.run([sys.executable, "-m", "cds_service", "serve"], env=env, cwd=ROOT,
