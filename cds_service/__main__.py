@@ -168,9 +168,15 @@ _GUNICORN_LOGGING = {
 
 
 def _migrate(settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from .store import migrate
 
-    print(f"database schema at revision {migrate(settings.database_url)}")
+    try:
+        print(f"database schema at revision {migrate(settings.database_url)}")
+    except SQLAlchemyError as exc:
+        print(f"migrate: cannot migrate the database: {_database_reason(exc)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -40,10 +40,14 @@ def test_audit_report_needs_a_migrated_database(tmp_path):
     assert "python -m cds_service migrate" in result.stderr
 
 
-def test_audit_report_with_the_database_unreachable_says_so_in_one_line():
-    result = cli("audit-report", database_url="postgresql+psycopg://cds:s3cret-pw@127.0.0.1:1/cds")
-    assert result.returncode == 2
-    assert result.stderr.startswith("audit-report: cannot read the database: connection failed")
+@pytest.mark.parametrize(
+    ("command", "status", "says"),
+    [("audit-report", 2, "audit-report: cannot read the database"), ("migrate", 1, "migrate: cannot migrate the database")],
+)
+def test_cli_with_the_database_unreachable_says_so_in_one_line(command, status, says):
+    result = cli(command, database_url="postgresql+psycopg://cds:s3cret-pw@127.0.0.1:1/cds")
+    assert result.returncode == status
+    assert result.stderr.startswith(f"{says}: connection failed")
     assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
 
 
