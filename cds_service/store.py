@@ -464,9 +464,10 @@ def prepare_schema(target: Engine | str, *, migrate_schema: bool) -> None:
         migrate(target)
         return
     with _engine_for(target) as engine:
-        if (current := schema_revision(engine)) != head_revision():
+        current, head = schema_revision(engine), head_revision()
+        if current != head:
             raise SchemaOutdated(
-                f"database schema is at {current or 'nothing'}, this service needs {head_revision()}: "
+                f"database schema is at {current or 'nothing'}, this service needs {head}: "
                 "run `python -m cds_service migrate`"
             )
 
