@@ -120,8 +120,9 @@ class AuditWriter:
                 return
 
     def _write(self, records: list[AssessmentAudit]) -> None:
-        """One batch in one transaction, tried again while the database is unavailable (the
-        transaction stores all rows or none, so a retry cannot store one twice)."""
+        """One batch in one transaction, tried again while the database is unavailable. The
+        transaction stores all rows or none, and the store skips rows whose key it has already
+        (a commit whose acknowledgement was lost), so a retry stores none twice."""
         delay = self.retry_delay
         while True:
             try:

@@ -17,7 +17,7 @@ from datetime import date, datetime, time, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 from sqlalchemy import (
@@ -77,6 +77,8 @@ assessment_audit = Table(
     Column("timing_ms", Float, nullable=False),
     Column("missing_data", Text, nullable=False),  # JSON array of prefetch/feature keys
     Column("recorded_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("audit_id", String(36), nullable=True),  # NULL on rows written before revision 0004
+    Index("uq_assessment_audit_audit_id", "audit_id", unique=True),
 )
 
 assessment_card = Table(
@@ -137,6 +139,11 @@ class AssessmentAudit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    audit_id: UUID | None = Field(
+        default_factory=uuid4,
+        description="This row's own key, drawn when the call is answered: a write tried again after "
+        "an unacknowledged commit skips the rows it finds already stored (None on rows older than it).",
+    )
     hook_instance: UUID
     service_id: AuditKey
     hook: AuditKey
@@ -289,11 +296,15 @@ class FeedbackStore:
     def record_assessments(self, records: Sequence[AssessmentAudit]) -> None:
         """Append assessments to the audit log in one transaction: all of them or none (a commit
         costs milliseconds on SQLite, so the audit writer batches). Two multi-row statements per
-        500 rows on SQLite (see ``_sqlite_insert_rows``). Raises ``StoreUnavailable``."""
+        500 rows on SQLite (see ``_sqlite_insert_rows``). Raises ``StoreUnavailable``.
+
+        Idempotent: rows whose ``audit_id`` is stored already are skipped. A commit whose
+        acknowledgement is lost looks like an outage, and the writer sends that batch again."""
         if not records:
             return
         try:
             with self.engine.begin() as connection:
+                records = _not_stored_yet(connection, records)
                 for start in range(0, len(records), _ROWS_PER_STATEMENT):
                     chunk = records[start : start + _ROWS_PER_STATEMENT]
                     ids = _insert_returning_ids(connection, assessment_audit, [_audit_row(record) for record in chunk])
@@ -324,6 +335,7 @@ class FeedbackStore:
                 )
         return [
             AssessmentAudit(
+                audit_id=row.audit_id,
                 hook_instance=row.hook_instance,
                 service_id=row.service_id,
                 hook=row.hook,
@@ -499,11 +511,24 @@ def _engine_for(target: Engine | str) -> Iterator[Engine]:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-_ROWS_PER_STATEMENT = 500  # 8 columns: 4,000 bound values, far below SQLite's and PostgreSQL's limits
+_ROWS_PER_STATEMENT = 500  # 9 columns: 4,500 bound values, far below SQLite's and PostgreSQL's limits
+
+
+def _not_stored_yet(connection: Connection, records: Sequence[AssessmentAudit]) -> Sequence[AssessmentAudit]:
+    """The records whose ``audit_id`` is not in the table (one indexed look-up per 500 rows)."""
+    keys = [str(record.audit_id) for record in records if record.audit_id is not None]
+    stored: set[str] = set()
+    for start in range(0, len(keys), _ROWS_PER_STATEMENT):
+        chunk = keys[start : start + _ROWS_PER_STATEMENT]
+        stored.update(connection.execute(select(assessment_audit.c.audit_id).where(assessment_audit.c.audit_id.in_(chunk))).scalars())
+    if not stored:
+        return records
+    return [record for record in records if str(record.audit_id) not in stored]
 
 
 def _audit_row(record: AssessmentAudit) -> dict:
     return {
+        "audit_id": str(record.audit_id) if record.audit_id is not None else None,
         "hook_instance": str(record.hook_instance),
         "service_id": record.service_id,
         "hook": record.hook,

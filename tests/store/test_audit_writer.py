@@ -10,7 +10,7 @@ import time
 from sqlalchemy import create_engine
 
 from cds_service.audit import AuditWriter
-from cds_service.store import AuditCard, FeedbackStore
+from cds_service.store import AuditCard, FeedbackStore, StoreUnavailable
 
 from test_store import audit
 
@@ -72,6 +72,28 @@ def test_rows_are_held_while_the_database_is_down_and_written_when_it_is_back(da
     store.engine = healthy
     writer.flush()
     assert len(store.assessments()) == 4
+
+
+def test_a_batch_whose_commit_was_not_acknowledged_is_not_stored_twice(database_url):
+    """The commit reached the database but its answer was lost: to the writer an outage, so it
+    sends the batch again."""
+    store = FeedbackStore(database_url)
+    original, attempts = store.record_assessments, []
+
+    def commit_then_lose_the_acknowledgement(records):
+        attempts.append(len(records))
+        original(records)
+        if len(attempts) == 1:
+            raise StoreUnavailable("OperationalError")
+
+    store.record_assessments = commit_then_lose_the_acknowledgement
+    writer = AuditWriter(store, retry_delay=0.01)
+    sent = [audit() for _ in range(3)]
+    for row in sent:
+        writer.submit(row)
+    writer.flush()
+    assert len(attempts) >= 2  # it was sent again
+    assert store.assessments() == sent
 
 
 def test_close_during_an_outage_stops_and_counts_the_rows_lost(database_url, caplog):

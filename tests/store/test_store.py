@@ -19,7 +19,9 @@ from cds_service.store import (
     FeedbackStore,
     SchemaOutdated,
     StoreUnavailable,
+    _alembic_config,
     head_revision,
+    metadata,
     migrate,
     schema_revision,
 )
@@ -215,6 +217,18 @@ def test_migration_from_empty_to_head_is_idempotent(database_url):
     engine.dispose()
 
 
+def test_the_migrations_build_the_schema_the_code_declares(database_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    migrate(database_url)
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), metadata)
+    engine.dispose()
+    assert differences == []
+
+
 def test_pre_migration_database_is_adopted_and_deduplicated(database_url):
     """A database the service made with create_all before migrations existed, with a retried entry."""
     old = MetaData()
@@ -267,6 +281,39 @@ def test_audit_records_round_trip(database_url):
     first, second = store.assessments()
     assert first == record
     assert (second.outcome, second.cards, second.missing_data) == ("error", [], [])
+
+
+def test_a_batch_written_again_stores_only_its_new_rows(database_url):
+    """What the audit writer does after a commit whose acknowledgement was lost."""
+    store = FeedbackStore(database_url)
+    batch = [audit(cards=[(f"c-{n}", "info", "k")]) for n in range(3)]
+    store.record_assessments(batch)
+    late = audit(cards=[("c-late", "warning", "k")])
+    store.record_assessments(batch + [late])
+    stored = store.assessments()
+    assert stored == batch + [late]  # each once, each with its own card
+    assert len({a.audit_id for a in stored}) == 4
+
+
+def test_audit_rows_from_before_the_row_key_read_back_without_one(database_url):
+    from alembic import command
+
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        command.upgrade(_alembic_config(connection), "0003")
+        connection.execute(
+            text(
+                "INSERT INTO assessment_audit (hook_instance, service_id, hook, outcome, timing_ms, missing_data, recorded_at)"
+                " VALUES ('8c1b3f0e-6a41-4d4c-9a55-2b1f1e0c7d10', :service, 'order-select', 'cards', 2.5, '[]', :at)"
+            ),
+            {"service": SERVICE, "at": T0.astimezone(timezone.utc)},
+        )
+    engine.dispose()
+    store = FeedbackStore(database_url)  # migrates 0003 -> head
+    store.record_assessment(audit())
+    legacy, new = store.assessments()
+    assert legacy.audit_id is None and str(legacy.hook_instance) == "8c1b3f0e-6a41-4d4c-9a55-2b1f1e0c7d10"
+    assert new.audit_id is not None
 
 
 @pytest.mark.parametrize(
