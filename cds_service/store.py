@@ -295,8 +295,9 @@ class FeedbackStore:
 
     def record_assessments(self, records: Sequence[AssessmentAudit]) -> None:
         """Append assessments to the audit log in one transaction: all of them or none (a commit
-        costs milliseconds on SQLite, so the audit writer batches). Two multi-row statements per
-        500 rows on SQLite (see ``_sqlite_insert_rows``). Raises ``StoreUnavailable``.
+        costs milliseconds on SQLite, so the audit writer batches). Per 500 rows, a look-up of
+        their keys and, on SQLite, two multi-row statements (see ``_sqlite_insert_rows``).
+        Raises ``StoreUnavailable``.
 
         Idempotent: rows whose ``audit_id`` is stored already are skipped. A commit whose
         acknowledgement is lost looks like an outage, and the writer sends that batch again."""
@@ -304,9 +305,10 @@ class FeedbackStore:
             return
         try:
             with self.engine.begin() as connection:
-                records = _not_stored_yet(connection, records)
                 for start in range(0, len(records), _ROWS_PER_STATEMENT):
-                    chunk = records[start : start + _ROWS_PER_STATEMENT]
+                    chunk = _not_stored_yet(connection, records[start : start + _ROWS_PER_STATEMENT])
+                    if not chunk:
+                        continue
                     ids = _insert_returning_ids(connection, assessment_audit, [_audit_row(record) for record in chunk])
                     cards = [
                         {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
@@ -514,15 +516,10 @@ def _engine_for(target: Engine | str) -> Iterator[Engine]:
 _ROWS_PER_STATEMENT = 500  # 9 columns: 4,500 bound values, far below SQLite's and PostgreSQL's limits
 
 
-def _not_stored_yet(connection: Connection, records: Sequence[AssessmentAudit]) -> Sequence[AssessmentAudit]:
-    """The records whose ``audit_id`` is not in the table (one indexed look-up per 500 rows)."""
+def _not_stored_yet(connection: Connection, records: Sequence[AssessmentAudit]) -> list[AssessmentAudit]:
+    """The records whose ``audit_id`` is not in the table yet (one indexed look-up)."""
     keys = [str(record.audit_id) for record in records if record.audit_id is not None]
-    stored: set[str] = set()
-    for start in range(0, len(keys), _ROWS_PER_STATEMENT):
-        chunk = keys[start : start + _ROWS_PER_STATEMENT]
-        stored.update(connection.execute(select(assessment_audit.c.audit_id).where(assessment_audit.c.audit_id.in_(chunk))).scalars())
-    if not stored:
-        return records
+    stored = set(connection.execute(select(assessment_audit.c.audit_id).where(assessment_audit.c.audit_id.in_(keys))).scalars())
     return [record for record in records if str(record.audit_id) not in stored]
 
 
