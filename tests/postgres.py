@@ -98,6 +98,12 @@ class PostgresCluster:
         return self.url(name)
 
 
+def unreachable_database():
+    """An engine for a PostgreSQL that is not there (nothing listens on port 1): every call to it
+    fails within a second, as during a database outage."""
+    return create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     bindir = _bindir()

@@ -15,6 +15,7 @@ import jwt
 import pytest
 import requests
 from postgres import postgres_cluster, postgres_url  # noqa: F401  (session cluster, fresh databases)
+from postgres import unreachable_database
 
 from cds_testkit import (
     ISSUER,
@@ -243,11 +244,9 @@ def test_replay_is_refused_by_another_process_sharing_the_database(live_server, 
 
 
 def test_without_the_replay_record_a_call_fails_closed_with_503(secured, jwks):
-    from sqlalchemy import create_engine
-
     store = secured.runtime.store
     healthy = store.engine
-    store.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    store.engine = unreachable_database()
     token = sign(jwks.ec, claims(aud(secured)))
     try:
         response = call(secured, token)

@@ -7,11 +7,10 @@ import logging
 import threading
 import time
 
-from sqlalchemy import create_engine
-
 from cds_service.audit import AuditWriter
 from cds_service.store import AuditCard, FeedbackStore, StoreUnavailable
 
+from postgres import unreachable_database
 from test_store import audit
 
 
@@ -49,16 +48,12 @@ def test_a_full_queue_drops_with_a_warning_and_never_blocks(database_url, caplog
     assert len(store.assessments()) == 4
 
 
-def _unreachable() -> object:
-    return create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
-
-
 def test_rows_are_held_while_the_database_is_down_and_written_when_it_is_back(database_url, caplog):
     store = FeedbackStore(database_url)
     original, attempts = store.record_assessments, []
     store.record_assessments = lambda records: (attempts.append(len(records)), original(records))[1]
     writer = AuditWriter(store, retry_delay=0.02, max_retry_delay=0.1)
-    healthy, store.engine = store.engine, _unreachable()
+    healthy, store.engine = store.engine, unreachable_database()
     with caplog.at_level(logging.WARNING, logger="cds_service.audit"):
         for _ in range(3):
             writer.submit(audit())
@@ -99,7 +94,7 @@ def test_a_batch_whose_commit_was_not_acknowledged_is_not_stored_twice(database_
 def test_close_during_an_outage_stops_and_counts_the_rows_lost(database_url, caplog):
     store = FeedbackStore(database_url)
     writer = AuditWriter(store, retry_delay=30, max_retry_delay=30)
-    store.engine = _unreachable()
+    store.engine = unreachable_database()
     with caplog.at_level(logging.WARNING, logger="cds_service.audit"):
         writer.submit(audit())
         writer.submit(audit())

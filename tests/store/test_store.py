@@ -26,6 +26,8 @@ from cds_service.store import (
     schema_revision,
 )
 
+from postgres import unreachable_database
+
 SERVICE = "hcc-systemic-therapy-select"
 T0 = datetime(2026, 11, 2, 9, 30, tzinfo=timezone(timedelta(hours=1)))
 
@@ -112,7 +114,7 @@ def test_data_survives_reopening(database_url):
 def test_unreachable_database_is_store_unavailable(database_url):
     store = FeedbackStore(database_url)
     store.engine.dispose()
-    store.engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    store.engine = unreachable_database()
     with pytest.raises(StoreUnavailable):
         store.add(SERVICE, entries(accepted("card-1")))
     with pytest.raises(StoreUnavailable):
