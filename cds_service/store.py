@@ -10,6 +10,7 @@ at start-up or by ``python -m cds_service migrate``.
 from __future__ import annotations
 
 import json
+import threading
 import time as time_
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -107,6 +108,7 @@ jwt_replay = Table(
 
 MIGRATIONS = "cds_service:migrations"
 MIGRATION_LOCK_KEY = 7_431_195_203  # PostgreSQL advisory lock: any constant the same for every replica
+SQLITE_TIMEOUT_S = 10  # how long a write waits for another's
 CONNECT_TIMEOUT_S = 5  # PostgreSQL, unless the URL sets ?connect_timeout=
 STATEMENT_TIMEOUT_MS = 10_000  # PostgreSQL, unless the URL sets ?options=; migrations and reports have none
 
@@ -226,26 +228,45 @@ class FeedbackStore:
         ``STATEMENT_TIMEOUT_MS`` (the service's calls); False for an operator's report over a
         large audit log."""
         self.engine: Engine = _engine(url, statement_timeout=statement_timeout)
+        self._sqlite_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         if schema != "as-is":
             prepare_schema(self.engine, migrate_schema=schema == "migrate")
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction; a database error becomes ``StoreUnavailable``.
+
+        On SQLite, one at a time in this process. SQLite lets one connection write at a time
+        anyway, and the threads it turns away retry after sleeps that grow to 100 ms, so a thread
+        can lose to newcomers again and again: at 16 connections, feedback posts and JWT checks
+        waited up to a second (p99 1.0 s). Behind a lock they wait their turn. The wait for the
+        lock is bounded like SQLite's own for the database (``SQLITE_TIMEOUT_S``)."""
+        lock = self._sqlite_writer
+        if lock is not None and not lock.acquire(timeout=SQLITE_TIMEOUT_S):
+            raise StoreUnavailable("another write in this process took too long")
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(type(exc).__name__) from None
+        finally:
+            if lock is not None:
+                lock.release()
 
     # -- JWT replay protection ---------------------------------------------------------------
 
     def first_use(self, issuer: str, jti: str, expires_at: float) -> bool:
         """Record a JWT id; False if any worker or replica has already seen it (a replay).
         The primary key makes the check and the insert one atomic step in either database."""
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(_PURGE_EXPIRED_JTI, {"now": time_.time()})
-                inserted = connection.execute(
-                    _record_jti(connection.dialect.name),
-                    {"issuer": issuer[:500], "jti": jti[:200], "expires_at": expires_at},
-                )
-                # A row back means inserted. Not rowcount: psycopg reports -1 for this statement,
-                # which refused every token as a replay on PostgreSQL.
-                return inserted.first() is not None
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(type(exc).__name__) from None
+        with self._writing() as connection:
+            connection.execute(_PURGE_EXPIRED_JTI, {"now": time_.time()})
+            inserted = connection.execute(
+                _record_jti(connection.dialect.name),
+                {"issuer": issuer[:500], "jti": jti[:200], "expires_at": expires_at},
+            )
+            # A row back means inserted. Not rowcount: psycopg reports -1 for this statement,
+            # which refused every token as a replay on PostgreSQL.
+            return inserted.first() is not None
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -271,11 +292,8 @@ class FeedbackStore:
             }
             for entry in entries
         ]
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(_insert_ignoring_duplicates(connection.dialect.name, feedback), rows)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(type(exc).__name__) from None
+        with self._writing() as connection:
+            connection.execute(_insert_ignoring_duplicates(connection.dialect.name, feedback), rows)
         return len(rows)
 
     def count(self) -> int:
@@ -303,22 +321,19 @@ class FeedbackStore:
         acknowledgement is lost looks like an outage, and the writer sends that batch again."""
         if not records:
             return
-        try:
-            with self.engine.begin() as connection:
-                for start in range(0, len(records), _ROWS_PER_STATEMENT):
-                    chunk = _not_stored_yet(connection, records[start : start + _ROWS_PER_STATEMENT])
-                    if not chunk:
-                        continue
-                    ids = _insert_returning_ids(connection, assessment_audit, [_audit_row(record) for record in chunk])
-                    cards = [
-                        {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
-                        for assessment_id, record in zip(ids, chunk, strict=True)
-                        for card in record.cards
-                    ]
-                    if cards:
-                        _insert_rows(connection, assessment_card, cards)
-        except SQLAlchemyError as exc:
-            raise StoreUnavailable(type(exc).__name__) from None
+        with self._writing() as connection:
+            for start in range(0, len(records), _ROWS_PER_STATEMENT):
+                chunk = _not_stored_yet(connection, records[start : start + _ROWS_PER_STATEMENT])
+                if not chunk:
+                    continue
+                ids = _insert_returning_ids(connection, assessment_audit, [_audit_row(record) for record in chunk])
+                cards = [
+                    {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
+                    for assessment_id, record in zip(ids, chunk, strict=True)
+                    for card in record.cards
+                ]
+                if cards:
+                    _insert_rows(connection, assessment_card, cards)
 
     def assessments(self, since: datetime | None = None) -> list[AssessmentAudit]:
         with self.engine.connect() as connection:
@@ -625,7 +640,7 @@ def _engine(url: str, *, statement_timeout: bool = True) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 10})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # durable and safe for many workers

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, inspect, text
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, event, inspect, text
 
 from cds_service.schemas import FeedbackRequest
 from cds_service.store import (
@@ -158,6 +160,59 @@ def _in_thread(work, timeout: float = 30) -> list:
     thread.start()
     thread.join(timeout)
     return outcome
+
+
+def test_concurrent_writes_in_one_process_take_turns_on_sqlite(tmp_path):
+    """SQLite lets one connection write at a time; threads it turns away retry after growing
+    sleeps and can lose again and again (1 s waits at 16 connections). The store queues its own
+    writes instead: with SQLite's retries switched off, none of them is ever turned away."""
+    store = FeedbackStore(f"sqlite:///{tmp_path}/turns.sqlite3")
+    event.listen(store.engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout=0"))
+    store.engine.dispose()  # connections from now on refuse to wait for the database's lock
+    now = time.time()
+
+    def writer(n: int) -> list:
+        failed = []
+        for i in range(15):
+            for write in (
+                lambda: store.add(SERVICE, entries(accepted(f"card-{n}-{i}"))),
+                lambda: store.first_use("https://ehr.example/", f"j-{n}-{i}", now + 60),
+                lambda: store.record_assessment(audit()),
+            ):
+                try:
+                    write()
+                except StoreUnavailable as exc:
+                    failed.append(exc)
+        return failed
+
+    with ThreadPoolExecutor(8) as pool:
+        failures = list(pool.map(writer, range(8)))
+    assert failures == [[]] * 8, "a write was turned away by another thread's"
+    assert store.count() == 8 * 15 and len(store.assessments()) == 8 * 15
+
+
+def test_a_write_waits_no_longer_than_the_timeout_behind_a_locked_sqlite_database(tmp_path, monkeypatch):
+    """Another program holding the database's write lock (a backup, an operator's shell): every
+    write gives up with StoreUnavailable (a 503) after about the timeout, however many queue for
+    it in this process, and the store works again once the lock is gone."""
+    from cds_service import store as store_module
+
+    monkeypatch.setattr(store_module, "SQLITE_TIMEOUT_S", 0.5)
+    path = tmp_path / "held.sqlite3"
+    store = FeedbackStore(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the other program's write lock
+    started = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        raised = list(pool.map(lambda n: _raised(store.add, SERVICE, entries(accepted(f"card-{n}"))), range(8)))
+    waited = time.monotonic() - started
+    other.execute("ROLLBACK")
+    other.close()
+    assert raised == [StoreUnavailable] * 8
+    # Queued one after another, eight writes would wait 8 × 0.5 s; each waits at most for the
+    # lock in this process and then for the database's, 0.5 s each.
+    assert waited < 2.5, f"the writes gave up after {waited:.1f} s"
+    assert store.add(SERVICE, entries(accepted("card-after"))) == 1 and store.count() == 1
 
 
 def test_a_statement_blocked_by_a_lock_is_store_unavailable_after_the_statement_timeout(postgres_url, monkeypatch):
