@@ -109,6 +109,7 @@ jwt_replay = Table(
 MIGRATIONS = "cds_service:migrations"
 MIGRATION_LOCK_KEY = 7_431_195_203  # PostgreSQL advisory lock: any constant the same for every replica
 SQLITE_TIMEOUT_S = 10  # how long a write waits for another's
+JTI_PURGE_INTERVAL_S = 60.0  # expired JWT ids are deleted at most this often per process
 CONNECT_TIMEOUT_S = 5  # PostgreSQL, unless the URL sets ?connect_timeout=
 STATEMENT_TIMEOUT_MS = 10_000  # PostgreSQL, unless the URL sets ?options=; migrations and reports have none
 
@@ -229,6 +230,7 @@ class FeedbackStore:
         large audit log."""
         self.engine: Engine = _engine(url, statement_timeout=statement_timeout)
         self._sqlite_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._next_jti_purge = 0.0  # time.time() after which first_use deletes expired ids
         if schema != "as-is":
             prepare_schema(self.engine, migrate_schema=schema == "migrate")
 
@@ -257,16 +259,22 @@ class FeedbackStore:
 
     def first_use(self, issuer: str, jti: str, expires_at: float) -> bool:
         """Record a JWT id; False if any worker or replica has already seen it (a replay).
-        The primary key makes the check and the insert one atomic step in either database."""
+        The primary key makes the check and the insert one atomic step in either database: the
+        statement inserts the id, or takes over its row once that has expired, or does nothing.
+        So expired rows need deleting only to keep the table small, not on every call (that
+        was a second statement in every JWT-checked call)."""
+        now = time_.time()
         with self._writing() as connection:
-            connection.execute(_PURGE_EXPIRED_JTI, {"now": time_.time()})
-            inserted = connection.execute(
+            if now >= self._next_jti_purge:
+                connection.execute(_PURGE_EXPIRED_JTI, {"now": now})
+                self._next_jti_purge = now + JTI_PURGE_INTERVAL_S
+            recorded = connection.execute(
                 _record_jti(connection.dialect.name),
-                {"issuer": issuer[:500], "jti": jti[:200], "expires_at": expires_at},
+                {"issuer": issuer[:500], "jti": jti[:200], "expires_at": expires_at, "now": now},
             )
-            # A row back means inserted. Not rowcount: psycopg reports -1 for this statement,
+            # A row back means recorded. Not rowcount: psycopg reports -1 for this statement,
             # which refused every token as a replay on PostgreSQL.
-            return inserted.first() is not None
+            return recorded.first() is not None
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -598,16 +606,24 @@ _PURGE_EXPIRED_JTI = jwt_replay.delete().where(jwt_replay.c.expires_at < bindpar
 
 @lru_cache(maxsize=None)
 def _record_jti(dialect_name: str):
-    return (
-        _insert_ignoring_duplicates(dialect_name, jwt_replay)
-        .values(issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at"))
-        .returning(jwt_replay.c.jti)
+    """Insert the id; on a clash, replace the row only if it has expired; return the row if either."""
+    insert = _dialect(dialect_name).insert(jwt_replay).values(
+        issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at")
     )
+    return insert.on_conflict_do_update(
+        index_elements=[jwt_replay.c.issuer, jwt_replay.c.jti],
+        set_={"expires_at": insert.excluded.expires_at},
+        where=jwt_replay.c.expires_at < bindparam("now"),
+    ).returning(jwt_replay.c.jti)
 
 
 def _insert_ignoring_duplicates(dialect_name: str, table: Table):
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
+    return _dialect(dialect_name).insert(table).on_conflict_do_nothing()
+
+
+def _dialect(dialect_name: str):
+    """The SQLAlchemy dialect module whose ``insert`` has ``on_conflict_*`` (both spell it alike)."""
+    return postgresql if dialect_name == "postgresql" else sqlite
 
 
 def _since(since: datetime | None):

@@ -448,3 +448,28 @@ def test_jti_replay_record_refuses_live_ids_and_forgets_expired_ones(database_ur
     with store.engine.connect() as connection:
         left = {row.jti for row in connection.execute(jwt_replay.select())}
     assert left == {"j-1", "j-old"}
+
+
+def test_expired_jti_rows_are_deleted_once_the_purge_interval_has_passed(database_url, monkeypatch):
+    import time
+
+    from cds_service import store as store_module
+    from cds_service.store import jwt_replay
+
+    store, issuer, hour = FeedbackStore(database_url), "https://ehr.example/", 3600
+    assert store.first_use(issuer, "j-first", time.time() + hour)  # the first call purges (nothing yet)
+
+    def rows() -> set[str]:
+        with store.engine.connect() as connection:
+            return {row.jti for row in connection.execute(jwt_replay.select())}
+
+    with store.engine.begin() as connection:
+        connection.execute(jwt_replay.insert().values(issuer=issuer, jti="j-expired", expires_at=time.time() - 1))
+    assert store.first_use(issuer, "j-2", time.time() + hour)
+    assert rows() == {"j-first", "j-expired", "j-2"}  # within the interval: left for later
+
+    clock = time.time() + store_module.JTI_PURGE_INTERVAL_S + 1
+    monkeypatch.setattr(store_module.time_, "time", lambda: clock)
+    assert store.first_use(issuer, "j-3", clock + hour)
+    assert rows() == {"j-first", "j-2", "j-3"}
+    assert not store.first_use(issuer, "j-2", clock + hour)  # the live ones are still replays
