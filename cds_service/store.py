@@ -229,14 +229,17 @@ class FeedbackStore:
         ``STATEMENT_TIMEOUT_MS`` (the service's calls); False for an operator's report over a
         large audit log."""
         self.engine: Engine = _engine(url, statement_timeout=statement_timeout)
+        # JWT ids are committed without waiting for the disk: see ``first_use``.
+        self.replay_engine: Engine = _engine(url, statement_timeout=statement_timeout, wait_for_disk=False)
         self._sqlite_writer = threading.Lock() if self.engine.dialect.name == "sqlite" else None
         self._next_jti_purge = 0.0  # time.time() after which first_use deletes expired ids
         if schema != "as-is":
             prepare_schema(self.engine, migrate_schema=schema == "migrate")
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A write transaction; a database error becomes ``StoreUnavailable``.
+    def _writing(self, engine: Engine | None = None) -> Iterator[Connection]:
+        """A write transaction on ``engine`` (the durable one unless given); a database error
+        becomes ``StoreUnavailable``.
 
         On SQLite, one at a time in this process. SQLite lets one connection write at a time
         anyway, and the threads it turns away retry after sleeps that grow to 100 ms, so a thread
@@ -247,7 +250,7 @@ class FeedbackStore:
         if lock is not None and not lock.acquire(timeout=SQLITE_TIMEOUT_S):
             raise StoreUnavailable("another write in this process took too long")
         try:
-            with self.engine.begin() as connection:
+            with (engine or self.engine).begin() as connection:
                 yield connection
         except SQLAlchemyError as exc:
             raise StoreUnavailable(type(exc).__name__) from None
@@ -262,9 +265,15 @@ class FeedbackStore:
         The primary key makes the check and the insert one atomic step in either database: the
         statement inserts the id, or takes over its row once that has expired, or does nothing.
         So expired rows need deleting only to keep the table small, not on every call (that
-        was a second statement in every JWT-checked call)."""
+        was a second statement in every JWT-checked call).
+
+        The commit does not wait for the disk (``replay_engine``): waiting was half of a
+        JWT-checked call's time on SQLite. A worker or service crash loses nothing; a crash of
+        the PostgreSQL server, or a power cut or operating-system crash, can forget the ids of
+        the last moments, and a token among them could then be replayed until it expires
+        (minutes; it is bound to this endpoint's URL). Feedback and audit rows still wait."""
         now = time_.time()
-        with self._writing() as connection:
+        with self._writing(self.replay_engine) as connection:
             if now >= self._next_jti_purge:
                 connection.execute(_PURGE_EXPIRED_JTI, {"now": now})
                 self._next_jti_purge = now + JTI_PURGE_INTERVAL_S
@@ -651,7 +660,10 @@ def _reason(entry: FeedbackEntry, attribute: str) -> str | None:
     return getattr(entry.overrideReason.reason, attribute)
 
 
-def _engine(url: str, *, statement_timeout: bool = True) -> Engine:
+def _engine(url: str, *, statement_timeout: bool = True, wait_for_disk: bool = True) -> Engine:
+    """``wait_for_disk=False``: a commit returns before the disk has it (SQLite ``synchronous=NORMAL``,
+    PostgreSQL ``synchronous_commit=off``), never leaving the database inconsistent; only the
+    last moments' commits can be lost, to a crash of the PostgreSQL server or of the host."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -659,10 +671,10 @@ def _engine(url: str, *, statement_timeout: bool = True) -> Engine:
         engine = create_engine(url, connect_args={"timeout": SQLITE_TIMEOUT_S})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # durable and safe for many workers
+        def _sqlite_pragmas(dbapi_connection, _record):  # safe for many workers
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={'FULL' if wait_for_disk else 'NORMAL'}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -671,8 +683,13 @@ def _engine(url: str, *, statement_timeout: bool = True) -> Engine:
     # and the audit writer for minutes of TCP retries; libpq gives up after connect_timeout. A
     # database that accepts connections but blocks statements (a lock held elsewhere) would hold
     # them for good: the server cancels a statement after statement_timeout.
-    limits = {"connect_timeout": CONNECT_TIMEOUT_S}
+    limits: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S}
+    options = []
     if statement_timeout:
-        limits["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+        options.append(f"-c statement_timeout={STATEMENT_TIMEOUT_MS}")
+    if not wait_for_disk:
+        options.append("-c synchronous_commit=off")
+    if options:
+        limits["options"] = " ".join(options)
     connect_args = {name: value for name, value in limits.items() if name not in parsed.query}
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args)

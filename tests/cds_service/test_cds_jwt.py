@@ -245,13 +245,13 @@ def test_replay_is_refused_by_another_process_sharing_the_database(live_server, 
 
 def test_without_the_replay_record_a_call_fails_closed_with_503(secured, jwks):
     store = secured.runtime.store
-    healthy = store.engine
-    store.engine = unreachable_database()
+    healthy = store.replay_engine
+    store.replay_engine = unreachable_database()
     token = sign(jwks.ec, claims(aud(secured)))
     try:
         response = call(secured, token)
     finally:
-        store.engine = healthy
+        store.replay_engine = healthy
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "replay_store_unavailable"
     assert token not in response.text
