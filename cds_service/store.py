@@ -110,6 +110,10 @@ MIGRATIONS = "cds_service:migrations"
 MIGRATION_LOCK_KEY = 7_431_195_203  # PostgreSQL advisory lock: any constant the same for every replica
 SQLITE_TIMEOUT_S = 10  # how long a write waits for another's
 JTI_PURGE_INTERVAL_S = 60.0  # expired JWT ids are deleted at most this often per process
+# SQLite, connections that do not wait for the disk: the commit that takes the log past this many
+# pages copies it into the database and waits for the disk then (default 1,000 pages: that call
+# waited 15-20 ms; at 100, ~3 ms).
+SQLITE_NO_WAIT_CHECKPOINT_PAGES = 100
 CONNECT_TIMEOUT_S = 5  # PostgreSQL, unless the URL sets ?connect_timeout=
 STATEMENT_TIMEOUT_MS = 10_000  # PostgreSQL, unless the URL sets ?options=; migrations and reports have none
 
@@ -675,6 +679,8 @@ def _engine(url: str, *, statement_timeout: bool = True, wait_for_disk: bool = T
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={'FULL' if wait_for_disk else 'NORMAL'}")
+            if not wait_for_disk:
+                cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_NO_WAIT_CHECKPOINT_PAGES}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
