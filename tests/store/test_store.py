@@ -16,6 +16,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 
 from cds_service.schemas import FeedbackRequest
 from cds_service.store import (
+    SQLITE_NO_WAIT_CHECKPOINT_PAGES,
     AssessmentAudit,
     AuditCard,
     FeedbackStore,
@@ -463,13 +464,13 @@ def test_only_jwt_ids_are_committed_without_waiting_for_the_disk(database_url):
             assert connection.exec_driver_sql(setting).scalar_one() == expected
     if not postgres:  # there the log is copied into the database, and waited for, in small steps
         with store.replay_engine.connect() as connection:
-            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 100
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == SQLITE_NO_WAIT_CHECKPOINT_PAGES
     assert store.first_use("https://ehr.example/", "j-1", time.time() + 60)
     assert not FeedbackStore(database_url).first_use("https://ehr.example/", "j-1", time.time() + 60)
 
 
 def test_expired_jti_rows_are_deleted_once_the_purge_interval_has_passed(database_url, monkeypatch):
-    import time
+    from types import SimpleNamespace
 
     from cds_service import store as store_module
     from cds_service.store import jwt_replay
@@ -487,7 +488,7 @@ def test_expired_jti_rows_are_deleted_once_the_purge_interval_has_passed(databas
     assert rows() == {"j-first", "j-expired", "j-2"}  # within the interval: left for later
 
     clock = time.time() + store_module.JTI_PURGE_INTERVAL_S + 1
-    monkeypatch.setattr(store_module.time_, "time", lambda: clock)
+    monkeypatch.setattr(store_module, "time_", SimpleNamespace(time=lambda: clock))  # the store's clock only
     assert store.first_use(issuer, "j-3", clock + hour)
     assert rows() == {"j-first", "j-2", "j-3"}
     assert not store.first_use(issuer, "j-2", clock + hour)  # the live ones are still replays
