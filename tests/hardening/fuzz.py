@@ -9,7 +9,9 @@ the service is tolerant of what EHRs send by design (``extra="ignore"``, non-res
 draftOrders skipped), so a schema-violating body may rightly get 200. On top of schemathesis's own
 checks, every answer recorded in the HAR file is counted by status and every 4xx must be a JSON
 error in the project's shape ``{"error": str, "message": str, ...}``; the service's own request
-counter (``/metrics``) confirms the total.
+counter (``/metrics``) confirms the total. It leaves out scrapes of ``/metrics`` by design, and
+counts one request a pass that the HAR file lacks: schemathesis's probe of its HTTP client
+(``GET /schemathesis-probe…``, answered 404) before the run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -39,6 +42,7 @@ class FuzzResult:
     by_status: Counter = field(default_factory=Counter)
     bad_errors: list[str] = field(default_factory=list)  # 4xx answers not in the project's shape
     served: float = 0.0  # requests the service counted (metrics), fuzzing only
+    scrapes: int = 0  # answers of /metrics in the HAR: the counter leaves them out
 
     @property
     def total(self) -> int:
@@ -83,6 +87,7 @@ def fuzz(url: str, max_examples: int, seed: int | None = None, workdir: Path | N
     for entry in json.loads(har.read_text())["log"]["entries"]:
         status = entry["response"]["status"]
         result.by_status[status] += 1
+        result.scrapes += status == 200 and urlsplit(entry["request"]["url"]).path == "/metrics"
         if 400 <= status < 500 and (problem := _error_shape_problem(entry)):
             result.bad_errors.append(problem)
     return result
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     totals: Counter = Counter()
     bad: list[str] = []
-    failed_passes = served = 0
+    failed_passes = served = scrapes = 0
     with tempfile.TemporaryDirectory(prefix="cds-fuzz-") as tmp:
         with (nullcontext(None) if args.url else gunicorn_service(Path(tmp), CDS_LOG_LEVEL="WARNING")) as service:
             url = args.url or service.url
@@ -110,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                 totals.update(result.by_status)
                 bad += result.bad_errors
                 served += result.served
+                scrapes += result.scrapes
                 failed_passes += result.exit_code != 0
                 print(f"pass seed={seed}: {result.total:,} requests, exit {result.exit_code}, "
                       f"5xx {result.server_errors}, 4xx not in the error shape {len(result.bad_errors)}", flush=True)
@@ -117,8 +123,10 @@ def main(argv: list[str] | None = None) -> int:
                     print(result.output[-3000:])
                 seed += 1
     server_errors = sum(n for status, n in totals.items() if status >= 500)
-    print(f"requests: {sum(totals.values()):,} (service counted {served:,.0f}); by status: "
+    print(f"requests: {sum(totals.values()):,}; by status: "
           + ", ".join(f"{status} × {n:,}" for status, n in sorted(totals.items())))
+    print(f"service counted {served:,.0f}: the HAR's less {scrapes} /metrics scrapes is "
+          f"{sum(totals.values()) - scrapes:,}, and schemathesis probes once a pass outside its HAR")
     print(f"5xx: {server_errors}; 4xx not in the error shape: {len(bad)}; passes failing a check: {failed_passes}")
     for problem in bad[:10]:
         print("  ", problem)
