@@ -11,9 +11,9 @@ baseline) with the tail latency of those runs, and latency of one call at a time
 sorafenib assessment from ~30 prefetched resources, a second-line assessment, and feedback
 posts; the baseline is a bare Flask JSON endpoint (bench/bare_app.py) on the same
 gunicorn workers and threads, sent the same request as the scenario it is compared with (and,
-for comparison with figures before 2026-11-26, the fast path's small body). Then the fast path and the first line again with JWT required, as in
-production: a fresh ES384 token per call (bench/request.lua reads them from a file), the JWKS served
-on loopback by this script. Also measured: cold start, RSS per worker, FHIR mapping of ~30
+for comparison with figures before 2026-11-26, the fast path's small body). Then the fast path
+and the first line again with JWT required, as in production: a fresh ES384 token per call
+(bench/request.lua reads them from a file), the JWKS served on loopback by this script. Also measured: cold start, RSS per worker, FHIR mapping of ~30
 resources in-process, and the training time of ``python -m models train``.
 
 Not part of pytest: speed targets live here, not in timed unit tests.
