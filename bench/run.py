@@ -13,8 +13,9 @@ posts; the baseline is a bare Flask JSON endpoint (bench/bare_app.py) on the sam
 gunicorn workers and threads, sent the same request as the scenario it is compared with (and,
 for comparison with figures before 2026-11-26, the fast path's small body). Then the fast path
 and the first line again with JWT required, as in production: a fresh ES384 token per call
-(bench/request.lua reads them from a file), the JWKS served on loopback by this script. Also measured: cold start, RSS per worker, FHIR mapping of ~30
-resources in-process, and the training time of ``python -m models train``.
+(bench/request.lua reads them from a file), the JWKS served on loopback by this script. Also
+measured: cold start, RSS per worker, FHIR mapping of ~30 resources in-process, and the training
+time of ``python -m models train``.
 
 Not part of pytest: speed targets live here, not in timed unit tests.
 """
