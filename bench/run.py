@@ -352,9 +352,21 @@ def training_seconds(workdir: Path) -> float:
     return time.monotonic() - started
 
 
-def stored_feedback(workdir: Path, log_level: str) -> int:
-    with sqlite3.connect(workdir / f"feedback-{log_level}.sqlite3") as connection:
-        return connection.execute("select count(*) from feedback").fetchone()[0]
+def stored_rows(workdir: Path, label: str) -> dict[str, int]:
+    """Rows in the service's database by table: feedback posts and assessment audit rows."""
+    with sqlite3.connect(workdir / f"feedback-{label}.sqlite3") as connection:
+        return {table: connection.execute(f"select count(*) from {table}").fetchone()[0]
+                for table in ("feedback", "assessment_audit")}
+
+
+# What the audit writer logs when it gives rows up (queue full, a failed batch, down at exit).
+_AUDIT_LOSS = re.compile(r"audit record dropped|(\d+) audit record\(s\) (?:not stored|lost)")
+
+
+def audit_rows_given_up(workdir: Path, label: str) -> int:
+    """Audit rows the service's log says it gave up: under load the writer must keep up."""
+    log = (workdir / f"service-{label}.log").read_text(errors="replace")
+    return sum(int(match.group(1) or 1) for match in _AUDIT_LOSS.finditer(log))
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -456,15 +468,18 @@ def main(argv: list[str] | None = None) -> int:
         for log_level in args.log_levels:
             with service(log_level, workdir) as (url, process, _):
                 check_answers(url)
-                before = stored_feedback(workdir, log_level)
+                before = stored_rows(workdir, log_level)
                 rows = []
                 for name, path, build, target_ratio, target_p99 in SCENARIOS:
                     measured = measure(name, url, workers(process.pid), path, build, bare, args, workdir)
                     rows.append((*measured, target_ratio, target_p99))
-                stored = stored_feedback(workdir, log_level) - before
                 rss = worker_rss_mib(process.pid)
+            # After the service has stopped: the writer has written what was waiting at exit.
+            stored = {table: count - before[table] for table, count in stored_rows(workdir, log_level).items()}
             errors = print_table(f"CDS_LOG_LEVEL={log_level}", rows, baseline_paced)
-            print(f"\nnon-2xx answers and socket errors: {errors}; feedback rows stored during the run: {stored:,}")
+            print(f"\nnon-2xx answers and socket errors: {errors}; rows stored during the run: feedback "
+                  f"{stored['feedback']:,}, assessment audit {stored['assessment_audit']:,} (audit rows the log "
+                  f"says were given up: {audit_rows_given_up(workdir, log_level)})")
             print(f"RSS per worker after load: {', '.join(f'{mib:.0f} MiB' for mib in rss)}\n")
         if not args.skip_jwt:
             rates = {row[0].name: row[0].rps for row in rows}
