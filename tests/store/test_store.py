@@ -9,11 +9,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, event, inspect, text
 
+from cds_service import store as store_module
 from cds_service.schemas import FeedbackRequest
 from cds_service.store import (
     SQLITE_NO_WAIT_CHECKPOINT_PAGES,
@@ -24,6 +26,7 @@ from cds_service.store import (
     StoreUnavailable,
     _alembic_config,
     head_revision,
+    jwt_replay,
     metadata,
     migrate,
     schema_revision,
@@ -128,8 +131,6 @@ def test_unreachable_database_is_store_unavailable(database_url):
 def test_a_database_host_that_never_answers_is_store_unavailable_after_the_connect_timeout(monkeypatch):
     """A listening socket that never speaks: a host whose packets go nowhere looks the same to
     libpq. Without a connect timeout every feedback POST and /readyz would wait for it forever."""
-    from cds_service import store as store_module
-
     monkeypatch.setattr(store_module, "CONNECT_TIMEOUT_S", 1)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -197,8 +198,6 @@ def test_a_write_waits_no_longer_than_the_timeout_behind_a_locked_sqlite_databas
     """Another program holding the database's write lock (a backup, an operator's shell): every
     write gives up with StoreUnavailable (a 503) after about the timeout, however many queue for
     it in this process, and the store works again once the lock is gone."""
-    from cds_service import store as store_module
-
     monkeypatch.setattr(store_module, "SQLITE_TIMEOUT_S", 0.5)
     path = tmp_path / "held.sqlite3"
     store = FeedbackStore(f"sqlite:///{path}")
@@ -218,8 +217,6 @@ def test_a_write_waits_no_longer_than_the_timeout_behind_a_locked_sqlite_databas
 
 
 def test_a_statement_blocked_by_a_lock_is_store_unavailable_after_the_statement_timeout(postgres_url, monkeypatch):
-    from cds_service import store as store_module
-
     monkeypatch.setattr(store_module, "STATEMENT_TIMEOUT_MS", 300)
     url = postgres_url()
     store = FeedbackStore(url)
@@ -244,8 +241,6 @@ def test_the_audit_report_runs_without_the_statement_timeout(postgres_url):
 
 
 def test_migrations_wait_for_another_replicas_migration_beyond_the_statement_timeout(postgres_url, monkeypatch):
-    from cds_service import store as store_module
-
     monkeypatch.setattr(store_module, "STATEMENT_TIMEOUT_MS", 300)
     url = postgres_url()
     other_replica = create_engine(url)
@@ -432,24 +427,28 @@ def test_audit_report_counts_timings_and_feedback_rates(database_url):
 # -- JWT replay record ----------------------------------------------------------------------------
 
 
+def _put_jti(store: FeedbackStore, issuer: str, jti: str, expires_at: float) -> None:
+    """A jti row written directly, e.g. one whose token has already expired."""
+    with store.engine.begin() as connection:
+        connection.execute(jwt_replay.insert().values(issuer=issuer, jti=jti, expires_at=expires_at))
+
+
+def _jti_rows(store: FeedbackStore) -> set[str]:
+    with store.engine.connect() as connection:
+        return {row.jti for row in connection.execute(jwt_replay.select())}
+
+
 def test_jti_replay_record_refuses_live_ids_and_forgets_expired_ones(database_url):
-    import time
-
-    from cds_service.store import jwt_replay
-
     store, now = FeedbackStore(database_url), time.time()
     issuer = "https://ehr.example/"
     assert store.first_use(issuer, "j-1", now + 60)
     assert not store.first_use(issuer, "j-1", now + 60)  # a replay, on any worker or replica
     assert FeedbackStore(database_url).first_use(issuer, "j-1", now + 60) is False  # another process
     assert store.first_use("https://other.example/", "j-1", now + 60)  # jti is per issuer
-    with store.engine.begin() as connection:  # a token that expired a second ago
-        connection.execute(jwt_replay.insert().values(issuer=issuer, jti="j-old", expires_at=now - 1))
+    _put_jti(store, issuer, "j-old", now - 1)  # a token that expired a second ago
     assert store.first_use(issuer, "j-old", now + 60)  # its id may come back once it has expired
     assert not store.first_use(issuer, "j-old", now + 60)
-    with store.engine.connect() as connection:
-        left = {row.jti for row in connection.execute(jwt_replay.select())}
-    assert left == {"j-1", "j-old"}
+    assert _jti_rows(store) == {"j-1", "j-old"}
 
 
 def test_only_jwt_ids_are_committed_without_waiting_for_the_disk(database_url):
@@ -470,25 +469,14 @@ def test_only_jwt_ids_are_committed_without_waiting_for_the_disk(database_url):
 
 
 def test_expired_jti_rows_are_deleted_once_the_purge_interval_has_passed(database_url, monkeypatch):
-    from types import SimpleNamespace
-
-    from cds_service import store as store_module
-    from cds_service.store import jwt_replay
-
     store, issuer, hour = FeedbackStore(database_url), "https://ehr.example/", 3600
     assert store.first_use(issuer, "j-first", time.time() + hour)  # the first call purges (nothing yet)
-
-    def rows() -> set[str]:
-        with store.engine.connect() as connection:
-            return {row.jti for row in connection.execute(jwt_replay.select())}
-
-    with store.engine.begin() as connection:
-        connection.execute(jwt_replay.insert().values(issuer=issuer, jti="j-expired", expires_at=time.time() - 1))
+    _put_jti(store, issuer, "j-expired", time.time() - 1)
     assert store.first_use(issuer, "j-2", time.time() + hour)
-    assert rows() == {"j-first", "j-expired", "j-2"}  # within the interval: left for later
+    assert _jti_rows(store) == {"j-first", "j-expired", "j-2"}  # within the interval: left for later
 
     clock = time.time() + store_module.JTI_PURGE_INTERVAL_S + 1
     monkeypatch.setattr(store_module, "time_", SimpleNamespace(time=lambda: clock))  # the store's clock only
     assert store.first_use(issuer, "j-3", clock + hour)
-    assert rows() == {"j-first", "j-2", "j-3"}
+    assert _jti_rows(store) == {"j-first", "j-2", "j-3"}
     assert not store.first_use(issuer, "j-2", clock + hour)  # the live ones are still replays
