@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from models.evidence import load_evidence
+from models.screening import Reason, Screen
 
 from .context import CODE_SYSTEM, CardContext
 from .schema import Card, Coding, Link, Source
@@ -93,6 +94,42 @@ def cohort_caveat() -> str:
         f"Retrospective, two centres in China, {100 * hbv:.1f}% HBV, n = {evidence.cohort.n}, "
         "no prospective validation"
     )
+
+
+def reason_text(reason: Reason) -> str:
+    """A finding with what the clinician needs to find it: code, date as written, resource."""
+    prov = reason.provenance
+    if prov is None:
+        return reason.what
+    coding = prov.coding
+    code = code_label(coding.system, coding.code) if coding else ""
+    if coding and coding.display:
+        code = f"{code} '{coding.display}'".strip()
+    where = [code, reason.when or "undated", f"{prov.resource_type}/{prov.resource_id}"]
+    return f"{reason.what} ({', '.join(part for part in where if part)})"
+
+
+def suggestion_label(label: str, screen: Screen) -> str:
+    """The button text: what the order does, then what to check before signing it."""
+    return f"{label} — check first: {'; '.join(screen.checks)}" if screen.checks else label
+
+
+def screening_lines(screens: list[Screen]) -> list[str]:
+    """Each regimen's screening result: why it is not offered, what to check, what to weigh."""
+    lines = ["", "**Screened against the record before any order is drafted:**"]
+    for screen in screens:
+        if not screen.offered:
+            why = "; ".join(reason_text(r) for r in screen.contraindications)
+            lines.append(f"- **{screen.regimen}: not offered** — {why}.")
+            continue
+        lines.append(f"- **{screen.regimen}**: no contraindication found in the record.")
+        lines += [f"  - Check first: {check}." for check in screen.checks]
+        lines += [f"  - Caveat: {reason_text(r)}." for r in screen.caveats]
+    return lines
+
+
+def withheld_line(drafts_withheld: str | None) -> list[str]:
+    return [f"**No order is drafted:** {drafts_withheld}.", ""] if drafts_withheld else []
 
 
 def caveat_lines(caveats: list[str]) -> list[str]:

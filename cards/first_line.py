@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fhir_mappers.features import Feature
 from models.assessment import Assessment
+from models import screening
 from models.evidence import load_evidence
 from models.registry import RiskEstimate
 
@@ -22,10 +23,11 @@ MARKERS = {
     "alt_over_40": ("ALT", "alt", "> 40 U/L"),
 }
 
-ALTERNATIVES = [
-    ("Replace sorafenib with lenvatinib", ["lenvatinib"]),
-    ("Replace sorafenib with atezolizumab + bevacizumab", ["atezolizumab", "bevacizumab"]),
-]
+# Regimen (as models.screening names it) -> the drugs its draft orders create.
+ALTERNATIVES = {
+    screening.LENVATINIB: ["lenvatinib"],
+    screening.ATEZO_BEV: ["atezolizumab", "bevacizumab"],
+}
 
 OVERRIDE_REASONS = [
     common.override_reason("contraindication-alternatives", "Contraindication to lenvatinib or atezolizumab + bevacizumab"),
@@ -56,6 +58,7 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
     )
     published = evidence.resistance_model_multivariable
     detail = [
+        *common.withheld_line(assessment.drafts_withheld),
         "**Estimated risk of primary resistance** (radiological progression within 3 months of starting "
         f"sorafenib): **{common.pct(risk.probability)}** (95% CI {common.pct(risk.ci_low)}–{common.pct(risk.ci_high)}). "
         f"Study cohort rate: {common.pct(risk.base_rate, 1)} ({evidence.cohort.n_primary}/{evidence.cohort.n}).",
@@ -79,12 +82,17 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
             "",
             "With both markers high, the authors suggest considering first-line alternatives such as "
             "lenvatinib or atezolizumab + bevacizumab.",
+            *common.screening_lines(assessment.screens),
         ]
-        suggestions = [
-            replace_order(ctx, KIND, label, assessment.ordered_reference, drugs)
-            for label, drugs in ALTERNATIVES
-            if all(is_coded(ctx, drug) for drug in drugs)
-        ]
+        if assessment.drafts_withheld is None:
+            suggestions = [
+                replace_order(
+                    ctx, KIND, common.suggestion_label(f"Replace sorafenib with {screen.regimen}", screen),
+                    assessment.ordered_reference, ALTERNATIVES[screen.regimen],
+                )
+                for screen in assessment.screens
+                if screen.offered and all(is_coded(ctx, drug) for drug in ALTERNATIVES[screen.regimen])
+            ]
     detail += common.caveat_lines(assessment.caveats) + common.missing_data_lines(assessment.missing_data)
     return common.card(
         ctx,

@@ -40,12 +40,15 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
     resistance = _resistance_label(assessment)
     os_tki, os_combo = survival.os["tki"].median_months, survival.os["tki_pd1"].median_months
     headline = f"{resistance.capitalize()} sorafenib resistance" if resistance else "Sorafenib resistance type unclear"
+    if resistance and assessment.borderline:
+        headline += " (borderline)"
     summary = (
         f"{headline}: est. median OS {common.months(os_combo)} vs {common.months(os_tki)} mo "
         "with TKI + PD-1 vs TKI alone"
     )
     n = load_evidence().second_line.n
     detail = [
+        *common.withheld_line(assessment.drafts_withheld),
         *_classification_lines(assessment),
         "",
         *_survival_table(assessment, survival),
@@ -61,13 +64,17 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         *common.missing_data_lines(assessment.missing_data),
     ]
     suggestions = None
-    if not assessment.pd1_in_draft:
-        drugs = [d for d in _pd1_candidates(ctx) if is_coded(ctx, d)][:MAX_PD1_SUGGESTIONS]
-        suggestions = [
-            add_order(ctx, KIND, f"Add a PD-1 inhibitor: {drug}", drug) for drug in drugs
-        ] or None
-    else:
+    if assessment.pd1_in_draft:
         detail.insert(0, "A PD-1 inhibitor is already among the draft orders; estimates shown for information.\n")
+    else:
+        detail += common.screening_lines(assessment.screens)
+        (pd1,) = assessment.screens
+        if pd1.offered and assessment.drafts_withheld is None:
+            drugs = [d for d in _pd1_candidates(ctx) if is_coded(ctx, d)][:MAX_PD1_SUGGESTIONS]
+            suggestions = [
+                add_order(ctx, KIND, common.suggestion_label(f"Add a PD-1 inhibitor: {drug}", pd1), drug)
+                for drug in drugs
+            ] or None
     return common.card(
         ctx,
         kind=KIND,
@@ -120,6 +127,8 @@ def _classification_lines(assessment: Assessment) -> list[str]:
         lines.append(f"- First progression after it: {progression.value.isoformat()} ({_source_text(progression.provenance)})")
     if history.months_to_progression.value is not None:
         lines.append(f"- Interval: {history.months_to_progression.value:.1f} months")
+    if assessment.borderline:
+        lines.append(f"- **Borderline:** {assessment.borderline}.")
     return lines
 
 

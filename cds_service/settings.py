@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     alternatives_min_high_markers: int = Field(
         2, ge=1, le=2, description="High markers (AFP, ALT) needed before alternatives are suggested."
     )
+    refill_cards: bool = Field(
+        False,
+        description="Show the first-line card when sorafenib is re-ordered without documented failure "
+        "(a refill); no order is drafted on a refill.",
+    )
+    resistance_borderline_days: int = Field(
+        14, ge=0, le=60, description="Progression this close to the 3-month boundary is shown as borderline."
+    )
     smart_app_url: str | None = Field(
         None, description="SMART launch URL for card links (default: this service's /smart/launch)."
     )

@@ -29,6 +29,7 @@ class MissingReason(str, Enum):
     no_date = "no_date"
     no_sorafenib = "no_sorafenib"
     no_progression = "no_progression"
+    implausible = "implausible"  # a number no human body can have (negative AFP, INR 0, ...)
 
 
 class CodingRef(BaseModel):
@@ -91,6 +92,16 @@ BclcFeature = Feature[BclcStage]
 ResistanceFeature = Feature[ResistanceType]
 
 
+class ClinicalFinding(BaseModel):
+    """A coded Condition or Procedure that bears on whether a regimen may be offered."""
+
+    key: str  # terminology key, e.g. "varices", "upper_endoscopy"
+    when: date | None = None  # onset, recorded or performed (earliest possible day)
+    when_text: str | None = None
+    active: bool = True  # Conditions: clinicalStatus active/recurrence/relapse (or none given)
+    provenance: Provenance
+
+
 class PatientFeatures(BaseModel):
     as_of: date
     afp: LabFeature = Field(default_factory=LabFeature)
@@ -116,7 +127,12 @@ class PatientFeatures(BaseModel):
     ast_over_40: BoolFeature = Field(default_factory=BoolFeature)
     tumour_size_over_5cm: BoolFeature = Field(default_factory=BoolFeature)
     multiple_tumours: BoolFeature = Field(default_factory=BoolFeature)
+    # Safety screening: every usable coded finding in the terminology's safety keys, newest first.
+    findings: list[ClinicalFinding] = Field(default_factory=list)
     operation_outcomes: list[str] = Field(default_factory=list)
+
+    def findings_of(self, *keys: str, active_only: bool = False) -> list[ClinicalFinding]:
+        return [f for f in self.findings if f.key in keys and (f.active or not active_only)]
 
     def features(self) -> dict[str, Feature]:
         return {name: value for name, value in self if isinstance(value, Feature)}
@@ -139,6 +155,7 @@ class DrugExposure(BaseModel):
     start: date | None = None
     start_text: str | None = None  # the FHIR date as received (may be a year only)
     start_precision: Literal["year", "month", "day"] | None = None
+    checkpoint: str | None = None  # "pd1", "pdl1" or "ctla4" for an immune-checkpoint inhibitor
     provenance: Provenance
 
 
@@ -159,5 +176,16 @@ class TreatmentHistory(BaseModel):
     first_progression_after_sorafenib: DateFeature = Field(default_factory=DateFeature)
     resistance_type: ResistanceFeature = Field(default_factory=ResistanceFeature)
     months_to_progression: FloatFeature = Field(default_factory=FloatFeature)
+    days_to_progression: IntFeature = Field(default_factory=IntFeature)
+    # Documented sorafenib failure: radiological progression dated after the sorafenib start.
+    sorafenib_failure: BoolFeature = Field(default_factory=BoolFeature)
+    # Sorafenib stopped for toxicity (a status reason or an AdverseEvent naming it): not resistance.
+    sorafenib_toxicity: BoolFeature = Field(default_factory=BoolFeature)
     primary_window_days: int
     operation_outcomes: list[str] = Field(default_factory=list)
+
+    @property
+    def checkpoint_exposures(self) -> list[DrugExposure]:
+        """Every prior PD-1, PD-L1 or CTLA-4 inhibitor, whatever its class in the terminology."""
+        every = [*self.pd1_exposures, *self.other_systemic_exposures, *self.other_tki_exposures]
+        return [e for e in every if e.checkpoint]

@@ -40,6 +40,7 @@ from fhir_mappers.features import (
     BclcFeature,
     BoolFeature,
     ChildPughFeature,
+    ClinicalFinding,
     CodingRef,
     DateFeature,
     DrugExposure,
@@ -57,7 +58,7 @@ from fhir_mappers.features import (
 )
 from fhir_mappers.fhirdates import FhirDate, effective_date, parse_fhir_date
 from fhir_mappers.terminology import CodeIndex, Terminology, coding_ref
-from fhir_mappers.units import MODEL_UNITS, convert
+from fhir_mappers.units import MODEL_UNITS, convert, implausible
 from models.evidence import load_evidence
 
 LAB_LABELS = {
@@ -129,6 +130,8 @@ def _quantity(
     label = LAB_LABELS.get(feature) or feature.replace("_", " ")
     if not isinstance(raw, dict):
         return None, MissingReason.invalid, f"{label} has no valueQuantity", {}
+    if raw.get("value") is not None and type(raw["value"]) not in _NUMBER:  # FHIR JSON: never "80"
+        return None, MissingReason.invalid, f"{label} value {raw.get('value')!r} is not a JSON number", raw
     quantity = _plain_quantity(raw)
     if quantity is None:  # anything unusual gets the full FHIR validation and its error message
         try:
@@ -155,6 +158,9 @@ def _quantity(
             raw,
         )
     value, _ = converted
+    impossible = implausible(feature, value)
+    if impossible is not None:
+        return None, MissingReason.implausible, f"{label} {impossible}; not used", raw
     return LabValue(value=round(value, 6), unit=MODEL_UNITS[feature], comparator=comparator), None, "", raw
 
 
@@ -465,9 +471,20 @@ def _condition_feature(key: str, label: str, conditions: CodeIndex, as_of: date)
 
 
 def _aetiology(conditions: CodeIndex, as_of: date) -> Feature:
+    """HBV and/or HCV when coded; "other" when only a non-viral liver disease is (the study
+    included HBV/HCV only); missing when neither is."""
     hbv, _ = _conditions_matching("hbv", conditions, as_of)
     hcv, _ = _conditions_matching("hcv", conditions, as_of)
     if not hbv and not hcv:
+        other, _ = _conditions_matching("non_viral_liver_disease", conditions, as_of)
+        if other:
+            condition, coding = other[0]
+            when, source = _condition_date(condition)
+            prov = provenance(condition, when=when, when_source=source, value="other", coding=coding)
+            return AetiologyFeature(
+                value="other", provenance=prov,
+                note=f"non-viral liver disease Condition/{condition.get('id')} and no HBV or HCV Condition",
+            )
         return AetiologyFeature(missing=MissingReason.not_found, note="no HBV or HCV Condition found")
     value = "hbv_hcv" if hbv and hcv else "hbv" if hbv else "hcv"
     condition, coding = (hbv or hcv)[0]
@@ -595,9 +612,7 @@ def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
     skipped = []
     for _, procedure, _, raw_coding in procedures.matching("procedures", ("hcc_surgery",)):
         status = text(procedure.get("status"))
-        performed = parse_fhir_date(procedure.get("performedDateTime")) or parse_fhir_date(
-            as_dict(procedure.get("performedPeriod")).get("start")
-        )
+        performed, _ = _procedure_date(procedure)
         if status != "completed":
             skipped.append(f"Procedure/{procedure.get('id')} status {status!r}")
             continue
@@ -610,6 +625,55 @@ def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
     if skipped:
         note += "; skipped: " + "; ".join(skipped)
     return BoolFeature(missing=MissingReason.not_found, note=note)
+
+
+# --------------------------------------------------------------------------- safety findings
+
+SAFETY_CONDITIONS = (
+    "non_viral_liver_disease", "ascites", "hepatic_encephalopathy", "varices", "variceal_bleeding",
+    "gi_bleeding", "organ_transplant", "autoimmune_disease",
+)
+SAFETY_PROCEDURES = ("upper_endoscopy", "variceal_treatment", "organ_transplant")
+
+
+def _safety_findings(conditions: CodeIndex, procedures: CodeIndex, as_of: date) -> list[ClinicalFinding]:
+    """Coded Conditions (any clinical status, flagged active or not) and completed Procedures in
+    the safety keys, dated no later than the order; refuted or erroneous records are left out."""
+    found: list[ClinicalFinding] = []
+    coded = [match for key in SAFETY_CONDITIONS for match in conditions.matching("conditions", (key,))]
+    for _, condition, key, raw_coding in coded:  # one code may mean two things (K70.31)
+        if _status_code(condition.get("verificationStatus")) in SKIP_VERIFICATION:
+            continue
+        when, source = _condition_date(condition)
+        if when is not None and when.earliest > as_of:
+            continue
+        clinical = _status_code(condition.get("clinicalStatus"))
+        found.append(ClinicalFinding(
+            key=key, when=when.earliest if when else None, when_text=when.text if when else None,
+            active=clinical is None or clinical in ACTIVE_CLINICAL,
+            provenance=provenance(condition, when=when, when_source=source, value=True, coding=coding_ref(raw_coding)),
+        ))
+    coded = [match for key in SAFETY_PROCEDURES for match in procedures.matching("procedures", (key,))]
+    for _, procedure, key, raw_coding in coded:
+        if text(procedure.get("status")) != "completed":
+            continue
+        when, source = _procedure_date(procedure)
+        if when is not None and when.earliest > as_of:
+            continue
+        found.append(ClinicalFinding(
+            key=key, when=when.earliest if when else None, when_text=when.text if when else None,
+            provenance=provenance(procedure, when=when, when_source=source, value=True, coding=coding_ref(raw_coding)),
+        ))
+    found.sort(key=lambda f: f.when or date.min, reverse=True)
+    return found
+
+
+def _procedure_date(procedure: dict) -> tuple[FhirDate | None, str | None]:
+    performed = parse_fhir_date(procedure.get("performedDateTime"))
+    if performed is not None:
+        return performed, "performedDateTime"
+    start = parse_fhir_date(as_dict(procedure.get("performedPeriod")).get("start"))
+    return (start, "performedPeriod.start") if start else (None, None)
 
 
 # --------------------------------------------------------------------------- public
@@ -632,6 +696,7 @@ def map_patient_features(
     thresholds = load_evidence().thresholds
     coded_observations = CodeIndex(terminology, observations, ("code", "valueCodeableConcept"))
     coded_conditions = CodeIndex(terminology, conditions)
+    coded_procedures = CodeIndex(terminology, procedures)
     named_by = _naming_scales(coded_observations, observations)
 
     labs = {}
@@ -704,12 +769,13 @@ def map_patient_features(
                                 report_dates, as_of, lab_lookback_days),
         bclc_stage=_stage("bclc", "BCLC stage", named_by["bclc"], conditions, terminology, report_dates, as_of,
                           imaging_lookback_days),
-        prior_hcc_surgery=_prior_surgery(CodeIndex(terminology, procedures), as_of),
+        prior_hcc_surgery=_prior_surgery(coded_procedures, as_of),
         afp_over_400=_over(labs["afp"], thresholds.afp_ng_per_ml, "AFP > 400 ng/mL", "ng/mL"),
         alt_over_40=_over(labs["alt"], thresholds.alt_u_per_l, "ALT > 40 U/L", "U/L"),
         ast_over_40=_over(labs["ast"], thresholds.ast_u_per_l, "AST > 40 U/L", "U/L"),
         tumour_size_over_5cm=size_over,
         multiple_tumours=multiple,
+        findings=_safety_findings(coded_conditions, coded_procedures, as_of),
         operation_outcomes=outcomes.messages(),
     )
 
@@ -780,10 +846,66 @@ def _exposures(flat: list[dict], by_ref: dict, terminology: Terminology, as_of: 
                 start=when.earliest if when and when.is_exact else None,
                 start_text=when.text if when else None,
                 start_precision=when.precision if when else None,  # type: ignore[arg-type]
+                checkpoint=terminology.drugs[name].checkpoint,
                 provenance=provenance(resource, when=when, when_source=source, value=name, coding=coding),
             )
         )
     return out, skipped
+
+
+# Words that say a drug was stopped because the patient could not tolerate it, in a status reason
+# or an AdverseEvent; coded reasons come from the terminology's stop_reasons.toxicity.
+_TOXICITY_WORDS = re.compile(r"toxicit|intoleran|not tolerated|adverse|side[- ]effect|hand[- ]foot")
+
+
+def _toxicity_reason(concepts: list, terminology: Terminology) -> CodingRef | None:
+    """The status-reason coding (or text) that says 'stopped for toxicity', if any."""
+    for concept in concepts:
+        matched = terminology.match("stop_reasons", concept, keys=("toxicity",))
+        if matched is not None:
+            return matched[1]
+        concept = as_dict(concept)
+        for words in [text(concept.get("text"))] + [text(as_dict(c).get("display")) for c in as_list(concept.get("coding"))]:
+            if words and _TOXICITY_WORDS.search(words.lower()):
+                return CodingRef(display=words)
+    return None
+
+
+def _sorafenib_toxicity(
+    flat: list[dict], by_ref: dict, sorafenib: list[DrugExposure], terminology: Terminology, as_of: date | None
+) -> Feature:
+    """Sorafenib stopped for toxicity: a sorafenib record whose statusReason says so, or an actual
+    AdverseEvent whose suspected entity is sorafenib (the study excluded such switches)."""
+    refs = {f"{e.provenance.resource_type}/{e.provenance.resource_id}" for e in sorafenib}
+    for resource in flat:
+        kind = resource.get("resourceType")
+        rid = f"{kind}/{resource.get('id')}"
+        if rid in refs:
+            reasons = resource.get("statusReason")
+            coding = _toxicity_reason(reasons if isinstance(reasons, list) else [reasons], terminology)
+            if coding is not None:
+                prov = provenance(resource, value=text(resource.get("status")), coding=coding)
+                return BoolFeature(value=True, provenance=prov, note=f"sorafenib {rid} status reason: {coding.display or coding.code}")
+        elif kind == "AdverseEvent" and resource.get("actuality", "actual") == "actual":
+            when = parse_fhir_date(resource.get("date"))
+            if when is not None and as_of is not None and when.earliest > as_of:
+                continue
+            for suspect in as_list(resource.get("suspectEntity")):
+                instance = as_dict(as_dict(suspect).get("instance"))
+                key = reference_key(instance)
+                target = by_ref.get(key) if key else None
+                concept = (
+                    target.get("code") if target and target.get("resourceType") == "Medication"
+                    else medication_concept(target, by_ref) if target else {"text": text(instance.get("display"))}
+                )
+                if key in refs or (terminology.match_drug(concept) or ("",))[0] == "sorafenib":
+                    event = as_dict(resource.get("event"))
+                    label = text(event.get("text")) or next(
+                        (text(as_dict(c).get("display")) for c in as_list(event.get("coding")) if as_dict(c).get("display")), None
+                    )
+                    prov = provenance(resource, when=when, when_source="date", value=label or "adverse event")
+                    return BoolFeature(value=True, provenance=prov, note=f"{rid}: {label or 'adverse event'} with sorafenib suspected")
+    return BoolFeature(missing=MissingReason.not_found, note="no sorafenib stop for toxicity recorded")
 
 
 def _progression_events(flat: list[dict], terminology: Terminology, report_dates: dict, as_of: date | None) -> list[tuple[FhirDate, Provenance]]:
@@ -844,6 +966,7 @@ def map_treatment_history(
     for group in by_class.values():
         group.sort(key=lambda e: (e.start_text is None, e.start_text or ""))
     events = _progression_events(flat, terminology, _report_dates(flat), as_of)
+    toxicity = _sorafenib_toxicity(flat, by_ref, by_class["sorafenib"], terminology, as_of)
     return TreatmentHistory(
         sorafenib_exposures=by_class["sorafenib"],
         other_tki_exposures=by_class["tki"],
@@ -854,6 +977,7 @@ def map_treatment_history(
             for w, p in events
         ],
         primary_window_days=window,
+        sorafenib_toxicity=toxicity,
         operation_outcomes=outcomes.messages(),
         **_derive_resistance(by_class["sorafenib"], events, skipped, window),
     )
@@ -873,6 +997,8 @@ def _derive_resistance(
             "first_progression_after_sorafenib": DateFeature(missing=reason, provenance=prov, note=note),
             "resistance_type": ResistanceFeature(missing=reason, provenance=prov, note=note),
             "months_to_progression": FloatFeature(missing=reason, provenance=prov, note=note),
+            "days_to_progression": IntFeature(missing=reason, provenance=prov, note=note),
+            "sorafenib_failure": BoolFeature(missing=reason, provenance=prov, note=note),
         }
 
     if not sorafenib:
@@ -925,10 +1051,12 @@ def _derive_resistance(
     both = f"{start_desc}; {prog_desc}"
     if days_low == days_high:
         months = FloatFeature(value=round(days_low / DAYS_PER_MONTH, 1), provenance=prog, note=f"{days_low} days; {both}")
+        days = IntFeature(value=days_low, provenance=prog, note=f"{days_low} days; {both}")
     else:
         months = FloatFeature(
             missing=MissingReason.ambiguous, provenance=prog, note=f"between {days_low} and {days_high} days; {both}"
         )
+        days = IntFeature(missing=MissingReason.ambiguous, provenance=prog, note=months.note)
     if days_high <= window:
         resistance = ResistanceFeature(
             value="primary", provenance=prog, note=f"progression {days_high if days_low == days_high else f'<= {days_high}'} days after start (<= {window}); {both}"
@@ -946,5 +1074,7 @@ def _derive_resistance(
         "sorafenib_start": start,
         "first_progression_after_sorafenib": first_progression,
         "months_to_progression": months,
+        "days_to_progression": days,
         "resistance_type": resistance,
+        "sorafenib_failure": BoolFeature(value=True, provenance=prog, note=f"radiological progression after sorafenib: {both}"),
     }

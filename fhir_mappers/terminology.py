@@ -28,16 +28,21 @@ SECTIONS: dict[str, frozenset[str]] = {
     "imaging": frozenset({"tumour_size", "tumour_size_longest", "tumour_count"}),
     "findings": frozenset({"vascular_invasion", "extrahepatic_metastasis"}),
     "finding_values": frozenset({"present", "absent"}),
-    "conditions": frozenset({"hcc", "hbv", "hcv", "cirrhosis"}),
+    "conditions": frozenset(
+        {"hcc", "hbv", "hcv", "cirrhosis", "non_viral_liver_disease", "ascites", "hepatic_encephalopathy"}
+        | {"varices", "variceal_bleeding", "gi_bleeding", "organ_transplant", "autoimmune_disease"}
+    ),
     "staging": frozenset(
         {"child_pugh", "child_pugh_a", "child_pugh_b", "child_pugh_c"}
         | {"bclc", "bclc_0", "bclc_a", "bclc_b", "bclc_c", "bclc_d"}
     ),
-    "procedures": frozenset({"hcc_surgery"}),
+    "procedures": frozenset({"hcc_surgery", "upper_endoscopy", "variceal_treatment", "organ_transplant"}),
     "progression": frozenset({"status_codes", "progression_values"}),
+    "stop_reasons": frozenset({"toxicity"}),
 }
 Matched = tuple[tuple[str, ...], dict]  # the keys one coding maps to, and the coding
 DRUG_CLASSES = frozenset({"sorafenib", "tki", "pd1_inhibitor", "other_systemic"})
+CHECKPOINTS = frozenset({"pd1", "pdl1", "ctla4"})  # immune-checkpoint targets a drug may block
 _ICD_MARKERS = ("icd-10", "icd10", "2.16.840.1.113883.6.3", "2.16.840.1.113883.6.90")
 
 
@@ -47,7 +52,7 @@ def normalise_system(system: str) -> str:
 
 def normalise_code(system: str, code: str) -> str:
     code = code.strip()
-    if any(marker in system for marker in _ICD_MARKERS):
+    if is_icd10(system):
         return code.replace(".", "").upper()
     return code
 
@@ -64,6 +69,11 @@ class Drug:
     name: str
     drug_class: str  # one of DRUG_CLASSES
     names: tuple[str, ...]
+    checkpoint: str | None = None  # one of CHECKPOINTS for an immune-checkpoint inhibitor
+
+
+def is_icd10(system: str) -> bool:
+    return any(marker in system for marker in _ICD_MARKERS)
 
 
 @dataclass
@@ -74,6 +84,10 @@ class Terminology:
     # (normalised system, normalised code) -> section -> keys (a code may serve two keys, e.g.
     # LOINC 33728-7 is both a tumour-size observation and the longest-diameter component)
     _index: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    # ICD-10 codes declared with `descendants: true`: the code and every code below it (ICD-10
+    # codes subdivide by appending characters, so M32 covers M32.1 and M32.14).
+    _prefixes: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    _resolved: dict[tuple[str, str], dict[str, tuple[str, ...]]] = field(default_factory=dict, repr=False)
     drugs: dict[str, Drug] = field(default_factory=dict)
     _drug_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     _keys: dict[str, dict[str, list[CodingRef]]] = field(default_factory=dict)
@@ -93,7 +107,30 @@ class Terminology:
         system, code = coding.get("system"), coding.get("code")
         if not isinstance(system, str) or not isinstance(code, str):
             return _NO_SECTIONS
-        return self._index.get(_index_key(system, code), _NO_SECTIONS)
+        key = _index_key(system, code)
+        if not self._prefixes:
+            return self._index.get(key, _NO_SECTIONS)
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._with_ancestors(key)
+            if len(self._resolved) >= _RESOLVED_MAX:  # bounded: codes come from untrusted input
+                self._resolved.clear()
+            self._resolved[key] = found
+        return found
+
+    def _with_ancestors(self, key: tuple[str, str]) -> dict[str, tuple[str, ...]]:
+        """The code's own sections merged with those of every ICD-10 ancestor declared with
+        `descendants: true` (K70.31 is both ascites and, through K70, alcoholic liver disease)."""
+        found = self._index.get(key, _NO_SECTIONS)
+        system, code = key
+        if not is_icd10(system):
+            return found
+        merged = {section: keys for section, keys in found.items()}
+        for length in range(len(code), 2, -1):
+            for section, keys in self._prefixes.get((system, code[:length]), _NO_SECTIONS).items():
+                known = merged.get(section, ())
+                merged[section] = (*known, *(k for k in keys if k not in known))
+        return merged or _NO_SECTIONS
 
     def classify(self, concept: object) -> dict[str, list[Matched]]:
         """Section -> the (keys, coding) of each coding of a CodeableConcept dict that maps there,
@@ -155,6 +192,7 @@ class Terminology:
 
 
 _NO_SECTIONS: dict[str, tuple[str, ...]] = {}
+_RESOLVED_MAX = 20_000
 
 
 def _concept_codings(concept: object) -> list:
@@ -271,7 +309,9 @@ def _systems(raw: dict[str, Any], where: str) -> dict[str, list[str]]:
     return out
 
 
-def _codings(entries: object, systems: dict[str, list[str]], where: str) -> list[tuple[list[str], str, CodingRef]]:
+def _codings(
+    entries: object, systems: dict[str, list[str]], where: str
+) -> list[tuple[list[str], str, CodingRef, bool]]:
     if entries is None:
         return []
     if not isinstance(entries, list):
@@ -288,9 +328,12 @@ def _codings(entries: object, systems: dict[str, list[str]], where: str) -> list
             raise TerminologyError(
                 f"{where}[{i}]: system {system!r} is neither a declared alias nor a URI"
             )
+        descendants = entry.get("descendants", False)
+        if not isinstance(descendants, bool) or (descendants and not all(is_icd10(u) for u in uris)):
+            raise TerminologyError(f"{where}[{i}]: 'descendants: true' is only for ICD-10 codes")
         display = entry.get("display")
         ref = CodingRef(system=uris[0], code=str(code), display=str(display) if display else None)
-        out.append((uris, str(code), ref))
+        out.append((uris, str(code), ref, descendants))
     return out
 
 
@@ -312,13 +355,15 @@ def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
                 )
             for key, entries in block.items():
                 refs = terminology._keys.setdefault(section, {}).setdefault(key, [])
-                for uris, code, ref in _codings(entries, systems, f"{where}: {section}.{key}"):
+                for uris, code, ref, descendants in _codings(entries, systems, f"{where}: {section}.{key}"):
                     refs.append(ref)
                     for uri in uris:
-                        sections = terminology._index.setdefault((uri, normalise_code(uri, code)), {})
-                        known = sections.get(section, ())
-                        if key not in known:
-                            sections[section] = (*known, key)
+                        index_key = (uri, normalise_code(uri, code))
+                        for index in (terminology._index, terminology._prefixes) if descendants else (terminology._index,):
+                            sections = index.setdefault(index_key, {})
+                            known = sections.get(section, ())
+                            if key not in known:
+                                sections[section] = (*known, key)
         drugs = raw.get("drugs") or {}
         if not isinstance(drugs, dict):
             raise TerminologyError(f"{where}: 'drugs' must be a mapping")
@@ -334,9 +379,13 @@ def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
             if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
                 raise TerminologyError(f"{here}: names must be a list of words")
             merged = tuple(dict.fromkeys([*(previous.names if previous else ()), *(n.lower() for n in names)]))
-            terminology.drugs[str(name)] = Drug(str(name), drug_class, merged)
+            default_checkpoint = "pd1" if drug_class == "pd1_inhibitor" else None
+            checkpoint = spec.get("checkpoint", previous.checkpoint if previous else default_checkpoint)
+            if checkpoint is not None and checkpoint not in CHECKPOINTS:
+                raise TerminologyError(f"{here}: checkpoint must be one of {sorted(CHECKPOINTS)}")
+            terminology.drugs[str(name)] = Drug(str(name), drug_class, merged, checkpoint)
             refs = terminology._keys.setdefault("drugs", {}).setdefault(str(name), [])
-            for uris, code, ref in _codings(spec.get("codes"), systems, f"{here}.codes"):
+            for uris, code, ref, _ in _codings(spec.get("codes"), systems, f"{here}.codes"):
                 refs.append(ref)
                 for uri in uris:
                     terminology._drug_codes[(uri, normalise_code(uri, code))] = str(name)

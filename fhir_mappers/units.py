@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import NamedTuple
 
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 AFP_NG_PER_IU = 1.21  # WHO International Standard 72/225
@@ -30,6 +31,39 @@ MODEL_UNITS = {
     "inr": "1",
     "tumour_size": "cm",
 }
+
+# Plausibility, in model units: outside these bounds a value is a data error, never a measurement.
+# Lower bounds are physical: a concentration, an activity or a count cannot be negative, and an
+# INR, an albumin or a tumour diameter of zero describes no living patient (`zero_allowed`).
+# Upper bounds are project bounds set far above any value reported in patients, so that only
+# errors (a unit slip, 1e308) fall outside them; they are not clinical thresholds and are marked
+# unverified in docs/clinical-safety.md.
+class PlausibleRange(NamedTuple):
+    high: float
+    zero_allowed: bool
+
+
+PLAUSIBLE = {
+    "afp": PlausibleRange(1e7, True),  # ng/mL
+    "alt": PlausibleRange(1e5, True),  # U/L
+    "ast": PlausibleRange(1e5, True),  # U/L
+    "bilirubin": PlausibleRange(1710.0, True),  # umol/L (100 mg/dL)
+    "albumin": PlausibleRange(100.0, False),  # g/L
+    "platelets": PlausibleRange(5000.0, True),  # 10*9/L
+    "inr": PlausibleRange(30.0, False),
+    "tumour_size": PlausibleRange(50.0, False),  # cm
+}
+
+
+def implausible(feature: str, value: float) -> str | None:
+    """Why `value` (in the model unit) cannot be a real measurement, or None when it can."""
+    bounds = PLAUSIBLE[feature]
+    if value < 0 or (value == 0 and not bounds.zero_allowed):
+        return f"{value:g} {MODEL_UNITS[feature]} is not physiologically possible"
+    if value > bounds.high:
+        return f"{value:g} {MODEL_UNITS[feature]} is above the plausible maximum of {bounds.high:g}"
+    return None
+
 
 _ENZYME = {"u/l": 1.0, "iu/l": 1.0, "ukat/l": 60.0, "mu/ml": 1.0}
 # normalised unit -> factor to the model unit

@@ -3,7 +3,9 @@ model outputs the cards (and the SMART app) show.
 
 The scenario and applicability rules mirror the study's design (Lei et al. 2025): first-line
 sorafenib in Child-Pugh A/B HCC of HBV/HCV aetiology without surgery; second line after
-radiological progression on sorafenib.
+radiological progression on sorafenib (documented failure, not a refill, not a toxicity stop).
+Every regimen a card may draft is screened first (models.screening); docs/clinical-safety.md
+lists each rule with its source and test.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from datetime import date
 from enum import Enum
 from typing import Any, Iterable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from fhir_mappers.features import Feature, PatientFeatures, TreatmentHistory
 from fhir_mappers.patient import map_patient_features, map_treatment_history
 from fhir_mappers.terminology import Terminology
+from models.liver_function import Albi, ChildPugh, albi, child_pugh
 from models.registry import ModelBundle, RegimenComparison, RiskEstimate
+from models.screening import Screen, ScreeningInput, screen_first_line, screen_second_line
 
 FIRST_LINE_MARKERS = ("afp_over_400", "alt_over_40")
 
@@ -28,6 +32,8 @@ class Scenario(str, Enum):
 
 
 class Assessment(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True)  # Screen is a plain dataclass
+
     scenario: Scenario
     as_of: date
     ordered_drug: str
@@ -41,6 +47,11 @@ class Assessment(BaseModel):
     risk: RiskEstimate | None = None
     survival: RegimenComparison | None = None
     model_version: str
+    child_pugh: ChildPugh | None = None
+    albi: Albi | None = None
+    screens: list[Screen] = Field(default_factory=list, description="Regimens a card may draft, screened.")
+    drafts_withheld: str | None = Field(None, description="Why no order is drafted at all, if none is.")
+    borderline: str | None = Field(None, description="Progression close to the 3-month boundary.")
 
     @property
     def missing_markers(self) -> dict[str, Feature]:
@@ -52,25 +63,51 @@ class Assessment(BaseModel):
         }
 
 
-def choose_scenario(ordered_class: str, history: TreatmentHistory) -> Scenario | None:
+def choose_scenario(ordered_class: str, history: TreatmentHistory, *, refill_cards: bool = False) -> Scenario | None:
     """Sorafenib with no prior sorafenib is first line; a TKI (sorafenib re-use included) after
-    sorafenib is second line; anything else is outside the study's evidence (None)."""
-    had_sorafenib = bool(history.sorafenib_exposures) or history.sorafenib_start.value is not None
-    if had_sorafenib and ordered_class in ("sorafenib", "tki"):
-        return Scenario.second_line
-    if ordered_class == "sorafenib":
-        return Scenario.first_line
-    return None
+    sorafenib is second line. Sorafenib re-ordered without documented failure is a refill, not a
+    new treatment decision: no card unless `refill_cards` asks for the first-line one. Anything
+    else is outside the study's evidence (None)."""
+    had_sorafenib = bool(history.sorafenib_exposures)
+    if not had_sorafenib:
+        return Scenario.first_line if ordered_class == "sorafenib" else None
+    if ordered_class not in ("sorafenib", "tki"):
+        return None
+    documented_change = history.sorafenib_failure.value or history.sorafenib_toxicity.value
+    if ordered_class == "sorafenib" and not documented_change:
+        return Scenario.first_line if refill_cards else None
+    return Scenario.second_line
 
 
-def out_of_scope_reasons(features: PatientFeatures, conditions_available: bool) -> list[str]:
+def second_line_exclusions(history: TreatmentHistory) -> list[str]:
+    """Why the second-line estimates do not apply: no documented failure, or a toxicity stop
+    (the study excluded patients who switched for adverse events)."""
+    toxicity, failure = history.sorafenib_toxicity, history.sorafenib_failure
+    if toxicity.value and not failure.value:
+        return [
+            f"sorafenib was stopped for toxicity, not resistance ({toxicity.note}); the study excluded "
+            "patients who switched for adverse events"
+        ]
+    if not failure.value:
+        return [
+            "no radiological progression after the sorafenib start is recorded "
+            f"({failure.note}); the estimates apply after sorafenib failure: check the latest imaging"
+        ]
+    return []
+
+
+def out_of_scope_reasons(
+    features: PatientFeatures, liver: ChildPugh, conditions_available: bool
+) -> list[str]:
     """The study's exclusions, found in the record. A reason needs evidence: an absent finding
     is not an exclusion, except a missing HCC diagnosis when the problem list could be read."""
     reasons: list[str] = []
-    if features.child_pugh_class.value == "C":
-        reasons.append("Child-Pugh class C (the study included Child-Pugh A and B only)")
+    if liver.worst_known_class == "C":
+        reasons.append(f"Child-Pugh class C (the study included Child-Pugh A and B only; {liver.describe()})")
     if features.aetiology.value == "other":
-        reasons.append("liver disease aetiology other than HBV/HCV (the study included HBV/HCV only)")
+        reasons.append(
+            f"liver disease aetiology other than HBV/HCV (the study included HBV/HCV only; {features.aetiology.note})"
+        )
     if features.prior_hcc_surgery.value is True:
         reasons.append("prior surgery for HCC (the study excluded surgically treated patients)")
     if conditions_available and features.hcc_diagnosis.value is not True:
@@ -78,14 +115,32 @@ def out_of_scope_reasons(features: PatientFeatures, conditions_available: bool) 
     return reasons
 
 
-def caveats(features: PatientFeatures) -> list[str]:
+def caveats(features: PatientFeatures, history: TreatmentHistory, liver: ChildPugh) -> list[str]:
     """What the record cannot confirm about the study's inclusion criteria."""
     notes: list[str] = []
     if features.aetiology.value is None:
         notes.append("no HBV or HCV diagnosis found: the study included HBV/HCV-related HCC only")
-    if features.child_pugh_class.value is None:
-        notes.append("Child-Pugh class not found: the study included Child-Pugh A and B only")
+    elif features.findings_of("non_viral_liver_disease", active_only=True):
+        notes.append("a non-viral liver disease is also coded: the study's patients had HBV/HCV")
+    if liver.worst_known_class == "B":
+        notes.append(f"Child-Pugh B: the study included A and B; {liver.describe()}")
+    elif liver.coded_class is None:
+        notes.append(f"Child-Pugh class not recorded; {liver.describe()}")
+    if history.sorafenib_toxicity.value and history.sorafenib_failure.value:
+        notes.append(f"sorafenib was also stopped for toxicity ({history.sorafenib_toxicity.note})")
     return notes
+
+
+def borderline_note(history: TreatmentHistory, margin_days: int) -> str | None:
+    """Progression within `margin_days` of the 3-month boundary: primary vs secondary is a matter
+    of when the scan happened (the study imaged every 8-12 weeks)."""
+    days, window = history.days_to_progression.value, history.primary_window_days
+    if days is None or abs(days - window) > margin_days:
+        return None
+    return (
+        f"progression on day {days} after the sorafenib start is within {margin_days} days of the "
+        f"{window}-day (3-month) boundary: the {history.resistance_type.value} label is borderline"
+    )
 
 
 def assess(
@@ -101,12 +156,14 @@ def assess(
     missing_data: dict[str, str] | None = None,
     lab_lookback_days: int = 30,
     imaging_lookback_days: int = 90,
+    refill_cards: bool = False,
+    borderline_days: int = 14,
 ) -> Assessment | None:
     """The assessment for this order, or None when the study has nothing to say about it."""
     resources = list(resources)
     missing_data = dict(missing_data or {})
     history = map_treatment_history(resources, terminology=terminology, as_of=as_of)
-    scenario = choose_scenario(ordered_class, history)
+    scenario = choose_scenario(ordered_class, history, refill_cards=refill_cards)
     if scenario is None:
         return None
     features = map_patient_features(
@@ -116,6 +173,10 @@ def assess(
         lab_lookback_days=lab_lookback_days,
         imaging_lookback_days=imaging_lookback_days,
     )
+    liver = child_pugh(features)
+    out_of_scope = out_of_scope_reasons(features, liver, "conditions" not in missing_data)
+    if scenario is Scenario.second_line:
+        out_of_scope += second_line_exclusions(history)
     assessment = Assessment(
         scenario=scenario,
         as_of=as_of,
@@ -124,19 +185,31 @@ def assess(
         pd1_in_draft=pd1_in_draft,
         features=features,
         history=history,
-        out_of_scope=out_of_scope_reasons(features, "conditions" not in missing_data),
-        caveats=caveats(features),
+        out_of_scope=out_of_scope,
+        caveats=caveats(features, history, liver),
         missing_data=missing_data,
         model_version=bundle.version,
+        child_pugh=liver,
+        albi=albi(features),
     )
     if assessment.out_of_scope:
         return assessment
+    screening = ScreeningInput(features, history, liver, as_of, frozenset(missing_data))
     if scenario is Scenario.first_line:
+        assessment.screens = screen_first_line(screening)
+        if history.sorafenib_exposures:
+            assessment.drafts_withheld = (
+                f"sorafenib was already started ({history.sorafenib_start.note}): this order continues it"
+            )
         if not assessment.missing_markers:
             assessment.risk = bundle.resistance.predict_risk(
                 afp_over_400=features.afp_over_400.value, alt_over_40=features.alt_over_40.value
             )
     else:
+        assessment.screens = screen_second_line(screening)
+        assessment.borderline = borderline_note(history, borderline_days)
+        if history.resistance_type.value is None:
+            assessment.drafts_withheld = f"the resistance type could not be determined ({history.resistance_type.note})"
         resistance = history.resistance_type.value
         assessment.survival = bundle.survival_comparison(
             primary_resistance=None if resistance is None else resistance == "primary",

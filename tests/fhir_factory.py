@@ -79,6 +79,23 @@ def medication_request(coding: dict, authored: str, *, status: str = "active", r
     }
 
 
+def procedure(code: str, display: str, performed: str, *, system: str = SNOMED, status: str = "completed",
+              patient: str = "p1") -> dict[str, Any]:
+    return {
+        "resourceType": "Procedure",
+        "id": _id("proc"),
+        "status": status,
+        "code": {"coding": [{"system": system, "code": code, "display": display}]},
+        "subject": {"reference": f"Patient/{patient}"},
+        "performedDateTime": performed,
+    }
+
+
+def endoscopy(performed: str, patient: str = "p1") -> dict[str, Any]:
+    """An upper endoscopy (EGD), as IMbrave150 required within 6 months of atezolizumab + bevacizumab."""
+    return procedure("76009000", "Esophagogastroduodenoscopy", performed, patient=patient)
+
+
 def progression(when: str, patient: str = "p1") -> dict[str, Any]:
     """mCODE CancerDiseaseStatus: 'patient's condition worsened' (radiological progression)."""
     return {

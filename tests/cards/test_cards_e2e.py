@@ -22,6 +22,7 @@ from fhir_factory import (
     afp,
     alt,
     condition,
+    endoscopy,
     full_prefetch,
     hcc_hbv_conditions,
     hook_request,
@@ -57,7 +58,9 @@ def sorafenib_draft() -> dict:
 
 
 def first_line_record(afp_value=1250.0, alt_value=65.0, **afp_kw) -> list[dict]:
-    return [afp(afp_value, "2026-11-10", **afp_kw), alt(alt_value, "2026-11-12"), *hcc_hbv_conditions(), child_pugh("A")]
+    """A patient both alternatives can be offered to: Child-Pugh A, an endoscopy 2 months ago."""
+    return [afp(afp_value, "2026-11-10", **afp_kw), alt(alt_value, "2026-11-12"), *hcc_hbv_conditions(), child_pugh("A"),
+            endoscopy("2026-09-15")]
 
 
 def child_pugh(klass: str) -> dict:
@@ -247,10 +250,11 @@ def test_secondary_resistance_and_its_better_prognosis(server):
     assert combo_os(secondary) > combo_os(primary)
 
 
-def test_history_without_progression_is_ambiguous_and_says_so(server):
+def test_history_without_progression_gets_no_estimate_and_says_what_to_check(server):
     (card,) = call(server, second_line_record(None), [lenvatinib_draft()])["cards"]
-    assert card["summary"].startswith("Sorafenib resistance type unclear")
-    assert "could not be determined" in card["detail"] and "average over primary and secondary" in card["detail"]
+    assert card["summary"].startswith("Second-line survival estimate does not apply: no radiological progression")
+    assert "check the latest imaging" in card["detail"] and "No estimate is shown" in card["detail"]
+    assert "suggestions" not in card
 
 
 def test_pd1_already_in_draft_orders_gives_estimate_without_suggestion(server):
