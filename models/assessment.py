@@ -96,6 +96,18 @@ def second_line_exclusions(history: TreatmentHistory) -> list[str]:
     return []
 
 
+def first_line_exclusions(history: TreatmentHistory) -> list[str]:
+    """Sorafenib after another systemic therapy (lenvatinib, atezolizumab + bevacizumab, ...) is
+    not first line: the study's primary-resistance estimate was made at first-line sorafenib."""
+    prior = [*history.other_tki_exposures, *history.pd1_exposures, *history.other_systemic_exposures]
+    if not prior:
+        return []
+    named = ", ".join(
+        f"{e.drug} ({e.provenance.resource_type}/{e.provenance.resource_id}, {e.start_text or 'undated'})" for e in prior
+    )
+    return [f"sorafenib is not first line here: prior systemic therapy {named}; the study's estimate is for first-line sorafenib"]
+
+
 def out_of_scope_reasons(
     features: PatientFeatures, liver: ChildPugh, conditions_available: bool
 ) -> list[str]:
@@ -177,6 +189,8 @@ def assess(
     out_of_scope = out_of_scope_reasons(features, liver, "conditions" not in missing_data)
     if scenario is Scenario.second_line:
         out_of_scope += second_line_exclusions(history)
+    elif not history.sorafenib_exposures:
+        out_of_scope += first_line_exclusions(history)
     assessment = Assessment(
         scenario=scenario,
         as_of=as_of,
