@@ -2,6 +2,9 @@
 
 Loaded once per process (terminology, model artifact, HTTP session); a call then costs only
 the mapping and a few array operations. Irrelevant orders leave after the draft-order check.
+A draft order that names its drug only by a ``medicationReference`` the draft orders do not
+resolve costs more: the Medication is looked for in the prefetch, then read from ``fhirServer``,
+and the orders are classified again.
 The audit row of a call is handed back with the answer: the view queues it once the answer has
 been sent, so that writing it never delays a clinician.
 """
@@ -16,7 +19,8 @@ from typing import Any
 
 from cards.context import CardContext
 from cards.render import build_response
-from fhir_mappers.orders import DraftOrder, DrugClass, classify_draft_orders
+from fhir_mappers._common import collect, medication_references, reference_key
+from fhir_mappers.orders import DraftOrder, DraftOrderSummary, DrugClass, classify_draft_orders
 from fhir_mappers.resources import iter_resources
 from fhir_mappers.terminology import Terminology, load_terminology
 from models.assessment import Assessment, assess
@@ -25,7 +29,7 @@ from models.registry import ModelBundle, load_bundle
 from . import observability
 from .audit import AuditWriter
 from .fhir_client import FhirClient
-from .prefetch import ResolvedPrefetch, resolve
+from .prefetch import ResolvedPrefetch, read_medications, resolve
 from .schemas import HookRequest
 from .services import CdsService
 from .settings import Settings
@@ -67,15 +71,33 @@ class Pipeline:
         context = request.context
         every_draft = classify_draft_orders(context.draftOrders, None, self.terminology)
         selected = every_draft.selected(context.selections)
-        trigger = next((o for o in selected.orders if o.drug_class in TRIGGER_CLASSES), None)
-        if trigger is None:
+        trigger = _trigger(selected)
+        if trigger is None and not selected.unresolved_references:
             return Answer({"cards": []})  # fast path: nothing we have evidence about is being ordered
 
-        resolved = resolve(request, list(service.templates), self.client, self.settings.fetch_budget_seconds)
+        budget = self.settings.fetch_budget_seconds  # prefetch fetches and Medication reads together
+        budget_started = time.monotonic()
+        if trigger is None and request.fhir_base is None:
+            # A selected order names its drug by a reference we cannot resolve, and there is no
+            # fhirServer: only what the EHR sent can name it. Resolving the prefetch now could only
+            # end in 412 for an order that may well be irrelevant.
+            _, sent, _ = collect(request.prefetch or {})
+            every_draft = classify_draft_orders(context.draftOrders, None, self.terminology, sent)
+            selected = every_draft.selected(context.selections)
+            trigger = _trigger(selected)
+            if trigger is None:
+                return Answer({"cards": []})
+
+        resolved = resolve(request, list(service.templates), self.client, budget)
+        every_draft, selected, trigger = self._resolve_medications(
+            request, resolved, every_draft, budget - (time.monotonic() - budget_started)
+        )
         self._observe_fetches(resolved)
+        if trigger is None:
+            return Answer({"cards": []})  # the referenced Medications are not what we assess
         as_of = selected.order_date or datetime.now(timezone.utc).date()
         assessment = assess(
-            iter_resources(resolved.values.values()),
+            iter_resources([*resolved.values.values(), *resolved.medications.values()]),
             as_of=as_of,
             ordered_drug=trigger.drug or trigger.drug_class.value,
             ordered_class=trigger.drug_class.value,
@@ -86,11 +108,52 @@ class Pipeline:
             missing_data=resolved.missing,
             lab_lookback_days=self.settings.lab_lookback_days,
             imaging_lookback_days=self.settings.imaging_lookback_days,
+            refill_cards=self.settings.refill_cards,
+            borderline_days=self.settings.resistance_borderline_days,
         )
         cards_context = self._card_context(service, request, trigger, assessment, as_of, base_url())
         response = build_response(assessment, cards_context)
         observability.observe_cards(service.id, [card.indicator for card in response.cards])
         return Answer(response.to_json(), self._audit_record(service, request, assessment, response, resolved, started))
+
+    def _resolve_medications(
+        self, request: HookRequest, resolved: ResolvedPrefetch, every_draft: DraftOrderSummary, budget: float
+    ) -> tuple[DraftOrderSummary, DraftOrderSummary, DraftOrder | None]:
+        """Find the Medications that draft orders and the history reference but do not hold: in
+        the prefetch (e.g. `_include`d), else read from fhirServer with what is left of the
+        budget; then classify the draft orders again. The history reaches them through the
+        resources handed to the assessment (`resolved.medications`)."""
+        context = request.context
+        flat, by_ref, _ = collect(resolved.values.values())
+        known = {key: resource for key, resource in by_ref.items() if key.startswith("Medication/")}
+        selected = every_draft.selected(context.selections)
+        # The selected orders' references first, then the other draft orders' (a PD-1 inhibitor
+        # among them changes the card), then the history's: read_medications caps the total.
+        drafts = [*selected.unresolved_references, *every_draft.unresolved_references]
+        wanted = [ref for ref in drafts if reference_key(ref) not in known]
+        wanted += medication_references(flat, by_ref)
+        if wanted:
+            read_medications(request, wanted, self.client, budget, resolved)
+        if not (known or resolved.medications) or not every_draft.unresolved_references:
+            summary = every_draft
+        else:
+            summary = classify_draft_orders(
+                context.draftOrders, None, self.terminology, {**resolved.medications, **known}
+            )
+        selected = summary.selected(context.selections)
+        by_display = [
+            f"the drug of {order.reference} was identified from the reference's display text only "
+            + (
+                f"({reference_key(order.unresolved_reference) or order.unresolved_reference} could not be read)"
+                if order.unresolved_reference
+                else "(the referenced Medication names no drug code)"
+            )
+            for order in selected.relevant_orders
+            if order.identified_by == "reference_display"
+        ]
+        if by_display:
+            resolved.missing["draftOrders"] = "; ".join(by_display)
+        return summary, selected, _trigger(selected)
 
     def _card_context(
         self,
@@ -129,6 +192,10 @@ class Pipeline:
             observability.observe_fetch(key, True)
         for key in resolved.fetch_failed:
             observability.observe_fetch(key, False)
+        for _ in resolved.medications:
+            observability.observe_fetch("Medication", True)  # the type, never the id: bounded labels
+        for _ in range(resolved.medication_reads_failed):
+            observability.observe_fetch("Medication", False)
 
     def _audit_record(self, service, request, assessment, response, resolved, started: float) -> AssessmentAudit:
         return AssessmentAudit(
@@ -141,3 +208,7 @@ class Pipeline:
             cards=[AuditCard(uuid=c.uuid, indicator=c.indicator, kind=c.source.topic.code if c.source.topic else None) for c in response.cards],
             missing_data=sorted(resolved.missing) + sorted(assessment.missing_markers if assessment else []),
         )
+
+
+def _trigger(orders: DraftOrderSummary) -> DraftOrder | None:
+    return next((o for o in orders.orders if o.drug_class in TRIGGER_CLASSES), None)

@@ -2,6 +2,8 @@
 
 What the EHR prefetched is used as sent; a key the EHR left out is fetched from ``fhirServer``
 within the fetch budget; a key sent as ``null`` means "no data" and is not fetched again.
+Medications that orders reference and that neither the draft orders nor the prefetch hold are
+read from ``fhirServer`` (``read_medications``), within what is left of the same budget.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from fhir_mappers._common import reference_key
 
 from .errors import ApiError
 from .fhir_client import FhirClient
@@ -40,6 +44,10 @@ class ResolvedPrefetch:
     fetched: list[str] = field(default_factory=list)
     fetch_failed: list[str] = field(default_factory=list)
     missing: dict[str, str] = field(default_factory=dict)  # key -> why
+    # Medications read from fhirServer by id ('Medication/id' -> resource): not EHR prefetch data,
+    # hence kept apart from `values` and its template keys.
+    medications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    medication_reads_failed: int = 0
 
     @property
     def resources(self) -> list[dict[str, Any]]:
@@ -122,3 +130,73 @@ def _strip_outcomes(value: Any, result: ResolvedPrefetch, key: str) -> dict[str,
         result.missing[key] = "the EHR reported an error for this prefetch (OperationOutcome)"
         return None
     return value
+
+
+# One hook call reads at most this many Medications (the draft orders' first, then those the
+# history references), distinct and deduplicated: a record referencing hundreds of Medications
+# must not turn one call into hundreds of reads. The rest are reported missing.
+MAX_MEDICATION_READS = 20
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def read_medications(
+    request: HookRequest,
+    references: list[str],
+    client: FhirClient,
+    budget_seconds: float,
+    result: ResolvedPrefetch,
+) -> None:
+    """GET ``Medication/{id}`` from ``fhirServer`` for each reference (as written: relative, or
+    absolute on fhirServer itself), in parallel through ``client.fetch_all`` (its SSRF policy
+    checks every URL before the token is sent), within ``budget_seconds``. What is read goes to
+    ``result.medications``; what is not, to ``result.missing`` with the reason."""
+    base = request.fhir_base
+    queries: dict[str, str] = {}
+    considered: set[str] = set()
+    skipped = 0
+    for ref in references:
+        key = reference_key(ref) or ref
+        if key in considered or key in result.medications:
+            continue
+        if len(considered) >= MAX_MEDICATION_READS:
+            skipped += 1
+            continue
+        considered.add(key)
+        problem = _unreadable(ref, key, base)
+        if problem is not None:
+            result.missing[key] = problem
+        else:
+            queries[key] = key
+    if skipped:
+        result.missing["Medication"] = (
+            f"{skipped} more referenced Medication(s) not read: a call reads at most {MAX_MEDICATION_READS}"
+        )
+    if not queries:
+        return
+    if budget_seconds <= 0:
+        for key in queries:
+            result.missing[key] = "not read from the FHIR server: the fetch budget ran out"
+        result.medication_reads_failed += len(queries)
+        return
+    token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
+    for key, outcome in client.fetch_all(base, queries, token, budget_seconds).items():  # type: ignore[arg-type]
+        error = outcome.error
+        if error is None and (outcome.resource or {}).get("resourceType") != "Medication":
+            error = "the FHIR server answered with something that is not a Medication"
+        if error is not None:
+            result.missing[key] = f"could not be read from the FHIR server: {error}"
+            result.medication_reads_failed += 1
+        else:
+            result.medications[key] = outcome.resource  # type: ignore[assignment]
+
+
+def _unreadable(ref: str, key: str, base: str | None) -> str | None:
+    """Why a Medication reference is not read from fhirServer, or None when it may be."""
+    if base is None:
+        return "not in the draft orders or the prefetch, and no fhirServer to read it from"
+    resource_type, _, rid = key.partition("/")
+    if resource_type != "Medication" or not _FHIR_ID.fullmatch(rid):
+        return "not a Medication reference that can be read"
+    if "://" in ref and not ref.startswith(base.rstrip("/") + "/"):
+        return "the reference points to another server than fhirServer: not read"
+    return None

@@ -37,7 +37,11 @@ def _token_list(terminology: Terminology, keys: dict[str, tuple[str, ...]]) -> s
 
 
 def prefetch_templates(terminology: Terminology) -> list[PrefetchTemplate]:
-    """Templates use only the spec's recommended query subset: reads, token equality, _sort, _count."""
+    """Templates keep to the query subset CDS Hooks 2.0 recommends (reads, token equality, _sort,
+    _count) except for `_include=<Type>:medication` on the three medication searches, which the
+    subset does not list: it brings the Medications that orders name by `medicationReference`.
+    An EHR that ignores `_include` still works: the service reads the Medications it lacks from
+    fhirServer (cds_service.prefetch.read_medications)."""
     lab_codes = _token_list(terminology, {"labs": tuple(sorted(LAB_KEYS))})
     tumour_codes = _token_list(terminology, _TUMOUR_KEYS)
     return [
@@ -63,14 +67,20 @@ def prefetch_templates(terminology: Terminology) -> list[PrefetchTemplate]:
         PrefetchTemplate("conditions", f"Condition?patient={PATIENT}", True, "HCC, HBV/HCV, cirrhosis, Child-Pugh, BCLC"),
         PrefetchTemplate("procedures", f"Procedure?patient={PATIENT}", False, "prior HCC surgery"),
         PrefetchTemplate(
-            "medicationRequests", f"MedicationRequest?patient={PATIENT}", True, "sorafenib, TKI and PD-1 history"
+            "medicationRequests",
+            f"MedicationRequest?patient={PATIENT}&_include=MedicationRequest:medication",
+            True,
+            "sorafenib, TKI and PD-1 history (with the Medications it references)",
         ),
         PrefetchTemplate(
-            "medicationStatements", f"MedicationStatement?patient={PATIENT}", False, "treatment history"
+            "medicationStatements",
+            f"MedicationStatement?patient={PATIENT}&_include=MedicationStatement:medication",
+            False,
+            "treatment history",
         ),
         PrefetchTemplate(
             "medicationAdministrations",
-            f"MedicationAdministration?patient={PATIENT}",
+            f"MedicationAdministration?patient={PATIENT}&_include=MedicationAdministration:medication",
             False,
             "treatment history",
         ),

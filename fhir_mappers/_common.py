@@ -247,19 +247,65 @@ def missing_like(source: Feature, note: str, kind: type[Feature]) -> Feature:
     )
 
 
-def medication_concept(resource: dict, by_ref: dict[str, dict]) -> dict | None:
-    """medicationCodeableConcept, or the code of the referenced (contained or bundled) Medication."""
+MEDICATION_HOLDERS = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
+
+
+class MedicationSource(NamedTuple):
+    """How a resource names its drug: the concept to match, and where it came from."""
+
+    concept: dict | None
+    # "concept": medicationCodeableConcept; "contained" / "reference": the code of a contained or
+    # referenced Medication; "reference_display": only medicationReference.display; None: nothing.
+    source: str | None
+    unresolved: str | None = None  # a Medication reference (as written) that could not be resolved
+
+
+def medication_source(resource: dict, by_ref: dict[str, dict]) -> MedicationSource:
+    """Every way FHIR R4 names a drug, in order of preference: medicationCodeableConcept; the
+    code of a contained ('#id') Medication or of one in `by_ref` ('Medication/id' -> resource);
+    last the reference's `display` text (as ``{"text": display}``). `unresolved` names a
+    Medication reference that was not found, whatever the fallback."""
     concept = resource.get("medicationCodeableConcept")
     if isinstance(concept, dict):
-        return concept
-    ref = text(as_dict(resource.get("medicationReference")).get("reference"))
-    if not ref:
-        return None
-    if ref.startswith("#"):
+        return MedicationSource(concept, "concept")
+    reference = as_dict(resource.get("medicationReference"))
+    ref = text(reference.get("reference"))
+    unresolved = None
+    if ref and ref.startswith("#"):
         for contained in as_list(resource.get("contained")):
             if isinstance(contained, dict) and contained.get("id") == ref[1:]:
-                return contained.get("code") if isinstance(contained.get("code"), dict) else None
-        return None
-    key = reference_key(ref)
-    medication = by_ref.get(key) if key else None
-    return medication.get("code") if medication and isinstance(medication.get("code"), dict) else None
+                code = contained.get("code")
+                if isinstance(code, dict):
+                    return MedicationSource(code, "contained")
+                break
+    elif ref:
+        key = reference_key(ref)
+        medication = by_ref.get(key) if key else None
+        if medication is not None:
+            code = medication.get("code")
+            if isinstance(code, dict):
+                return MedicationSource(code, "reference")
+        elif key is not None and key.startswith("Medication/"):
+            unresolved = ref
+    display = text(reference.get("display"))
+    if display and display.strip():
+        return MedicationSource({"text": display}, "reference_display", unresolved)
+    return MedicationSource(None, None, unresolved)
+
+
+def medication_concept(resource: dict, by_ref: dict[str, dict]) -> dict | None:
+    """medicationCodeableConcept, or the code of the referenced (contained or bundled) Medication,
+    or else ``{"text": <the reference's display>}`` (see medication_source)."""
+    return medication_source(resource, by_ref).concept
+
+
+def medication_references(resources: list[dict], by_ref: dict[str, dict]) -> list[str]:
+    """Medication references (as written) that MedicationRequest/Statement/Administration
+    resources make and `by_ref` cannot resolve: distinct, in order of first mention."""
+    out: dict[str, None] = {}
+    for resource in resources:
+        if resource.get("resourceType") in MEDICATION_HOLDERS:
+            ref = medication_source(resource, by_ref).unresolved
+            if ref is not None:
+                out[ref] = None
+    return list(out)

@@ -6,12 +6,14 @@ and answers an irrelevant order in a few microseconds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from fhir_mappers._common import as_dict, as_list, medication_concept, text
+from fhir_mappers._common import MEDICATION_HOLDERS, as_dict, as_list, medication_source, text
 from fhir_mappers.features import CodingRef
 from fhir_mappers.fhirdates import parse_fhir_date
 from fhir_mappers.terminology import Terminology
@@ -32,6 +34,12 @@ class DraftOrder(BaseModel):
     drug: str | None = None  # canonical name, e.g. "lenvatinib"
     drug_class: DrugClass = DrugClass.IRRELEVANT
     coding: CodingRef | None = None  # the coding (or text) that matched
+    # How the drug was recognised: "code" (a coding's system|code), "text" (a name in a coding's
+    # display or the concept's text), "reference_display" (only medicationReference.display).
+    identified_by: Literal["code", "text", "reference_display"] | None = None
+    # A medicationReference (as written) that is neither contained, nor in the draft Bundle, nor
+    # among the known Medications: the drug may be other than `drug` says until it is read.
+    unresolved_reference: str | None = None
     authored_on: str | None = None  # as received
 
 
@@ -49,6 +57,11 @@ class DraftOrderSummary(BaseModel):
     @property
     def relevant_orders(self) -> list[DraftOrder]:
         return [o for o in self.orders if o.drug_class is not DrugClass.IRRELEVANT]
+
+    @property
+    def unresolved_references(self) -> list[str]:
+        """The unresolved medicationReferences of these orders, distinct, in order."""
+        return list(dict.fromkeys(o.unresolved_reference for o in self.orders if o.unresolved_reference))
 
     @property
     def is_relevant(self) -> bool:
@@ -84,17 +97,27 @@ def _selection_key(selection: object) -> str | None:
 
 
 def classify_draft_orders(
-    draft_orders: dict | None, selections: list[str] | None, terminology: Terminology
+    draft_orders: dict | None,
+    selections: list[str] | None,
+    terminology: Terminology,
+    medications: Mapping[str, dict] | None = None,
 ) -> DraftOrderSummary:
     """Classify `context.draftOrders` (a Bundle). With `selections` (order-select) only the
     selected orders count; without (order-sign) every draft order does (`.selected` narrows a
-    summary of them all later, without classifying twice). Never raises."""
+    summary of them all later, without classifying twice). Never raises.
+
+    A drug is named, in order of preference, by medicationCodeableConcept, a contained
+    Medication, a Medication in the draft Bundle, one in `medications` ('Medication/id' ->
+    resource: what the caller found in the prefetch or read from the FHIR server), and last by
+    the reference's display text."""
     bundle = as_dict(draft_orders)
     resources = [as_dict(e).get("resource") for e in as_list(bundle.get("entry"))]
     if not resources and "resourceType" in bundle and bundle.get("resourceType") != "Bundle":
         resources = [bundle]
     resources = [r for r in resources if isinstance(r, dict) and isinstance(r.get("resourceType"), str)]
     by_ref = {f"{r['resourceType']}/{r.get('id')}": r for r in resources if isinstance(r.get("id"), str)}
+    if medications:
+        by_ref = {**medications, **by_ref}  # the draft Bundle's own Medications first
     orders = []
     for resource in resources:
         kind = resource["resourceType"]
@@ -102,13 +125,20 @@ def classify_draft_orders(
             continue  # referenced by orders, not an order itself
         rid = text(resource.get("id"))
         reference = f"{kind}/{rid}"
-        matched = None
-        if kind in ("MedicationRequest", "MedicationStatement", "MedicationAdministration"):
-            matched = terminology.match_drug(medication_concept(resource, by_ref))
-        drug = {}
-        if matched is not None:
-            name, coding = matched
-            drug = {"drug": name, "drug_class": DrugClass(terminology.drugs[name].drug_class), "coding": coding}
+        drug: dict = {}
+        if kind in MEDICATION_HOLDERS:
+            source = medication_source(resource, by_ref)
+            matched = terminology.match_drug(source.concept)
+            if matched is not None:
+                name, coding = matched
+                drug = {
+                    "drug": name,
+                    "drug_class": DrugClass(terminology.drugs[name].drug_class),
+                    "coding": coding,
+                    "identified_by": _identified_by(source.source, source.concept, terminology),
+                }
+            if source.unresolved is not None:
+                drug["unresolved_reference"] = source.unresolved
         orders.append(
             DraftOrder(
                 reference=reference,
@@ -119,3 +149,10 @@ def classify_draft_orders(
             )
         )
     return DraftOrderSummary(orders=orders).selected(selections)
+
+
+def _identified_by(source: str | None, concept: dict | None, terminology: Terminology) -> str:
+    if source == "reference_display":
+        return "reference_display"
+    codings = as_list(as_dict(concept).get("coding"))
+    return "code" if any(terminology.match_drug_coding(c) is not None for c in codings) else "text"

@@ -18,8 +18,9 @@ redirect    ``302`` to ``redirect_to`` (another host)
 ==========  ===================================================================
 
 ``behaviours`` maps a resource type (``"Patient"``, ``"Observation"``...) to a behaviour that
-overrides the default for that type. Every request is recorded with its path, query and
-``Authorization`` header.
+overrides the default for that type. ``resources`` maps ``"Type/id"`` to the resource an instance
+read of it answers (e.g. a Medication with its code). Every request is recorded with its path,
+query and ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class FhirStub:
         slow_seconds: float = 3.0,
         huge_bytes: int = 4 * 1024 * 1024,
         redirect_to: str = "http://localhost:9/fhir",
+        resources: dict[str, dict] | None = None,
     ):
         assert behaviour in BEHAVIOURS, behaviour
         self.behaviour = behaviour
@@ -78,6 +80,7 @@ class FhirStub:
         self.slow_seconds = slow_seconds
         self.huge_bytes = huge_bytes
         self.redirect_to = redirect_to
+        self.resources = dict(resources or {})
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -150,7 +153,7 @@ class FhirStub:
                     return
                 if behaviour == "huge":
                     return self._raw(200, "application/fhir+json", stub.huge_body)
-                return self._json(200, _resource_for(request))
+                return self._json(200, stub.resources.get(request.path) or _resource_for(request))
 
             def _json(self, status: int, body: dict) -> None:
                 self._raw(status, "application/fhir+json", json.dumps(body).encode())

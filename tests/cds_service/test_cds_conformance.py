@@ -156,6 +156,10 @@ def check_prefetch_template(template: str) -> list[str]:
             ok = value.isdigit()
         elif base == "_sort":
             ok = bool(re.fullmatch(r"-?[a-z\-]+", value))
+        elif base == "_include":
+            # Outside the recommended subset, deliberately: the medication searches include the
+            # Medications they reference (an EHR that ignores it is covered by reading them by id).
+            ok = not modifier and value == f"{segments[0]}:medication"
         else:
             ok = False
         if not ok:
@@ -169,6 +173,9 @@ def test_prefetch_checker_catches_out_of_subset_templates():
     assert check_prefetch_template("Observation?_has:Condition:subject:code=1")
     assert check_prefetch_template("Patient/{{context.patientId}}?_elements=id")
     assert check_prefetch_template("Observation?patient={{context.patientId}}&date=2024")
+    assert check_prefetch_template("MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:subject")
+    assert check_prefetch_template("MedicationRequest?patient={{context.patientId}}&_revinclude=Provenance:target")
+    assert not check_prefetch_template("MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication")
     assert not check_prefetch_template("Observation?patient={{context.patientId}}&date=ge2024-01-01&_sort=-date&_count=1")
     assert not check_prefetch_template("Patient/{{context.patientId}}")
 
