@@ -64,8 +64,15 @@ def prefetch_templates(terminology: Terminology) -> list[PrefetchTemplate]:
             False,
             "imaging reports coded as progression",
         ),
-        PrefetchTemplate("conditions", f"Condition?patient={PATIENT}", True, "HCC, HBV/HCV, cirrhosis, Child-Pugh, BCLC"),
-        PrefetchTemplate("procedures", f"Procedure?patient={PATIENT}", False, "prior HCC surgery"),
+        PrefetchTemplate(
+            "conditions",
+            f"Condition?patient={PATIENT}",
+            True,
+            "HCC, HBV/HCV, cirrhosis, Child-Pugh, BCLC; varices, bleeding, transplant, autoimmune disease, ascites",
+        ),
+        PrefetchTemplate(
+            "procedures", f"Procedure?patient={PATIENT}", False, "prior HCC surgery, upper endoscopy, transplant"
+        ),
         PrefetchTemplate(
             "medicationRequests",
             f"MedicationRequest?patient={PATIENT}&_include=MedicationRequest:medication",
@@ -83,6 +90,14 @@ def prefetch_templates(terminology: Terminology) -> list[PrefetchTemplate]:
             f"MedicationAdministration?patient={PATIENT}&_include=MedicationAdministration:medication",
             False,
             "treatment history",
+        ),
+        # R4 AdverseEvent has no `patient` search parameter; `subject` is typed because it may also
+        # name a Group, Practitioner or RelatedPerson.
+        PrefetchTemplate(
+            "adverseEvents",
+            f"AdverseEvent?subject=Patient/{PATIENT}",
+            False,
+            "adverse events that stopped sorafenib (a toxicity switch is not resistance)",
         ),
     ]
 
@@ -104,7 +119,7 @@ class CdsService:
             "prefetch": {t.key: t.query for t in self.templates},
             "usageRequirements": (
                 "Needs the prefetch above or a fhirServer with fhirAuthorization able to read "
-                "Patient, Observation, DiagnosticReport, Condition, Procedure and Medication* "
+                "Patient, Observation, DiagnosticReport, Condition, Procedure, AdverseEvent and Medication* "
                 "resources for the patient. Evidence: Lei et al. 2025, DOI 10.1177/17588359241299678."
             ),
         }

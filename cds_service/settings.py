@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     smart_scope: str = (
         "launch openid fhirUser patient/Patient.rs patient/Observation.rs patient/Condition.rs "
         "patient/Procedure.rs patient/DiagnosticReport.rs patient/MedicationRequest.rs "
-        "patient/MedicationStatement.rs patient/MedicationAdministration.rs"
+        "patient/MedicationStatement.rs patient/MedicationAdministration.rs patient/Medication.rs "
+        "patient/AdverseEvent.rs"
     )
     smart_iss_allowlist: list[str] = Field(
         default_factory=list,

@@ -157,4 +157,5 @@ def full_prefetch(patient_resources: list[dict[str, Any]], patient: str = "p1") 
         "medicationRequests": searchset(by_type.get("MedicationRequest", [])),
         "medicationStatements": searchset(by_type.get("MedicationStatement", [])),
         "medicationAdministrations": searchset(by_type.get("MedicationAdministration", [])),
+        "adverseEvents": searchset(by_type.get("AdverseEvent", [])),
     }

@@ -147,7 +147,8 @@ def check_prefetch_template(template: str) -> list[str]:
     for name, value in parse_qsl(query, keep_blank_values=True):
         base, _, modifier = name.partition(":")
         if base in ("patient", "subject", "encounter"):
-            ok = not modifier and bool(_TOKEN.fullmatch(value))
+            # a resource reference: the id, or Type/id where the parameter allows several types
+            ok = not modifier and bool(_TOKEN.fullmatch(value.removeprefix("Patient/")))
         elif base == "code":
             ok = modifier in ("", "in") and all(re.fullmatch(r"[^|,\s]+\|[^|,\s]+|[^|,\s]+", v) for v in value.split(","))
         elif base == "date":
