@@ -123,10 +123,15 @@ def _classification_lines(assessment: Assessment) -> list[str]:
     lines = [head]
     if start.value is not None:
         lines.append(f"- Sorafenib start: {start.value.isoformat()} ({_source_text(start.provenance)})")
+    elif start.provenance is not None:
+        lines.append(f"- Sorafenib start: {start.note}")
     if progression.value is not None:
         lines.append(f"- First progression after it: {progression.value.isoformat()} ({_source_text(progression.provenance)})")
     if history.months_to_progression.value is not None:
         lines.append(f"- Interval: {history.months_to_progression.value:.1f} months")
+    elif history.progression_day_range is not None:
+        low, high = history.progression_day_range
+        lines.append(f"- Interval: between {low} and {high} days (the dates are imprecise)")
     if assessment.borderline:
         lines.append(f"- **Borderline:** {assessment.borderline}.")
     return lines

@@ -177,6 +177,9 @@ class TreatmentHistory(BaseModel):
     resistance_type: ResistanceFeature = Field(default_factory=ResistanceFeature)
     months_to_progression: FloatFeature = Field(default_factory=FloatFeature)
     days_to_progression: IntFeature = Field(default_factory=IntFeature)
+    # Earliest and latest possible day of the first progression after the start (imprecise dates
+    # give a range; exact ones a single day twice); None without a dated progression after it.
+    progression_day_range: tuple[int, int] | None = None
     # Documented sorafenib failure: radiological progression dated after the sorafenib start.
     sorafenib_failure: BoolFeature = Field(default_factory=BoolFeature)
     # Sorafenib stopped for toxicity (a status reason or an AdverseEvent naming it): not resistance.

@@ -1075,6 +1075,7 @@ def _derive_resistance(
         "first_progression_after_sorafenib": first_progression,
         "months_to_progression": months,
         "days_to_progression": days,
+        "progression_day_range": (days_low, days_high),
         "resistance_type": resistance,
         "sorafenib_failure": BoolFeature(value=True, provenance=prog, note=f"radiological progression after sorafenib: {both}"),
     }

@@ -144,13 +144,17 @@ def caveats(features: PatientFeatures, history: TreatmentHistory, liver: ChildPu
 
 
 def borderline_note(history: TreatmentHistory, margin_days: int) -> str | None:
-    """Progression within `margin_days` of the 3-month boundary: primary vs secondary is a matter
-    of when the scan happened (the study imaged every 8-12 weeks)."""
-    days, window = history.days_to_progression.value, history.primary_window_days
-    if days is None or abs(days - window) > margin_days:
+    """Progression possibly within `margin_days` of the 3-month boundary: primary vs secondary is
+    then a matter of when the scan happened (the study imaged every 8-12 weeks)."""
+    days, window = history.progression_day_range, history.primary_window_days
+    if days is None or history.resistance_type.value is None:
         return None
+    low, high = days
+    if high < window - margin_days or low > window + margin_days:
+        return None
+    when = f"day {low}" if low == high else f"between day {low} and day {high}"
     return (
-        f"progression on day {days} after the sorafenib start is within {margin_days} days of the "
+        f"progression {when} after the sorafenib start is within {margin_days} days of the "
         f"{window}-day (3-month) boundary: the {history.resistance_type.value} label is borderline"
     )
 
