@@ -127,10 +127,17 @@ def out_of_scope_reasons(
     return reasons
 
 
-def caveats(features: PatientFeatures, history: TreatmentHistory, liver: ChildPugh) -> list[str]:
+def caveats(
+    features: PatientFeatures, history: TreatmentHistory, liver: ChildPugh, conditions_available: bool
+) -> list[str]:
     """What the record cannot confirm about the study's inclusion criteria."""
     notes: list[str] = []
-    if features.aetiology.value is None:
+    if not conditions_available:
+        notes.append(
+            "the problem list could not be read: HBV/HCV aetiology and the conditions screened for "
+            "each regimen are unknown"
+        )
+    elif features.aetiology.value is None:
         notes.append("no HBV or HCV diagnosis found: the study included HBV/HCV-related HCC only")
     elif features.findings_of("non_viral_liver_disease", active_only=True):
         notes.append("a non-viral liver disease is also coded: the study's patients had HBV/HCV")
@@ -204,7 +211,7 @@ def assess(
         features=features,
         history=history,
         out_of_scope=out_of_scope,
-        caveats=caveats(features, history, liver),
+        caveats=caveats(features, history, liver, "conditions" not in missing_data),
         missing_data=missing_data,
         model_version=bundle.version,
         child_pugh=liver,
