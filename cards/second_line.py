@@ -64,17 +64,22 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         *common.missing_data_lines(assessment.missing_data),
     ]
     suggestions = None
+    indicator = "info"
+    detail += common.screening_lines(assessment.screens)
+    (pd1,) = assessment.screens
     if assessment.pd1_in_draft:
         detail.insert(0, "A PD-1 inhibitor is already among the draft orders; estimates shown for information.\n")
-    else:
-        detail += common.screening_lines(assessment.screens)
-        (pd1,) = assessment.screens
-        if pd1.offered and assessment.drafts_withheld is None:
-            drugs = [d for d in _pd1_candidates(ctx) if is_coded(ctx, d)][:MAX_PD1_SUGGESTIONS]
-            suggestions = [
-                add_order(ctx, KIND, common.suggestion_label(f"Add a PD-1 inhibitor: {drug}", pd1), drug)
-                for drug in drugs
-            ] or None
+        if not pd1.offered:  # the clinician's own draft meets a contraindication: say so loudly
+            indicator = "warning"
+            summary = f"Drafted PD-1 inhibitor: the record shows {pd1.contraindications[0].what} (see card)"
+            detail.insert(0, f"**Check the drafted PD-1 inhibitor: the record argues against it** — "
+                             f"{'; '.join(common.reason_text(r) for r in pd1.contraindications)}.\n")
+    elif pd1.offered and assessment.drafts_withheld is None:
+        drugs = [d for d in _pd1_candidates(ctx) if is_coded(ctx, d)][:MAX_PD1_SUGGESTIONS]
+        suggestions = [
+            add_order(ctx, KIND, common.suggestion_label(f"Add a PD-1 inhibitor: {drug}", pd1), drug)
+            for drug in drugs
+        ] or None
     return common.card(
         ctx,
         kind=KIND,
@@ -82,8 +87,9 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         model_version=assessment.model_version,
         summary=summary,
         detail=detail,
+        indicator=indicator,
         suggestions=suggestions,
-        overrideReasons=OVERRIDE_REASONS if suggestions else None,
+        overrideReasons=OVERRIDE_REASONS if suggestions or indicator == "warning" else None,
     )
 
 

@@ -489,6 +489,13 @@ def _(r):
     second_line_base(r, progression="2026-06-10", sorafenib_start="2026-03")
 
 
+@vignette("54-pd1-drafted-after-transplant")
+def _(r):
+    second_line_base(r, progression="2026-05-01")
+    r.condition("liver-transplant", "Z94.4", "Liver transplant status", system=ICD10CM)
+    r.draft(ff.PEMBROLIZUMAB)
+
+
 # ----------------------------------------------------------------------------- output
 
 
