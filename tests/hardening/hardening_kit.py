@@ -25,8 +25,13 @@ from fhir_factory import (  # noqa: E402
     medication_request,
 )
 
+from cds_service.services import prefetch_templates  # noqa: E402
+from fhir_mappers.terminology import load_terminology  # noqa: E402
+
 SELECT = "hcc-systemic-therapy-select"
 SIGN = "hcc-systemic-therapy-sign"
+# One FHIR request per prefetch key when nothing was prefetched (the shipped terminology).
+PREFETCH_KEYS = len(prefetch_templates(load_terminology()))
 
 
 @contextmanager

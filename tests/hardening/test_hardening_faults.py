@@ -16,6 +16,7 @@ import requests
 
 from fhir_stub import FhirStub
 from hardening_kit import (
+    PREFETCH_KEYS,
     SELECT,
     feedback_body,
     gunicorn_service,
@@ -54,7 +55,7 @@ def test_hanging_fhir_burst_leaves_no_thread_stuck(tmp_path):
             before = len(healthy.seen())
             response, elapsed = post_hook(service.url, sorafenib_call_to_fetch(healthy.url))
             assert response.status_code == 200
-            assert len(healthy.seen()) - before == 9, "a fetch thread is still held by the hanging server"
+            assert len(healthy.seen()) - before == PREFETCH_KEYS, "a fetch thread is still held by the hanging server"
             assert elapsed < BUDGET + SLACK
 
 
@@ -69,9 +70,9 @@ def test_huge_fhir_answer_is_read_only_up_to_the_cap(tmp_path):
         for _ in range(3):
             response, elapsed = post_hook(service.url, sorafenib_call_to_fetch(huge.url))
             assert response.status_code == 200
-            # 9 keys × 64 MiB offered: reading them would take far longer and far more memory.
+            # PREFETCH_KEYS keys × 64 MiB offered: reading them would take far longer and far more memory.
             assert elapsed < 3, f"{elapsed:.2f} s: the answer was read past the cap"
-        assert len(huge.seen()) >= 9
+        assert len(huge.seen()) >= PREFETCH_KEYS
         grown = service.rss_mib(worker) - before
         assert grown < 48, f"worker RSS grew by {grown:.0f} MiB for answers capped at {cap // 1024} KiB"
 

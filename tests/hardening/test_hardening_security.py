@@ -15,6 +15,7 @@ from cds_service.ssrf import FhirServerPolicy, FhirServerRefused
 from fhir_stub import FhirStub
 from fuzz import fuzz
 from hardening_kit import (
+    PREFETCH_KEYS,
     SELECT,
     afp,
     alt,
@@ -77,7 +78,7 @@ def test_allowlist_is_enforced_and_the_other_server_never_sees_the_token(live_se
 def test_loopback_is_allowed_in_demo_for_local_harnesses(live_server):
     with FhirStub("ok") as stub:
         assert hook(live_server(), sorafenib_call_to_fetch(stub.url)).status_code == 200
-        assert len(stub.seen()) == 9
+        assert len(stub.seen()) == PREFETCH_KEYS
 
 
 def test_next_page_on_another_host_and_redirects_are_not_followed():
