@@ -51,9 +51,9 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
     evidence = load_evidence()
     labels = [MARKERS[name][0] for name in high]
     drivers = {0: "AFP and ALT not raised", 1: f"{labels[0] if labels else ''} high", 2: "AFP and ALT high"}[len(high)]
-    prefix = "High risk of primary sorafenib resistance" if len(high) == 2 else "Primary sorafenib resistance risk"
+    # An estimate against the base rate, in words no stronger than a two-marker model supports.
     summary = (
-        f"{prefix}: {common.pct(risk.probability)} (95% CI {common.pct(risk.ci_low)}–{common.pct(risk.ci_high)}) "
+        f"Estimated primary sorafenib resistance risk {common.pct(risk.probability)} (95% CI {common.pct(risk.ci_low)}–{common.pct(risk.ci_high)}) "
         f"vs {common.pct(risk.base_rate, 1)} cohort; {drivers}"
     )
     published = evidence.resistance_model_multivariable
@@ -72,7 +72,10 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
         f"and ALT > 40 U/L (OR {published['alt_over_40'].ratio:.2f}, {published['alt_over_40'].low:.2f}–{published['alt_over_40'].high:.2f}), "
         f"refitted to a cohort reconstructed from the study's published figures (model {risk.model_version}).",
         "",
-        f"**The evidence is weak.** Discrimination is modest (AUC {risk.auc:.2f}, 95% CI {risk.auc_ci[0]:.2f}–{risk.auc_ci[1]:.2f}); "
+        f"**The evidence is weak.** Discrimination is modest: AUC {risk.auc:.2f} (95% CI {risk.auc_ci[0]:.2f}–{risk.auc_ci[1]:.2f}), "
+        "corrected by bootstrap for the optimism of measuring it on the data the model was fitted to"
+        + (f" (10-fold cross-validated AUC {risk.auc_cv:.2f})" if risk.auc_cv is not None else "")
+        + "; "
         f"the authors call the predictive value of these markers limited. {common.cohort_caveat()}. "
         "Use it as one input to the decision, not as a rule.",
     ]
@@ -116,6 +119,9 @@ def _marker_row(assessment: Assessment, name: str) -> str:
         return f"| {label} ({threshold}) | not available | – | – | unknown: {flag.note or 'not found'} |"
     shown = f"{prov.original_value:g}" if isinstance(prov.original_value, float) else prov.original_value
     value = f"{prov.comparator or ''}{shown} {prov.original_unit or ''}".strip()
+    converted = lab.value
+    if converted is not None and f"{converted.value:g} {converted.unit}" != f"{shown} {prov.original_unit}":
+        value += f" (= {converted.comparator or ''}{converted.value:.4g} {converted.unit})"  # the value compared
     code = f" ({common.code_label(prov.coding.system, prov.coding.code)})" if prov.coding and prov.coding.code else ""
     answer = {True: "**yes**", False: "no", None: f"unknown: {flag.note}"}[flag.value]
     return f"| {label} ({threshold}) | {value} | {prov.effective or '–'} | {prov.resource_type}/{prov.resource_id}{code} | {answer} |"

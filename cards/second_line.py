@@ -17,6 +17,8 @@ KIND = "second-line-tki-pd1"
 KIND_OUT_OF_SCOPE = "second-line-not-applicable"
 TOPIC = "Second-line survival: TKI alone vs TKI + PD-1 inhibitor"
 LANDMARKS = (6, 12, 24)
+# Ramucirumab's criterion after sorafenib, as the evidence brief lists the FDA-approved options.
+RAMUCIRUMAB_AFP_NG_PER_ML = 400.0
 MAX_PD1_SUGGESTIONS = 4
 
 OVERRIDE_REASONS = [
@@ -59,7 +61,9 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         f"{n['primary_combination'] + n['secondary_combination']} combination vs "
         f"{n['primary_tki'] + n['secondary_tki']} TKI-alone patients. "
         f"{common.cohort_caveat()}. Model discrimination is modest (C-index PFS {survival.c_index['pfs']:.2f}, "
-        f"OS {survival.c_index['os']:.2f}, on the reconstructed cohort).",
+        f"OS {survival.c_index['os']:.2f}, optimism-corrected, on the reconstructed cohort).",
+        "",
+        *_guideline_lines(assessment),
         *common.caveat_lines(assessment.caveats),
         *common.missing_data_lines(assessment.missing_data),
     ]
@@ -168,7 +172,8 @@ def _survival_table(assessment: Assessment, survival: RegimenComparison) -> list
         for name, value in known.items()
     )
     return [
-        f"**Estimated survival from second-line start for this patient** (Cox models; {described}):",
+        "**Estimated survival from second-line start for patients like this one** (Cox models fitted to a "
+        f"cohort reconstructed from the study's published figures, not to patient data; {described}):",
         "",
         "| Months (95% CI) | TKI alone | TKI + PD-1 inhibitor |",
         "|---|---|---|",
@@ -197,6 +202,34 @@ def _study_lines(resistance: str | None) -> list[str]:
         f"({cox['pfs']['tki_alone'].low:.2f}–{cox['pfs']['tki_alone'].high:.2f}); OS {cox['os']['tki_alone'].ratio:.2f} "
         f"({cox['os']['tki_alone'].low:.2f}–{cox['os']['tki_alone'].high:.2f}).",
     ]
+
+
+def _guideline_lines(assessment: Assessment) -> list[str]:
+    """The licensed options after sorafenib the study names, as context (never drafted: not
+    screened, and outside the study's comparison), with the patient's AFP for ramucirumab."""
+    threshold = RAMUCIRUMAB_AFP_NG_PER_ML
+    afp = assessment.features.afp
+    if afp.value is None:
+        afp_text = f"no usable AFP in the look-back window ({afp.note or 'not found'})"
+    else:
+        lab = afp.value
+        verdict = _at_least(lab.value, lab.comparator, threshold)
+        afp_text = f"this patient's AFP {lab.comparator or ''}{lab.value:g} {lab.unit} ({verdict} ≥ {threshold:g} ng/mL)"
+    return [
+        "**Guideline context.** Licensed second-line options after sorafenib (named by the study): "
+        f"regorafenib, cabozantinib, ramucirumab when AFP ≥ {threshold:g} ng/mL ({afp_text}), pembrolizumab, "
+        "nivolumab + ipilimumab. TKI + PD-1 inhibitor after sorafenib reflects the study's practice (two Chinese "
+        "centres, retrospective), not a licensed regimen. These options are context only: none is drafted.",
+    ]
+
+
+def _at_least(value: float, comparator: str | None, threshold: float) -> str:
+    """'meets', 'below' or 'cannot tell' for value >= threshold, honouring a comparator."""
+    if comparator in (">", ">="):
+        return "meets" if value >= threshold else "cannot tell"
+    if comparator in ("<", "<="):
+        return "below" if value < threshold or (comparator == "<" and value == threshold) else "cannot tell"
+    return "meets" if value >= threshold else "below"
 
 
 def _not_applicable(assessment: Assessment, ctx: CardContext) -> Card:

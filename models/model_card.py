@@ -75,7 +75,8 @@ def model_card(artifact: BundleArtifact) -> dict:
                 ],
                 "known_risks_and_limitations": [
                     "discrimination of the primary-resistance model is modest "
-                    f"(apparent AUC {evaluation.auc:.2f}, 95% CI {evaluation.auc_ci[0]:.2f}-{evaluation.auc_ci[1]:.2f}); "
+                    f"(bootstrap optimism-corrected AUC {evaluation.auc_optimism_corrected:.2f}, 10-fold cross-validated "
+                    f"{evaluation.auc_cv:.2f}; the apparent AUC {evaluation.auc:.2f} on the fitting data overstates it); "
                     "the study authors call the predictive value of AFP and ALT limited",
                     "retrospective two-centre study; no prospective or external validation",
                     "the survival comparison is observational: regimens were not randomised",

@@ -51,8 +51,13 @@ class ResistanceRiskPredictor:
         art = artifact.resistance
         self.features = tuple(art.features)
         self.base_rate = art.base_rate
-        self.auc = art.evaluation.auc
-        self.auc_ci = tuple(art.evaluation.auc_ci)
+        # The apparent AUC is measured on the data the model was fitted to and overstates it: the
+        # cards show the bootstrap optimism-corrected AUC, with the apparent bootstrap CI moved
+        # down by the same optimism (Harrell's correction applied to both ends).
+        optimism = art.evaluation.auc - art.evaluation.auc_optimism_corrected
+        self.auc = art.evaluation.auc_optimism_corrected
+        self.auc_ci = tuple(bound - optimism for bound in art.evaluation.auc_ci)
+        self.auc_cv = art.evaluation.auc_cv
         self.intercept = art.intercept
         self.coefficients = np.asarray(art.coefficients)
         self.covariance = np.asarray(art.covariance)
@@ -81,6 +86,7 @@ class ResistanceRiskPredictor:
             contributions=contributions,
             auc=self.auc,
             auc_ci=self.auc_ci,
+            auc_cv=self.auc_cv,
             model_version=self._version,
         )
 
@@ -116,7 +122,8 @@ class ModelBundle:
         }
         self._patterns = artifact.covariate_patterns
         self._comparisons: dict[tuple[bool | None, bool | None, bool | None], RegimenComparison] = {}
-        self._c_index = {"pfs": artifact.pfs.c_index, "os": artifact.os.c_index}
+        # Optimism-corrected, as the AUC above: the apparent C-index flatters the fitted data.
+        self._c_index = {"pfs": artifact.pfs.c_index_optimism_corrected, "os": artifact.os.c_index_optimism_corrected}
 
     @property
     def version(self) -> str:

@@ -218,6 +218,7 @@ class RiskEstimate(BaseModel):
     ci_high: float
     base_rate: float
     contributions: list[Contribution]
-    auc: float
-    auc_ci: tuple[float, float]
+    auc: float  # bootstrap optimism-corrected, never the apparent AUC
+    auc_ci: tuple[float, float]  # the apparent bootstrap CI moved down by the optimism
+    auc_cv: float | None = None  # 10-fold cross-validated AUC (pooled folds), shown beside it
     model_version: str

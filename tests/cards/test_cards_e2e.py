@@ -72,7 +72,8 @@ def child_pugh(klass: str) -> dict:
 
 
 def percent_in(text: str) -> int:
-    return int(text.split(":", 1)[1].split("%", 1)[0].strip())
+    """The estimate in 'Estimated primary sorafenib resistance risk 58% (95% CI ...'."""
+    return int(text.split("risk ", 1)[1].split("%", 1)[0].strip())
 
 
 def created_resources(suggestion: dict) -> list[dict]:
