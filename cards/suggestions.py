@@ -19,6 +19,7 @@ from .context import CardContext
 from .schema import Action, Suggestion
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ATC = "http://www.whocc.no/atc"
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
@@ -27,9 +28,10 @@ class UncodedDrug(LookupError):
 
 
 def drug_coding(ctx: CardContext, drug: str) -> dict[str, str]:
-    """The drug's preferred coding: RxNorm if the terminology has one, else its first code
-    (ATC or a hospital's local code)."""
-    codes: list[CodingRef] = ctx.terminology.drug_codes(drug)
+    """The drug's orderable coding: RxNorm if the terminology has one, else a hospital's local
+    code. ATC classifies substances and no EHR orders by it, so an ATC-only drug (the
+    China-licensed PD-1 inhibitors, until a hospital adds its local code) is never drafted."""
+    codes: list[CodingRef] = [c for c in ctx.terminology.drug_codes(drug) if c.system != ATC]
     if not codes:
         raise UncodedDrug(drug)
     best = next((c for c in codes if c.system == RXNORM), codes[0])
@@ -37,7 +39,8 @@ def drug_coding(ctx: CardContext, drug: str) -> dict[str, str]:
 
 
 def is_coded(ctx: CardContext, drug: str) -> bool:
-    return bool(ctx.terminology.drug_codes(drug))
+    """Whether a draft order for the drug can carry an orderable code (see drug_coding)."""
+    return any(c.system != ATC for c in ctx.terminology.drug_codes(drug))
 
 
 def medication_request(ctx: CardContext, drug: str) -> dict[str, Any]:

@@ -67,3 +67,21 @@ def test_alternatives_are_ordered_with_rxnorm_codes_and_afp_by_immunoassay_mass_
         ("http://www.nlm.nih.gov/research/umls/rxnorm", "1792776"),
         ("http://www.nlm.nih.gov/research/umls/rxnorm", "253337"),
     }
+
+
+def test_atc_only_agents_are_never_drafted_until_a_hospital_gives_them_a_local_code(server, live_server, tmp_path):
+    (card,) = call(server, second_line_record("2026-05-01"), [lenvatinib_draft()])["cards"]
+    assert [s["label"] for s in card["suggestions"]] == [
+        "Add a PD-1 inhibitor: nivolumab", "Add a PD-1 inhibitor: pembrolizumab"]  # RxNorm-coded only
+    local = tmp_path / "terminology.yaml"
+    local.write_text(
+        "version: 1\nextends: default\nsystems:\n  his: http://his.hospital.example.cn/drugs\n"
+        'drugs:\n  sintilimab: {codes: [{system: his, code: "XD-0042", display: "信迪利单抗"}]}\n',
+        encoding="utf-8",
+    )
+    hospital = live_server(terminology_path=local)
+    (card,) = call(hospital, second_line_record("2026-05-01"), [lenvatinib_draft()])["cards"]
+    first = card["suggestions"][0]
+    assert first["label"] == "Add a PD-1 inhibitor: sintilimab"  # the agent the study names
+    (coding,) = first["actions"][0]["resource"]["medicationCodeableConcept"]["coding"]
+    assert (coding["system"], coding["code"]) == ("http://his.hospital.example.cn/drugs", "XD-0042")
