@@ -61,8 +61,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from models.report import run_report
+    from models.training import TrainingDataError
 
-    result = run_report(out_dir=Path(args.out) if args.out else None, seed=args.seed)
+    try:
+        result = run_report(out_dir=Path(args.out) if args.out else None, seed=args.seed)
+    except TrainingDataError as exc:  # a seed whose cohort cannot be fitted (see models/README.md)
+        print(f"error: seed {args.seed}: {exc}", file=sys.stderr)
+        return 2
     print(result.markdown)
     if result.flags:
         print(f"\n{len(result.flags)} figure(s) flagged:", file=sys.stderr)

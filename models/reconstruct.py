@@ -20,24 +20,37 @@ from models.evidence import Evidence, load_evidence
 
 # The default seed is the first seed (counting from 0) for which every check of the
 # reproduction report passes (`python -m models report`); see README "Seed choice".
-DEFAULT_SEED = 5
+DEFAULT_SEED = 0
 
 RESISTANCE_GROUPS = ("primary", "secondary")
 REGIMENS = ("tki", "tki_pd1")
 SL_COLUMNS = ["sl_pfs_months", "sl_pfs_event", "sl_os_months", "sl_os_event"]
 
-# --- modelling assumptions the study does not publish (README "Assumptions") -------------------
-# Time from sorafenib start to progression (= start of second line). Primary resistance is
-# progression within 3 months by definition: uniform on (0.5, 3]. Secondary: 3 months plus an
-# exponential delay with this median. Only the gap between os_months and sl_os_months depends
-# on it; the os_months distribution itself is matched to the published curves regardless.
-PRIMARY_PROGRESSION_WINDOW = (0.5, 3.0)
-SECONDARY_EXTRA_DELAY_MEDIAN = 3.0
+# --- time to progression on sorafenib (= start of second line), derived ----------------------
+# Progression is radiological (RECIST 1.1), so it is found at an imaging exam. The study images
+# at baseline and then every 8-12 weeks (evidence brief, "Design"). Hence:
+# * the first exam after baseline falls at 8-12 weeks (1.84-2.76 months), the second at 16-24
+#   weeks (3.68-5.52 months) - so "progression within 3 months" (primary resistance) is exactly
+#   "progression at the first exam", and secondary resistance is progression at exam 2 or later;
+# * the published split gives the per-exam probability of progression at the first exam:
+#   p = 165 / 424 = 0.389 (patients progressing at exam 1 / patients at risk of it);
+# * named assumption (README "What cannot be matched"): the same per-exam probability at every
+#   later exam (a constant hazard per imaging interval; the study publishes no first-line PFS
+#   curve to tell otherwise). Then a secondary patient progresses at exam K >= 2 with
+#   P(K = k) = (1 - p)^(k - 2) p: median K = 3 (3 intervals of 10 weeks on average = 6.9
+#   months) and mean K = 1 + 1/p = 3.57 (8.2 months);
+# * each interval is uniform on 8-12 weeks (the published range, no preferred value inside it).
+# Only the gap between os_months and sl_os_months of second-line patients, and the censoring
+# (follow-up starts counting losses at progression), depend on it; the os_months distribution of
+# each group is matched to the published curves regardless (README step 6).
+IMAGING_INTERVAL_WEEKS = (8.0, 12.0)
 # Dependence between PFS and OS after second line (Gaussian copula); OS is then bounded below by PFS.
 PFS_OS_COPULA_RHO = 0.8
 # Weight of a published median in the parameter search: var(log median) ~ 1/d with d the
 # events in that subgroup, approximated as this fraction of its patients.
 MEDIAN_EVENT_FRACTION = 0.75
+# Fixed-point rounds of the per-cell rescaling (last step of the second-line times).
+CELL_ROUNDS = 30
 DAYS_PER_MONTH = 365.25 / 12
 
 
@@ -55,14 +68,39 @@ def _month_bounds(evidence: Evidence) -> tuple[float, float, float]:
     return month_span(last, cutoff), month_span(first, cutoff), month_span(first, last)
 
 
-def _progression_quantiles(evidence: Evidence, m: int = 2000) -> np.ndarray:
-    """Mid-quantiles of the assumed time to progression on sorafenib, both groups mixed."""
-    u = (np.arange(m) + 0.5) / m
-    lo, hi = PRIMARY_PROGRESSION_WINDOW
-    primary = lo + (hi - lo) * u
-    secondary = evidence.cohort.primary_resistance_window_months + SECONDARY_EXTRA_DELAY_MEDIAN * np.log(1 / (1 - u)) / np.log(2)
-    weight = evidence.cohort.n_primary / evidence.cohort.n
-    return np.concatenate([primary, secondary]), np.concatenate([np.full(m, weight), np.full(m, 1 - weight)]) / m
+def imaging_interval_months() -> tuple[float, float]:
+    lo, hi = IMAGING_INTERVAL_WEEKS
+    return lo * 7 / DAYS_PER_MONTH, hi * 7 / DAYS_PER_MONTH
+
+
+def progression_probability_per_exam(evidence: Evidence) -> float:
+    """Share of patients progressing at the first imaging exam = primary resistance share."""
+    return evidence.cohort.n_primary / evidence.cohort.n
+
+
+def draw_progression_times(rng: np.random.Generator, is_primary: np.ndarray, evidence: Evidence) -> np.ndarray:
+    """Months from sorafenib start to the imaging exam that found progression (see the block
+    comment on IMAGING_INTERVAL_WEEKS): exam 1 for primary resistance, exam K >= 2 with
+    K - 1 ~ Geometric(p) for secondary; each interval uniform on 8-12 weeks."""
+    lo, hi = imaging_interval_months()
+    window = evidence.cohort.primary_resistance_window_months
+    assert hi < window < 2 * lo, "imaging schedule no longer separates the exams around the window"
+    p = progression_probability_per_exam(evidence)
+    n = len(is_primary)
+    exams = np.where(is_primary, 1, 1 + rng.geometric(p, n))
+    max_exams = int(exams.max())
+    intervals = rng.uniform(lo, hi, (n, max_exams))
+    upto = np.arange(max_exams)[None, :] < exams[:, None]
+    return np.sum(intervals * upto, axis=1)
+
+
+def _progression_quantiles(evidence: Evidence, m: int = 20000) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed sample of the time to progression on sorafenib, both groups mixed in the
+    published proportions (deterministic: own generator with a fixed seed)."""
+    rng = np.random.default_rng(0)
+    n_primary = int(round(m * evidence.cohort.n_primary / evidence.cohort.n))
+    is_primary = np.arange(m) < n_primary
+    return draw_progression_times(rng, is_primary, evidence), np.full(m, 1.0 / m)
 
 
 def dropout_rate(evidence: Evidence) -> float:
@@ -286,15 +324,41 @@ def _marginal_median_u(weights: np.ndarray, eta: np.ndarray) -> np.ndarray:
     return u[:, 0]
 
 
+def generating_design(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
+    """The Cox covariates plus a primary x TKI-alone interaction column (last). The interaction
+    lets the four resistance x regimen cells take their own published medians (the published
+    ratios TKI-vs-combination differ by group: PFS 4.5/8.0 vs 9.0/18.0, OS 8.5/16.0 vs
+    21.0/31.0), while the main effects keep the published Cox HRs (see fit_weibull_ph)."""
+    X = second_line_design(frame, covariates)
+    primary = (frame["resistance"] == "primary").to_numpy(dtype=float)
+    tki = (frame["second_line_regimen"] == "tki").to_numpy(dtype=float)
+    return np.column_stack([X, primary * tki])
+
+
+def interaction_share(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.ndarray:
+    """How much of the interaction a main-effects Cox model attributes to each covariate:
+    to primary_resistance the share of TKI-alone patients, to tki_alone the share of primary
+    patients (a first-order approximation; the calibration rounds correct the rest)."""
+    share = np.zeros(len(covariates))
+    for i, c in enumerate(covariates):
+        if c == "primary_resistance":
+            share[i] = float((frame["second_line_regimen"] == "tki").mean())
+        elif c == "tki_alone":
+            share[i] = float((frame["resistance"] == "primary").mean())
+    return share
+
+
 def fit_weibull_ph(
     sl: pd.DataFrame, evidence: Evidence, endpoint: str
-) -> tuple[np.ndarray, float, float]:
-    """Generating parameters (beta, log lambda, log k) for one second-line endpoint.
+) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Generating parameters for one second-line endpoint: (beta with the primary x TKI
+    interaction last, the main-effect log-HRs a Cox fit should return, [log lambda, log k]).
 
     Weighted least squares on the log scale against the published subgroup medians (weight
     ~ events) and the published Cox log-HRs (weight 1/SE^2, SE from the published 95% CI),
-    medians computed by marginalising over this cohort's covariates. Under proportional
-    hazards no parameter set reproduces every published median; this is the compromise.
+    medians computed by marginalising over this cohort's covariates. A main-effects Cox model
+    fitted to data with an interaction returns roughly main effect + share x interaction, so
+    that is what is compared with the published HRs.
     """
     covariates = PFS_COVARIATES if endpoint == "pfs" else OS_COVARIATES
     published = evidence.second_line.cox_multivariable[endpoint]
@@ -302,22 +366,27 @@ def fit_weibull_ph(
     se_pub = np.array(
         [(np.log(published[c].high) - np.log(published[c].low)) / (2 * 1.959963984540054) for c in covariates]
     )
-    X = second_line_design(sl, covariates)
+    X = generating_design(sl, covariates)
+    share = interaction_share(sl, covariates)
     rows = _published_medians(evidence, endpoint)
     masks = np.array([_subgroup_mask(sl, f) for f, _ in rows], dtype=float)
     membership = masks / masks.sum(axis=1, keepdims=True)
     weights = MEDIAN_EVENT_FRACTION * masks.sum(axis=1)
     log_m = np.log([m for _, m in rows])
 
+    def effective(beta: np.ndarray) -> np.ndarray:
+        return beta[:-1] + share * beta[-1]
+
     def loss(theta: np.ndarray) -> float:
         beta, log_lam, log_k = theta[:-2], theta[-2], theta[-1]
         pred = np.log(_marginal_median_u(membership, X @ beta)) / np.exp(log_k) - log_lam
-        return float(np.sum(weights * (pred - log_m) ** 2) + np.sum(((beta - b_pub) / se_pub) ** 2))
+        return float(np.sum(weights * (pred - log_m) ** 2) + np.sum(((effective(beta) - b_pub) / se_pub) ** 2))
 
-    start = np.concatenate([b_pub, [-np.log(np.exp(np.mean(log_m))), 0.0]])
+    start = np.concatenate([b_pub, [0.0], [-np.mean(log_m), 0.0]])
     result = optimize.minimize(loss, start, method="Nelder-Mead",
-                               options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 20000, "maxfev": 20000})
-    return result.x[:-2], float(result.x[-2]), float(result.x[-1])
+                               options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 40000, "maxfev": 40000})
+    beta = result.x[:-2]
+    return beta, effective(beta), [float(result.x[-2]), float(result.x[-1])]
 
 
 def _weibull_times(u: np.ndarray, eta: np.ndarray, log_lam: float, log_k: float) -> np.ndarray:
@@ -343,6 +412,23 @@ def km_median(durations: np.ndarray, events: np.ndarray) -> float:
     surv = np.cumprod(1.0 - e / at_risk)
     below = np.flatnonzero(surv <= 0.5)
     return float(t[below[0]]) if len(below) else 1.5 * float(t[-1])
+
+
+def km_median_smooth(durations: np.ndarray, events: np.ndarray) -> float:
+    """Kaplan-Meier median read off the KM curve joined linearly between its event times
+    (the step-function median moves in jumps, which stalls a simplex search; this one moves
+    continuously with the times and differs from it by less than one gap between events)."""
+    order = np.argsort(durations, kind="stable")
+    t, e = durations[order], events[order]
+    at_risk = len(t) - np.arange(len(t))
+    surv = np.cumprod(1.0 - e / at_risk)
+    ev = np.flatnonzero(e)
+    if len(ev) == 0 or surv[ev[-1]] > 0.5:
+        return 1.5 * float(t[-1])
+    times = np.concatenate([[0.0], t[ev]])
+    s = np.concatenate([[1.0], surv[ev]])
+    j = int(np.flatnonzero(s <= 0.5)[0])
+    return float(times[j - 1] + (s[j - 1] - 0.5) / (s[j - 1] - s[j]) * (times[j] - times[j - 1]))
 
 
 def _rank_within_strata(values: np.ndarray, strata: np.ndarray) -> np.ndarray:
@@ -383,12 +469,8 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
     has_sl = regimen != ""
 
     # time of progression on sorafenib (= second-line start) for second-line patients
-    lo, hi = PRIMARY_PROGRESSION_WINDOW
-    progression = np.where(
-        is_primary,
-        rng.uniform(lo, hi, n),
-        3.0 + rng.exponential(SECONDARY_EXTRA_DELAY_MEDIAN / np.log(2), n),
-    )
+    # (derived from the imaging schedule and the published primary/secondary split, see above)
+    progression = draw_progression_times(rng, is_primary, evidence)
 
     # enrolment and censoring (months from sorafenib start to end of follow-up); every patient
     # is followed at least to the progression that defines the group (see dropout_rate)
@@ -420,17 +502,19 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
     u_pfs = _rank_within_strata(z_pfs, strata)
     X_pfs = second_line_design(sl, PFS_COVARIATES)
     X_os = second_line_design(sl, OS_COVARIATES)
-    b_pfs, lam_pfs, k_pfs = fit_weibull_ph(sl, evidence, "pfs")
-    b_os, lam_os, k_os = fit_weibull_ph(sl, evidence, "os")
-    gen_pfs, gen_os = b_pfs.copy(), b_os.copy()
+    G_pfs = generating_design(sl, PFS_COVARIATES)
+    G_os = generating_design(sl, OS_COVARIATES)
+    start_pfs, b_pfs, base_pfs = fit_weibull_ph(sl, evidence, "pfs")
+    start_os, b_os, base_os = fit_weibull_ph(sl, evidence, "os")
+    gen_pfs, gen_os = start_pfs.copy(), start_os.copy()
 
-    params = {"pfs": [lam_pfs, k_pfs], "os": [lam_os, k_os]}
+    params = {"pfs": list(base_pfs), "os": list(base_os)}  # [log lambda, log k] per endpoint
 
     def draw(gp: np.ndarray, go: np.ndarray):
         # PFS counts death as an event, so PFS <= OS: where a drawn PFS exceeds the drawn OS
         # the death time is moved to the PFS time (death at progression) - see README.
-        t_pfs = _weibull_times(u_pfs, X_pfs @ gp, *params["pfs"])
-        t_os = np.maximum(_weibull_times(u_os, X_os @ go, *params["os"]), t_pfs)
+        t_pfs = _weibull_times(u_pfs, G_pfs @ gp, *params["pfs"])
+        t_os = np.maximum(_weibull_times(u_os, G_os @ go, *params["os"]), t_pfs)
         return t_pfs, t_os
 
     median_rows = {ep: _published_medians(evidence, ep) for ep in ("pfs", "os")}
@@ -448,7 +532,7 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
                 params[ep] = [theta[0], theta[1]]
                 times = draw(gp, go)[0 if ep == "pfs" else 1]
                 observed, events = np.minimum(times, sl_censor), times <= sl_censor
-                pred = np.log([km_median(observed[mask], events[mask]) for mask in median_masks[ep]])
+                pred = np.log([km_median_smooth(observed[mask], events[mask]) for mask in median_masks[ep]])
                 return float(np.sum(w * (pred - log_m) ** 2))
 
             result = optimize.minimize(loss, np.array(params[ep]), method="Nelder-Mead",
@@ -464,18 +548,64 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
     for _ in range(calibration_rounds):
         refit_baselines(gen_pfs, gen_os)
         t_pfs, t_os = draw(gen_pfs, gen_os)
-        fit_pfs = _cox_log_hr(np.minimum(t_pfs, sl_censor), t_pfs <= sl_censor, X_pfs)
-        fit_os = _cox_log_hr(np.minimum(t_os, sl_censor), t_os <= sl_censor, X_os)
+        try:
+            fit_pfs = _cox_log_hr(np.minimum(t_pfs, sl_censor), t_pfs <= sl_censor, X_pfs)
+            fit_os = _cox_log_hr(np.minimum(t_os, sl_censor), t_os <= sl_censor, X_os)
+        except np.linalg.LinAlgError:  # a degenerate round (e.g. no events in a level): skip it
+            continue
         miss = float(np.sum(((fit_pfs - b_pfs) / se["pfs"]) ** 2) + np.sum(((fit_os - b_os) / se["os"]) ** 2))
         if best is None or miss < best[0]:
             best = (miss, gen_pfs.copy(), gen_os.copy(), {k: list(v) for k, v in params.items()})
         # damped and bounded: chase the sample noise, not a runaway
-        gen_pfs = np.clip(gen_pfs + 0.7 * (b_pfs - fit_pfs), b_pfs - 0.7, b_pfs + 0.7)
-        gen_os = np.clip(gen_os + 0.7 * (b_os - fit_os), b_os - 0.7, b_os + 0.7)
-    assert best is not None
-    _, gen_pfs, gen_os, kept = best
-    params.update(kept)
+        # (main effects only; the interaction stays as searched)
+        gen_pfs = gen_pfs.copy()
+        gen_os = gen_os.copy()
+        gen_pfs[:-1] = np.clip(gen_pfs[:-1] + 0.7 * (b_pfs - fit_pfs), start_pfs[:-1] - 0.7, start_pfs[:-1] + 0.7)
+        gen_os[:-1] = np.clip(gen_os[:-1] + 0.7 * (b_os - fit_os), start_os[:-1] - 0.7, start_os[:-1] + 0.7)
+    if best is not None:  # (every round degenerate: keep the searched start)
+        _, gen_pfs, gen_os, kept = best
+        params.update(kept)
+    else:
+        gen_pfs, gen_os = start_pfs.copy(), start_os.copy()
+
     t_pfs, t_os = draw(gen_pfs, gen_os)
+
+    # Last step: the four resistance x regimen cells. A cell's sample KM median still wanders
+    # by about one standard error (~20% with 36-55 patients, a third of them censored) from the
+    # model's; each cell's times are rescaled by one factor (the same for every patient of the
+    # cell, so within-cell order, the copula and proportional hazards inside the cell are kept)
+    # until its KM median is the published one. This is a change of that cell's scale, i.e. of
+    # the resistance, regimen and interaction effects; the resulting Cox HRs are checked by the
+    # report like every other figure.
+    cells = (sl["resistance"] + "|" + sl["second_line_regimen"]).to_numpy()
+    cell_median = {ep: {f"{g}|{r}": m for g in RESISTANCE_GROUPS
+                        for r, m in zip(("tki_pd1", "tki"),
+                                        (getattr(evidence.second_line, f"median_{ep}_months")[g]["combination"],
+                                         getattr(evidence.second_line, f"median_{ep}_months")[g]["tki"]))}
+                   for ep in ("pfs", "os")}
+    scale = {ep: np.ones(len(sl)) for ep in ("pfs", "os")}
+    base_pfs, base_os = t_pfs.copy(), t_os.copy()
+    for ep in ("pfs", "os"):
+        # the KM median is a step function of the scale, so the iteration can cycle between
+        # neighbouring event times: keep the round with the smallest worst relative miss
+        best_cell: tuple[float, np.ndarray] | None = None
+        for _ in range(CELL_ROUNDS):
+            t_pfs = base_pfs * scale["pfs"]
+            t_os = np.maximum(base_os * scale["os"], t_pfs)
+            times = t_pfs if ep == "pfs" else t_os
+            observed, events = np.minimum(times, sl_censor), times <= sl_censor
+            worst, step = 0.0, np.ones(len(sl))
+            for cell, target in cell_median[ep].items():
+                mask = cells == cell
+                got = km_median(observed[mask], events[mask])
+                worst = max(worst, abs(np.log(got / target)))
+                step[mask] = np.clip(target / got, 0.8, 1.25)
+            if best_cell is None or worst < best_cell[0]:
+                best_cell = (worst, scale[ep].copy())
+            scale[ep] = scale[ep] * step
+        scale[ep] = best_cell[1]
+    t_pfs = base_pfs * scale["pfs"]
+    t_os = np.maximum(base_os * scale["os"], t_pfs)
 
     # OS from sorafenib start: second-line patients = progression + OS after second line;
     # the others take the group's remaining quantiles of the published piecewise curve.

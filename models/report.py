@@ -1,8 +1,14 @@
 """Reproduction report: fitted figures beside the published ones, with flags.
 
-A row is flagged when a fitted point estimate falls outside the published 95% CI (ratios),
-differs from a published count (Table 1, regimen counts), or misses a published median /
-landmark by more than the tolerances below. `python -m models report` exits 1 on any flag.
+Every number in the evidence file is either checked here or listed, with the reason, in the
+"Known, explained misses / not reproducible" section (README "What cannot be matched"). A row
+is flagged when a count differs from the published one; a ratio's point estimate falls outside
+the published 95% CI or on the other side of 1; a p value recomputed from the published
+counts differs from the published one, or a model's p value is not < 0.05 where the published
+one is; a median misses by more than the larger of 15% and 1.5 months; a landmark survival
+misses by more than 0.05. `python -m models report` exits 1 on any flag. A row listed in
+KNOWN_MISSES that misses is shown as a known miss with its explanation and does not flag: it
+is a figure no reconstruction of this kind can reproduce (see the reason given for each).
 """
 
 from __future__ import annotations
@@ -16,10 +22,43 @@ import pandas as pd
 from models.evidence import Evidence, load_evidence
 
 # Tolerances (README "Reproduction report"). A subgroup median of ~35 events has a standard
-# error of about 1/sqrt(35) = 0.17 on the log scale, so 20% is roughly one standard error;
-# a KM landmark near 0.2-0.5 with ~165 patients has a standard error of about 0.04.
-MEDIAN_REL_TOL = 0.20
+# error of about 1/sqrt(35) = 0.17 on the log scale; 15% is under one standard error, and the
+# 1.5-month floor covers short medians, where the imaging interval (8-12 weeks) alone makes a
+# median uncertain by about a month. A KM landmark near 0.2-0.5 with ~165 patients has a
+# standard error of about 0.04.
+MEDIAN_REL_TOL = 0.15
+MEDIAN_ABS_TOL_MONTHS = 1.5
 LANDMARK_ABS_TOL = 0.05
+# A p value recomputed from the (exact) published counts must match the printed one to its
+# rounding; a fitted model's p value must be on the same side of 0.05 as the published one.
+P_ABS_TOL = 0.0015
+ALPHA = 0.05
+
+# Figures that no reconstruction from the published aggregates can reproduce, with the reason.
+# A listed row that misses is reported here instead of flagged; one that passes is just "ok".
+KNOWN_MISSES: dict[tuple[str, str], str] = {
+    ("Second-line median PFS", "all, combination"): (
+        "the combination arm (n = 87) is the 36 primary-resistance patients (published median 8.0) plus the 51 "
+        "secondary ones (18.0); the reconstruction matches those two medians. A pooled curve (36 S_p + 51 S_s) / 87 "
+        "has its median at 10.0 only if, at 10 months, 36 S_p(10) + 51 S_s(10) = 43.5 with S_p(10) <= 1/2 and "
+        "S_s(10) >= 1/2: under proportional hazards (the study's own Cox model) the baseline cumulative hazard must "
+        "then grow by ~34% from 8 to 10 months and by only ~25% over the next 8 months, a hazard that drops about "
+        "fourfold at 10 months and leaves the secondary + combination curve flat near 1/2 from 10 to 18 months. "
+        "Curves of the Weibull family with these cell medians pool to about 12-13 months, which is what the "
+        "reconstruction gives. The row still flags if the pooled median leaves the range of its two cells "
+        "(8.0-18.0), which no mixture can do."
+    ),
+    ("Table 1 univariate OR", "age_over_50"): (
+        "the published OR 0.94 (0.60-1.50) is on the other side of 1 from the OR its own counts give: "
+        "126/165 vs 195/259 is (126 x 64) / (195 x 39) = 1.06, inside the published CI, and the published "
+        "p 0.801 is exactly the p of 1.06 (Wald and chi-square). The counts are reproduced exactly, so the "
+        "OR is 1.06; 0.94 = 1/1.06 is the OR printed the other way round (secondary vs primary)."
+    ),
+}
+
+
+def median_tolerance(published: float) -> float:
+    return max(MEDIAN_REL_TOL * published, MEDIAN_ABS_TOL_MONTHS)
 
 
 @dataclass
@@ -30,6 +69,30 @@ class Row:
     fitted: str
     flagged: bool
     note: str = ""
+    known_miss: str = ""
+
+
+def _apply_known_misses(rows: list[Row], bounds: dict[tuple[str, str], tuple[float, float]] | None = None) -> list[Row]:
+    """Turn a listed row's miss into a known miss, unless its fitted value leaves `bounds`
+    (where given): a known miss explains a gap of a known size, not any gap."""
+    bounds = bounds or {}
+    for r in rows:
+        key = (r.section, r.item)
+        reason = KNOWN_MISSES.get(key)
+        if not (reason and r.flagged):
+            continue
+        if key in bounds:
+            lo, hi = bounds[key]
+            try:
+                value = float(r.fitted.split()[0])
+            except ValueError:
+                continue
+            if not lo <= value <= hi:
+                r.note += f"; outside {lo:g}-{hi:g}, beyond the known miss"
+                continue
+        r.flagged = False
+        r.known_miss = reason
+    return rows
 
 
 @dataclass
@@ -46,17 +109,39 @@ class ReportResult:
 
 def _ratio_row(section: str, item: str, pub, fitted) -> Row:
     outside = not (pub.low <= fitted.estimate <= pub.high)
+    # same side of 1 (a published ratio printed as 1.00 has no side)
+    other_side = round(pub.ratio, 2) != 1.0 and (np.log(pub.ratio) * np.log(fitted.estimate) < 0)
+    notes = [n for n, bad in (("outside published 95% CI", outside), ("on the other side of 1", other_side)) if bad]
     return Row(section, item, f"{pub.ratio:.2f} ({pub.low:.2f}-{pub.high:.2f})",
-               f"{fitted.estimate:.2f} ({fitted.low:.2f}-{fitted.high:.2f})", outside,
-               "outside published 95% CI" if outside else "")
+               f"{fitted.estimate:.2f} ({fitted.low:.2f}-{fitted.high:.2f})", bool(notes), "; ".join(notes))
+
+
+def _wald_p(fitted) -> float:
+    from scipy import stats
+
+    se = (np.log(fitted.high) - np.log(fitted.low)) / (2 * 1.959963984540054)
+    return float(2 * stats.norm.sf(abs(np.log(fitted.estimate)) / se))
+
+
+def _model_p_row(section: str, item: str, published_p: float, fitted) -> Row:
+    p = _wald_p(fitted)
+    differs = (p < ALPHA) != (published_p < ALPHA)
+    return Row(section, f"{item}, p", f"{published_p:.3f}", f"{p:.3f}", differs,
+               f"other side of {ALPHA}" if differs else "")
+
+
+def _count_row(section: str, item: str, published: int, fitted: int) -> Row:
+    return Row(section, item, str(published), str(fitted), fitted != published,
+               "count differs" if fitted != published else "")
 
 
 def _median_row(section: str, item: str, published: float, fitted: float | None) -> Row:
     if fitted is None:
         return Row(section, item, f"{published:.1f}", "not reached", True, "median not reached")
-    off = abs(fitted - published) / published
-    return Row(section, item, f"{published:.1f}", f"{fitted:.1f}", off > MEDIAN_REL_TOL,
-               f"off by {off:.0%} (> {MEDIAN_REL_TOL:.0%})" if off > MEDIAN_REL_TOL else "")
+    tol = median_tolerance(published)
+    off = abs(fitted - published)
+    return Row(section, item, f"{published:.1f}", f"{fitted:.1f}", off > tol,
+               f"off by {off:.1f} months ({off / published:.0%}; tolerance {tol:.1f})" if off > tol else "")
 
 
 def _step_value(times: list[float], values: list[float], t: float) -> float:
@@ -96,9 +181,30 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
                          high=float(np.exp(log_or + 1.96 * se)))
         published = RatioWithCI(or_=pub[2], low=pub[3], high=pub[4], p=pub[5])
         or_rows.append(_ratio_row("Table 1 univariate OR", feature, published, fitted))
+        from scipy import stats
+
+        p = float(2 * stats.norm.sf(abs(log_or) / se))
+        off = abs(p - pub[5])
+        or_rows.append(Row("Table 1 univariate OR", f"{feature}, p (Wald, from the counts)", f"{pub[5]:.3f}",
+                           f"{p:.3f}", off > P_ABS_TOL, f"off by {off:.3f}" if off > P_ABS_TOL else ""))
     rows += or_rows
 
+    # cohort sizes
+    rows.append(_count_row("Cohort", "patients", evidence.cohort.n, len(cohort)))
+    for g in groups:
+        rows.append(_count_row("Cohort", f"{g} resistance", getattr(evidence.cohort, f"n_{g}"),
+                               int((cohort["resistance"] == g).sum())))
+
     # second-line regimen counts
+    has_sl = cohort["second_line_regimen"].fillna("") != ""
+    rows.append(_count_row("Second-line regimen counts", "second-line patients", sum(evidence.second_line.n.values()),
+                           int(has_sl.sum())))
+    for kind, code, breakdown in (("tki", "tki", evidence.second_line.tki_alone_regimens),
+                                  ("combination", "tki_pd1", evidence.second_line.combination_regimens)):
+        got = int((cohort["second_line_regimen"].fillna("") == code).sum())
+        rows.append(_count_row("Second-line regimen counts",
+                               f"{kind} total (= {' + '.join(f'{k} {v}' for k, v in breakdown.items())})",
+                               sum(breakdown.values()), got))
     for key, n in evidence.second_line.n.items():
         group, regimen = key.split("_")
         regimen = "tki_pd1" if regimen == "combination" else "tki"
@@ -109,6 +215,8 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
     for feature, pub in evidence.resistance_model_multivariable.items():
         rows.append(_ratio_row("Primary-resistance model (multivariable OR)", feature, pub,
                                bundle.resistance.odds_ratios[feature]))
+        rows.append(_model_p_row("Primary-resistance model (multivariable OR)", feature, pub.p,
+                                 bundle.resistance.odds_ratios[feature]))
 
     # OS from sorafenib start by resistance group
     published = evidence.os_all_patients_by_resistance
@@ -145,7 +253,30 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
         art = getattr(bundle, endpoint)
         for covariate, pub in evidence.second_line.cox_multivariable[endpoint].items():
             rows.append(_ratio_row(f"Cox HR, second-line {endpoint.upper()}", covariate, pub, art.hazard_ratios[covariate]))
-    return rows
+            rows.append(_model_p_row(f"Cox HR, second-line {endpoint.upper()}", covariate, pub.p,
+                                     art.hazard_ratios[covariate]))
+    # a pooled median lies between its two cells' medians whatever the curves' shapes
+    pfs = evidence.second_line.median_pfs_months
+    cells = sorted((pfs["primary"]["combination"], pfs["secondary"]["combination"]))
+    return _apply_known_misses(rows, {("Second-line median PFS", "all, combination"): (cells[0], cells[1])})
+
+
+# Numbers in the evidence file that are not fitted figures, and why; printed in the report.
+NOT_REPRODUCED = [
+    ("second_line.tki_alone_regimens, second_line.combination_regimens (drug-level split)",
+     "the cohort records the regimen class only (TKI alone / TKI + PD-1); the class totals are checked "
+     "(105 and 87); the study found no OS difference between the drugs within a class, so no drug column is "
+     "reconstructed."),
+    ("thresholds, cohort.primary_resistance_window_months",
+     "definitions, not results: they define the binary columns and the primary/secondary split (checked by the "
+     "Table 1 and cohort counts)."),
+    ("cohort.enrolment, cohort.data_cutoff",
+     "used as inputs: they bound the follow-up (no os_months beyond 59 months) and, with the median follow-up, "
+     "set the censoring."),
+    ("p values of the second-line median comparisons",
+     "not in the evidence file (the brief prints them; they are log-rank p values of the KM curves, not "
+     "checked here)."),
+]
 
 
 def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | None, plots: list[Path]) -> str:
@@ -156,8 +287,9 @@ def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | Non
         f"Source: {evidence.source.citation} DOI {evidence.source.doi}.",
         f"Fitted on: {bundle.metadata.training_data} (SHA-256 {bundle.metadata.training_data_sha256[:16]}...).",
         "This cohort is synthetic: it reproduces published aggregates, it is not patient data.",
-        f"Tolerances: medians within {MEDIAN_REL_TOL:.0%}, landmark survival within {LANDMARK_ABS_TOL} (absolute); "
-        "ratios must lie inside the published 95% CI; counts must match exactly.",
+        f"Tolerances: medians within the larger of {MEDIAN_REL_TOL:.0%} and {MEDIAN_ABS_TOL_MONTHS} months, landmark "
+        f"survival within {LANDMARK_ABS_TOL} (absolute); ratios inside the published 95% CI and on the same side of 1; "
+        f"p values from the counts within {P_ABS_TOL}, model p values on the same side of {ALPHA}; counts exact.",
         "",
     ]
     section = None
@@ -165,7 +297,18 @@ def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | Non
         if r.section != section:
             section = r.section
             lines += ["", f"## {section}", "", "| item | published | fitted | flag |", "|---|---|---|---|"]
-        lines.append(f"| {r.item} | {r.published} | {r.fitted} | {'**FLAG** ' + r.note if r.flagged else 'ok'} |")
+        status = "**FLAG** " + r.note if r.flagged else ("known miss (see below): " + r.note if r.known_miss else "ok")
+        lines.append(f"| {r.item} | {r.published} | {r.fitted} | {status} |")
+    known = [r for r in rows if r.known_miss]
+    lines += ["", "## Known, explained misses / not reproducible", "",
+              "Figures that no reconstruction from the published aggregates can reproduce (README "
+              "\"What cannot be matched\"); they do not flag. Every other number in the evidence file is checked above.",
+              ""]
+    if known:
+        lines += [f"- **{r.section}: {r.item}**: published {r.published}, fitted {r.fitted}. {r.known_miss}" for r in known]
+    else:
+        lines.append("- No listed figure misses in this run.")
+    lines += [f"- **{what}**: {why}" for what, why in NOT_REPRODUCED]
     lines += [
         "",
         "## Evaluation (not published by the study; computed here)",

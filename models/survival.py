@@ -238,6 +238,11 @@ def evaluate_c_index(model: SecondLineCoxModel, df: pd.DataFrame, n_boot: int = 
         c_boot = harrell_c(T[idx], Z[idx] @ beta, E[idx])
         boots.append(c_boot)
         optimism.append(c_boot - harrell_c(T, Z @ beta, E))
+    if not boots:  # every refit separated: a covariate level has no events (e.g. a small cohort)
+        raise ValueError(
+            f"{model.endpoint.upper()} Cox model: no bootstrap resample could be refitted (a covariate level "
+            "has no events), so its C-index cannot be validated"
+        )
     low, high = np.percentile(boots, [2.5, 97.5])
     return {
         "c_index_harrell_apparent": apparent,

@@ -238,8 +238,11 @@ def train_bundle(
                 model = _cox_from_artifact(getattr(base, endpoint)).recalibrate(sl)
             else:
                 model = SecondLineCoxModel(endpoint).fit(sl)
-            cox_evaluation[endpoint] = evaluate_c_index(model, sl, n_boot=C_INDEX_RESAMPLES, seed=EVALUATION_SEED,
-                                                        progress=progress)
+            try:
+                cox_evaluation[endpoint] = evaluate_c_index(model, sl, n_boot=C_INDEX_RESAMPLES, seed=EVALUATION_SEED,
+                                                            progress=progress)
+            except ValueError as exc:
+                raise TrainingDataError(str(exc)) from None
             cox[endpoint] = _cox_artifact(model, recalibrate, cox_evaluation[endpoint])
     with stage("Kaplan-Meier reference curves"):
         curves = [KMReference(**c) for c in reference_km_curves(cohort)]

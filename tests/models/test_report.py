@@ -38,3 +38,65 @@ def test_report_command_exits_1_when_a_row_is_flagged(monkeypatch, capsys):
     clean = report.ReportResult(rows=[report.Row("Cox HR", "tki_alone", "1.98", "1.90", False)], markdown="# ok\n")
     monkeypatch.setattr(report, "run_report", lambda out_dir=None, seed=None: clean)
     assert main(["report"]) == 0
+
+
+def test_median_tolerance_is_the_larger_of_15_percent_and_1_5_months():
+    from models.report import _median_row, median_tolerance
+
+    assert median_tolerance(4.5) == 1.5
+    assert median_tolerance(31.0) == 31.0 * 0.15
+    assert _median_row("s", "x", 8.0, 6.4).flagged  # the old 20% rule let this through
+    assert not _median_row("s", "x", 8.0, 6.6).flagged
+    assert _median_row("s", "x", 18.0, 14.6).flagged
+    assert not _median_row("s", "x", 18.0, 15.4).flagged
+    assert _median_row("s", "x", 10.0, None).flagged
+
+
+def test_ratio_on_the_other_side_of_1_is_flagged_even_inside_the_ci():
+    from models.artifacts import RatioCI
+    from models.evidence import RatioWithCI
+    from models.report import _ratio_row
+
+    published = RatioWithCI(hr=1.16, low=0.79, high=1.70, p=0.45)
+    inside_other_side = _ratio_row("Cox", "x", published, RatioCI(estimate=0.85, low=0.6, high=1.2))
+    assert inside_other_side.flagged and "other side of 1" in inside_other_side.note
+    assert _ratio_row("Cox", "x", published, RatioCI(estimate=0.64, low=0.45, high=0.92)).flagged
+    assert not _ratio_row("Cox", "x", published, RatioCI(estimate=1.30, low=0.9, high=1.8)).flagged
+    # a published 1.00 has no side
+    one = RatioWithCI(or_=1.00, low=0.66, high=1.55, p=0.976)
+    assert not _ratio_row("T1", "x", one, RatioCI(estimate=0.99, low=0.6, high=1.5)).flagged
+
+
+def test_known_misses_are_listed_not_flagged_but_only_within_their_bounds():
+    from models.report import KNOWN_MISSES, Row, _apply_known_misses
+
+    key = ("Second-line median PFS", "all, combination")
+    assert key in KNOWN_MISSES
+    near = _apply_known_misses([Row(*key, "10.0", "12.0", True, "off")], {key: (8.0, 18.0)})[0]
+    assert not near.flagged and near.known_miss
+    far = _apply_known_misses([Row(*key, "10.0", "25.0", True, "off")], {key: (8.0, 18.0)})[0]
+    assert far.flagged and not far.known_miss
+    other = _apply_known_misses([Row("Second-line median PFS", "primary, combination", "8.0", "6.4", True)])[0]
+    assert other.flagged
+
+
+def test_report_covers_every_number_in_the_evidence_file(cohort, trained):
+    from models.evidence import load_evidence
+    from models.report import NOT_REPRODUCED, build_rows
+
+    evidence = load_evidence()
+    rows = build_rows(cohort, trained, evidence)
+    items = {(r.section, r.item) for r in rows}
+    for feature in evidence.table1_features:
+        assert ("Table 1 univariate OR", feature) in items
+        assert ("Table 1 univariate OR", f"{feature}, p (Wald, from the counts)") in items
+    for endpoint in ("pfs", "os"):
+        for cov in evidence.second_line.cox_multivariable[endpoint]:
+            assert (f"Cox HR, second-line {endpoint.upper()}", cov) in items
+            assert (f"Cox HR, second-line {endpoint.upper()}", f"{cov}, p") in items
+    assert ("Cohort", "patients") in items
+    assert sum(r.section.startswith("Second-line median") for r in rows) == 16
+    assert sum(r.section == "OS from sorafenib start" for r in rows) == 8
+    assert any("drug-level" in what for what, _ in NOT_REPRODUCED)
+    # the figures the Table 2 of the evidence file does not contain are not invented
+    assert not any("bclc" in r.item.lower() and r.section.startswith("Cox") for r in rows)
