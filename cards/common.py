@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from models.evidence import load_evidence
 from models.screening import Reason, Screen
 
@@ -96,17 +98,30 @@ def cohort_caveat() -> str:
     )
 
 
+# GitHub-flavoured Markdown that a hostile or careless FHIR string could use against the EHR's
+# renderer: links and images (an escaped [ leaves "](...)" and "!" inert), raw HTML (< >), emphasis
+# and code (* _ `), table cells (|) and the escape itself. Line breaks would end a table row or
+# start a block (a heading, a list): they become spaces. Interpolated text never starts a line.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+_LINE_BREAKS = re.compile(r"[\r\n\u2028\u2029]+")
+
+
+def md(value: object) -> str:
+    """Any FHIR-derived text, made inert for a card's Markdown `detail`."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", _LINE_BREAKS.sub(" ", str(value)))
+
+
 def reason_text(reason: Reason) -> str:
     """A finding with what the clinician needs to find it: code, date as written, resource."""
     prov = reason.provenance
     if prov is None:
-        return reason.what
+        return md(reason.what)
     coding = prov.coding
     code = code_label(coding.system, coding.code) if coding else ""
     if coding and coding.display:
         code = f"{code} '{coding.display}'".strip()
     where = [code, reason.when or "undated", f"{prov.resource_type}/{prov.resource_id}"]
-    return f"{reason.what} ({', '.join(part for part in where if part)})"
+    return md(f"{reason.what} ({', '.join(part for part in where if part)})")
 
 
 def suggestion_label(label: str, screen: Screen) -> str:
@@ -123,26 +138,27 @@ def screening_lines(screens: list[Screen]) -> list[str]:
             lines.append(f"- **{screen.regimen}: not offered** — {why}.")
             continue
         lines.append(f"- **{screen.regimen}**: no contraindication found in the record.")
-        lines += [f"  - Check first: {check}." for check in screen.checks]
+        lines += [f"  - Check first: {md(check)}." for check in screen.checks]
         lines += [f"  - Caveat: {reason_text(r)}." for r in screen.caveats]
     return lines
 
 
 def withheld_line(drafts_withheld: str | None) -> list[str]:
-    return [f"**No order is drafted:** {drafts_withheld}.", ""] if drafts_withheld else []
+    return [f"**No order is drafted:** {md(drafts_withheld)}.", ""] if drafts_withheld else []
 
 
 def caveat_lines(caveats: list[str]) -> list[str]:
     if not caveats:
         return []
-    return ["", "**Check fit to the study population:**", *(f"- {c}" for c in caveats)]
+    return ["", "**Check fit to the study population:**", *(f"- {md(c)}" for c in caveats)]
 
 
 def missing_data_lines(missing: dict[str, str]) -> list[str]:
     if not missing:
         return []
     lines = ["", "**Data that could not be read** (the assessment used what was available):"]
-    lines += [f"- `{key}`: {why}" for key, why in sorted(missing.items())]
+    # a code span shows its content literally: only a backtick could close it early
+    lines += [f"- `{_LINE_BREAKS.sub(' ', key).replace('`', '')}`: {md(why)}" for key, why in sorted(missing.items())]
     return lines
 
 
@@ -185,7 +201,7 @@ def not_applicable_card(ctx: CardContext, assessment, *, kind: str, topic: str, 
         detail=[
             f"{population} It does not apply here because:",
             "",
-            *(f"- {reason}" for reason in reasons),
+            *(f"- {md(reason)}" for reason in reasons),
             "",
             "No estimate is shown.",
             *missing_data_lines(assessment.missing_data),

@@ -116,15 +116,16 @@ def _marker_row(assessment: Assessment, name: str) -> str:
     lab: Feature = getattr(assessment.features, lab_name)
     prov = flag.provenance or lab.provenance
     if prov is None:
-        return f"| {label} ({threshold}) | not available | – | – | unknown: {flag.note or 'not found'} |"
+        return f"| {label} ({threshold}) | not available | – | – | unknown: {common.md(flag.note or 'not found')} |"
     shown = f"{prov.original_value:g}" if isinstance(prov.original_value, float) else prov.original_value
     value = f"{prov.comparator or ''}{shown} {prov.original_unit or ''}".strip()
     converted = lab.value
     if converted is not None and f"{converted.value:g} {converted.unit}" != f"{shown} {prov.original_unit}":
         value += f" (= {converted.comparator or ''}{converted.value:.4g} {converted.unit})"  # the value compared
     code = f" ({common.code_label(prov.coding.system, prov.coding.code)})" if prov.coding and prov.coding.code else ""
-    answer = {True: "**yes**", False: "no", None: f"unknown: {flag.note}"}[flag.value]
-    return f"| {label} ({threshold}) | {value} | {prov.effective or '–'} | {prov.resource_type}/{prov.resource_id}{code} | {answer} |"
+    answer = {True: "**yes**", False: "no", None: f"unknown: {common.md(flag.note)}"}[flag.value]
+    source = common.md(f"{prov.resource_type}/{prov.resource_id}{code}")
+    return f"| {label} ({threshold}) | {common.md(value)} | {common.md(prov.effective or '–')} | {source} | {answer} |"
 
 
 def _missing_markers(assessment: Assessment, ctx: CardContext) -> Card:
@@ -142,7 +143,7 @@ def _missing_markers(assessment: Assessment, ctx: CardContext) -> Card:
             "No score is shown: a missing marker is not treated as normal.",
             "",
             *(
-                f"- **{MARKERS[name][0]}**: {(f.missing.value if f.missing else 'missing').replace('_', ' ')} — {f.note}"
+                f"- **{MARKERS[name][0]}**: {(f.missing.value if f.missing else 'missing').replace('_', ' ')} — {common.md(f.note)}"
                 for name, f in missing.items()
             ),
             "",

@@ -111,7 +111,7 @@ def _has_rxnorm(ctx: CardContext, drug: str) -> bool:
 def _source_text(prov: Provenance | None) -> str:
     if prov is None:
         return "source unknown"
-    return f"{prov.resource_type}/{prov.resource_id}" + (f", {prov.effective_source}" if prov.effective_source else "")
+    return common.md(f"{prov.resource_type}/{prov.resource_id}" + (f", {prov.effective_source}" if prov.effective_source else ""))
 
 
 def _classification_lines(assessment: Assessment) -> list[str]:
@@ -122,7 +122,7 @@ def _classification_lines(assessment: Assessment) -> list[str]:
     if resistance.value is None:
         head = (
             f"**Resistance type could not be determined** ({(resistance.missing.value if resistance.missing else 'unknown').replace('_', ' ')}): "
-            f"{resistance.note}. The estimates below average over primary and secondary resistance."
+            f"{common.md(resistance.note)}. The estimates below average over primary and secondary resistance."
         )
     else:
         rule = f"≤ {window} days" if resistance.value == "primary" else f"> {window} days"
@@ -134,7 +134,7 @@ def _classification_lines(assessment: Assessment) -> list[str]:
     if start.value is not None:
         lines.append(f"- Sorafenib start: {start.value.isoformat()} ({_source_text(start.provenance)})")
     elif start.provenance is not None:
-        lines.append(f"- Sorafenib start: {start.note}")
+        lines.append(f"- Sorafenib start: {common.md(start.note)}")
     if progression.value is not None:
         lines.append(f"- First progression after it: {progression.value.isoformat()} ({_source_text(progression.provenance)})")
     if history.months_to_progression.value is not None:
@@ -143,7 +143,7 @@ def _classification_lines(assessment: Assessment) -> list[str]:
         low, high = history.progression_day_range
         lines.append(f"- Interval: between {low} and {high} days (the dates are imprecise)")
     if assessment.borderline:
-        lines.append(f"- **Borderline:** {assessment.borderline}.")
+        lines.append(f"- **Borderline:** {common.md(assessment.borderline)}.")
     return lines
 
 
@@ -210,7 +210,7 @@ def _guideline_lines(assessment: Assessment) -> list[str]:
     threshold = RAMUCIRUMAB_AFP_NG_PER_ML
     afp = assessment.features.afp
     if afp.value is None:
-        afp_text = f"no usable AFP in the look-back window ({afp.note or 'not found'})"
+        afp_text = f"no usable AFP in the look-back window ({common.md(afp.note or 'not found')})"
     else:
         lab = afp.value
         verdict = _at_least(lab.value, lab.comparator, threshold)

@@ -138,10 +138,19 @@ class Candidate:
 _latest = attrgetter("when.latest")
 
 
+def days_before(day: date, days: int) -> date:
+    """`day` minus `days`, or the first representable date: an order dated 0001-01-01 (a test or a
+    typo in the EHR) must give "nothing in the window", not an OverflowError."""
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:
+        return date.min
+
+
 @lru_cache(maxsize=64)
 def _window_start(as_of: date, lookback_days: int) -> date:
     """First day of the look-back window; cached: a call asks for the same two windows 13 times."""
-    return as_of - timedelta(days=lookback_days)
+    return days_before(as_of, lookback_days)
 
 
 def _window_state(c: Candidate, as_of: date, start: date) -> str:

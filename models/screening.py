@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 
+from fhir_mappers._common import days_before
 from fhir_mappers.features import ClinicalFinding, DrugExposure, PatientFeatures, Provenance, TreatmentHistory
 from models.liver_function import ChildPugh
 
@@ -65,7 +66,7 @@ def _exposure(exposure: DrugExposure) -> Reason:
 
 def _recent(finding: ClinicalFinding, as_of: date, window: timedelta) -> bool:
     """Within the window before the order; an undated finding counts as recent (cannot rule out)."""
-    return finding.when is None or finding.when >= as_of - window
+    return finding.when is None or finding.when >= days_before(as_of, window.days)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def _bevacizumab(screen: Screen, data: ScreeningInput) -> None:
             screen.contraindications.append(_finding("varices with no endoscopic treatment recorded after them", finding))
     endoscopies = [
         f for f in features.findings_of("upper_endoscopy", "variceal_treatment")
-        if f.when is not None and f.when >= as_of - ENDOSCOPY_WINDOW
+        if f.when is not None and f.when >= days_before(as_of, ENDOSCOPY_WINDOW.days)
     ]
     if "procedures" in data.unreadable:
         screen.checks.append("an upper endoscopy within 6 months (procedures could not be read)")
