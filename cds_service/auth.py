@@ -18,6 +18,7 @@ import time
 from typing import Any, Protocol
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from flask import Flask, Response, jsonify, request
 
 from .errors import ApiError
@@ -34,6 +35,13 @@ JWKS_REFRESH_COOLDOWN_SECONDS = 30.0
 
 # CDS Hooks 2.0 §JWT Signing Algorithm: never `none`, never a symmetric (HMAC) algorithm.
 _ASYMMETRIC_PREFIXES = ("RS", "PS", "ES", "EdDSA", "Ed25519", "Ed448")
+# The public-key type each algorithm family verifies with (by the alg's first two letters).
+_KEY_TYPES: dict[str, tuple[type, ...]] = {
+    "RS": (rsa.RSAPublicKey,),
+    "PS": (rsa.RSAPublicKey,),
+    "ES": (ec.EllipticCurvePublicKey,),
+    "Ed": (ed25519.Ed25519PublicKey, ed448.Ed448PublicKey),
+}
 
 _PROTECTED_PREFIX = "/cds-services"
 
@@ -136,6 +144,8 @@ class JwtVerifier:
             raise InvalidToken(f"JWT claim '{exc.claim}' is required.") from None
         except jwt.ExpiredSignatureError:
             raise InvalidToken("JWT has expired (exp).") from None
+        except jwt.InvalidIssuedAtError:
+            raise InvalidToken("JWT iat must be a number (seconds since the epoch).") from None
         except jwt.ImmatureSignatureError:
             raise InvalidToken("JWT is not valid yet (iat or nbf is in the future).") from None
         except jwt.InvalidAudienceError:
@@ -147,7 +157,10 @@ class JwtVerifier:
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"JWT is not valid ({type(exc).__name__}).") from None
 
-        if claims["iat"] < time.time() - s.jwt_max_age_seconds - s.jwt_leeway_seconds:
+        iat = claims["iat"]
+        if isinstance(iat, bool) or not isinstance(iat, (int, float)):
+            raise InvalidToken("JWT iat must be a number (seconds since the epoch).")
+        if iat < time.time() - s.jwt_max_age_seconds - s.jwt_leeway_seconds:
             raise InvalidToken(f"JWT was issued more than {s.jwt_max_age_seconds} s ago (iat).")
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
@@ -173,6 +186,10 @@ class JwtVerifier:
         declared = jwk._jwk_data.get("alg")  # PyJWK keeps the JWK it came from
         if declared and declared != alg:
             raise InvalidToken(f"JWT key '{kid}' is published for alg '{declared}', not '{alg}'.")
+        # A JWK may name no alg: an ES384 token naming an RSA key must be refused here, since the
+        # verifier would fail on the key type with an error that is not a PyJWTError.
+        if not isinstance(jwk.key, _KEY_TYPES[alg[:2]]):
+            raise InvalidToken(f"JWT key '{kid}' cannot verify alg '{alg}'.")
         # The raw key, not the PyJWK: PyJWK guesses RS256 for an RSA JWK without "alg".
         return jwk.key
 
