@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from fhir_mappers._common import (
     ERROR_STATUSES,
     FINAL_STATUSES,
+    MEDICATION_HOLDERS,
     REPORT_FINAL_STATUSES,
     Assessment,
     Candidate,
@@ -782,7 +783,6 @@ def map_patient_features(
 
 # --------------------------------------------------------------------------- treatment history
 
-MEDICATION_TYPES = frozenset({"MedicationRequest", "MedicationStatement", "MedicationAdministration"})
 NOT_TAKEN = frozenset({"entered-in-error", "cancelled", "draft", "not-taken", "not-done"})
 
 
@@ -821,7 +821,7 @@ def _medication_start(resource: dict) -> tuple[FhirDate | None, str | None]:
 def _exposures(flat: list[dict], by_ref: dict, terminology: Terminology, as_of: date | None) -> tuple[list[DrugExposure], list[str]]:
     out, skipped = [], []
     for resource in flat:
-        if resource.get("resourceType") not in MEDICATION_TYPES:
+        if resource.get("resourceType") not in MEDICATION_HOLDERS:
             continue
         matched = terminology.match_drug(medication_concept(resource, by_ref))
         if matched is None:

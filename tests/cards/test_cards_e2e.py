@@ -7,9 +7,7 @@ clinician would read: indicator, numbers, reasons, suggestions (valid FHIR R4), 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import jsonschema
 import pytest
 import requests
 from fhir.resources.R4B.medicationrequest import MedicationRequest
@@ -30,27 +28,15 @@ from fhir_factory import (
     medication_request,
     progression,
 )
+from hook_calls import post_hook
 
 SELECT = "hcc-systemic-therapy-select"
 SIGN = "hcc-systemic-therapy-sign"
 ORDER_DATE = "2026-11-20"
-DOI = "10.1177/17588359241299678"
-SCHEMA = json.loads(
-    (Path(__file__).parent.parent / "cds_service" / "schemas" / "cds-hooks-2.0-response.schema.json").read_text()
-)
 
 
 def call(server, record, drafts, *, hook="order-select", service=SELECT, **kw) -> dict:
-    body = hook_request(hook, drafts, prefetch=full_prefetch(record), **kw)
-    response = requests.post(f"{server.url}/cds-services/{service}", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    payload = response.json()
-    jsonschema.validate(payload, SCHEMA)
-    for card in payload["cards"]:
-        assert len(card["summary"]) < 140
-        assert DOI in card["detail"], "every card cites the study"
-        assert any(DOI in link["url"] for link in card["links"])
-    return payload
+    return post_hook(server, hook_request(hook, drafts, prefetch=full_prefetch(record), **kw), service)
 
 
 def sorafenib_draft() -> dict:

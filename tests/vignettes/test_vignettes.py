@@ -13,19 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import requests
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 import make_bundles
 from fhir_factory import full_prefetch, hook_request
+from hook_calls import post_hook
 
 HERE = Path(__file__).resolve().parent
-SCHEMA = json.loads(
-    (HERE.parent / "cds_service" / "schemas" / "cds-hooks-2.0-response.schema.json").read_text()
-)
-DOI = "10.1177/17588359241299678"
 ORDER_DATE = "2026-11-20"
 SERVICES = {"order-select": "hcc-systemic-therapy-select", "order-sign": "hcc-systemic-therapy-sign"}
 STARTSWITH = "startswith:"
@@ -65,15 +60,7 @@ def hook_body(vignette: dict[str, Any]) -> dict[str, Any]:
 
 
 def post(server, vignette: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
-    service = SERVICES[vignette.get("hook", "order-select")]
-    response = requests.post(f"{server.url}/cds-services/{service}", json=body, timeout=10)
-    assert response.status_code == 200, response.text
-    payload = response.json()
-    jsonschema.validate(payload, SCHEMA)
-    for card in payload["cards"]:
-        assert len(card["summary"]) < 140
-        assert DOI in card["detail"], "every card cites the study"
-    return payload
+    return post_hook(server, body, SERVICES[vignette.get("hook", "order-select")])
 
 
 def withheld_lines(detail: str) -> dict[str, str]:
