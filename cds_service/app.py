@@ -49,11 +49,13 @@ def create_app(settings: Settings | None = None, *, schema_prepared: bool = Fals
         store=store,
         pipeline=pipeline,
     )
-    # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route.
-    # Browsers always send Origin on those calls, so EHR server-to-server calls get no CORS headers.
+    # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route but
+    # /metrics (operational data, for the scraper only). Browsers always send Origin on those calls,
+    # so EHR server-to-server calls get no CORS headers.
     CORS(
         app,
-        origins=settings.cors_origins,
+        resources={r"^/(?!metrics)": {}},
+        origins=settings.allowed_origins,
         always_send=False,
         allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
         expose_headers=["X-Request-ID"],

@@ -1,8 +1,12 @@
-"""Outbound FHIR reads for prefetch keys the EHR did not send.
+"""Outbound HTTP to FHIR and SMART authorization servers: prefetch keys the EHR did not send, the
+SMART launch's discovery and token exchange, and the SMART app's reads.
 
-One ``requests.Session`` per process with a bounded connection pool; every call has an explicit
-deadline, a byte cap and no cross-host redirects, so a slow, hanging or hostile FHIR server can
-cost at most the fetch budget and never a stuck worker.
+One ``requests.Session`` per process with a bounded connection pool. Every call has one deadline
+for the whole call (connect, headers and every byte of the body: the socket's timeout is set to
+the time left before each read, so a server dripping a byte a second is cut off at the deadline,
+not after a per-read timeout that each byte resets), a byte cap counted on the wire and after
+gzip, no redirects, and the SSRF policy checked on every URL before a token or a PKCE verifier is
+sent. A slow, hanging or hostile server costs at most its deadline and never a stuck worker.
 """
 
 from __future__ import annotations
@@ -10,12 +14,14 @@ from __future__ import annotations
 import json
 import logging
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from .ssrf import FhirServerPolicy, FhirServerRefused
@@ -24,11 +30,13 @@ _CHUNK = 64 * 1024
 
 
 class FetchError(Exception):
-    """A prefetch query that could not be answered; ``reason`` is safe to show in a card."""
+    """An outbound call that could not be answered; ``reason`` is safe to show in a card,
+    ``status`` is the HTTP status when the server answered with an error."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, status: int | None = None):
         super().__init__(reason)
         self.reason = reason
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,7 @@ class FetchOutcome:
     key: str
     resource: dict[str, Any] | None
     error: str | None = None
+    status: int | None = None  # the HTTP status of an error answer
 
 
 class FhirClient:
@@ -51,15 +60,23 @@ class FhirClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/fhir+json, application/json;q=0.9"
+        self.session.headers["Accept-Encoding"] = "gzip"  # the one encoding _read_capped inflates
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fhir-fetch")
 
     def fetch_all(
-        self, base: str, queries: dict[str, str], token: str | None, budget_seconds: float
+        self,
+        base: str,
+        queries: dict[str, str],
+        token: str | None,
+        budget_seconds: float,
+        policy: FhirServerPolicy | None = None,
     ) -> dict[str, FetchOutcome]:
-        """Run every query in parallel; whatever is not back within the budget is reported missing."""
+        """Run every query in parallel; whatever is not back within the budget is reported missing.
+        ``policy``: the rules for ``base`` (default: the ``fhirServer`` policy)."""
         deadline = time.monotonic() + budget_seconds
+        policy = policy or self.policy
         futures = {
-            self.executor.submit(self._fetch_one, base, query, token, deadline): key
+            self.executor.submit(self._fetch_one, base, query, token, deadline, policy): key
             for key, query in queries.items()
         }
         done, _ = wait(futures, timeout=budget_seconds)
@@ -72,12 +89,14 @@ class FhirClient:
             try:
                 outcomes[key] = FetchOutcome(key, future.result())
             except FetchError as exc:
-                outcomes[key] = FetchOutcome(key, None, exc.reason)
+                outcomes[key] = FetchOutcome(key, None, exc.reason, exc.status)
         return outcomes
 
-    def _fetch_one(self, base: str, query: str, token: str | None, deadline: float) -> dict:
+    def _fetch_one(
+        self, base: str, query: str, token: str | None, deadline: float, policy: FhirServerPolicy
+    ) -> dict:
         url = urljoin(base.rstrip("/") + "/", query)
-        first = self._get_json(url, base, token, deadline)
+        first = self.get_fhir(url, token, deadline, policy)
         if first.get("resourceType") != "Bundle":
             return first
         # Follow paging only while budget remains, and only on the same server.
@@ -85,57 +104,107 @@ class FhirClient:
         next_url = _next_link(first)
         pages = 1
         while next_url and pages < self.max_pages and _same_origin(next_url, base):
-            page = self._get_json(next_url, base, token, deadline)
+            page = self.get_fhir(next_url, token, deadline, policy)
             entries.extend(page.get("entry") or [])
             next_url = _next_link(page)
             pages += 1
         return {**first, "entry": entries}
 
-    def _get_json(self, url: str, base: str, token: str | None, deadline: float) -> dict:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise FetchError("the fetch budget ran out")
-        try:
-            self.policy.check_resolved(url)  # every page too: a next link may point anywhere
-        except FhirServerRefused as exc:
-            raise FetchError(f"the FHIR server address was refused ({exc.reason})") from None
+    def get_fhir(self, url: str, token: str | None, deadline: float, policy: FhirServerPolicy) -> dict:
+        """One FHIR resource (a Bundle, a Medication, …); an OperationOutcome is an error."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        try:
-            with self.session.get(
-                url,
-                headers=headers,
-                timeout=(min(remaining, 1.0), remaining),
-                stream=True,
-                allow_redirects=False,
-            ) as response:
-                if response.is_redirect:
-                    raise FetchError(f"the FHIR server redirected (HTTP {response.status_code})")
-                if response.status_code != 200:
-                    raise FetchError(f"the FHIR server answered HTTP {response.status_code}")
-                body = self._read_capped(response, deadline)
-        except requests.RequestException as exc:
-            raise FetchError(f"the FHIR server could not be reached ({type(exc).__name__})") from None
-        try:
-            resource = json.loads(body)
-        except ValueError:
-            raise FetchError("the FHIR server answered with something that is not JSON") from None
-        if not isinstance(resource, dict) or "resourceType" not in resource:
+        resource = self.request_json("GET", url, deadline, policy, headers=headers, server="the FHIR server")
+        if "resourceType" not in resource:
             raise FetchError("the FHIR server answered with JSON that is not a FHIR resource")
         if resource["resourceType"] == "OperationOutcome":
             raise FetchError("the FHIR server answered with an OperationOutcome")
         return resource
 
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        deadline: float,
+        policy: FhirServerPolicy,
+        *,
+        headers: dict[str, str] | None = None,
+        data: dict[str, str] | None = None,
+        server: str = "the server",
+    ) -> dict:
+        """A JSON object from ``url``, within ``deadline`` (``time.monotonic()``) and the byte cap."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchError("the fetch budget ran out")
+        try:
+            policy.check_resolved(url)  # every URL: a next link or a discovered endpoint may point anywhere
+        except FhirServerRefused as exc:
+            raise FetchError(f"the address of {server} was refused ({exc.reason})") from None
+        try:
+            with self.session.request(
+                method,
+                url,
+                headers=headers,
+                data=data,
+                timeout=(min(remaining, 1.0), remaining),
+                stream=True,
+                allow_redirects=False,
+            ) as response:
+                if response.is_redirect:
+                    raise FetchError(f"{server} redirected (HTTP {response.status_code})")
+                if response.status_code != 200:
+                    raise FetchError(f"{server} answered HTTP {response.status_code}", response.status_code)
+                body = self._read_capped(response, deadline)
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if time.monotonic() >= deadline - 0.05:  # the socket timed out because the deadline came
+                raise FetchError(f"the fetch budget ran out waiting for {server}") from None
+            raise FetchError(f"{server} could not be reached ({type(exc).__name__})") from None
+        try:
+            value = json.loads(body)
+        except ValueError:
+            raise FetchError(f"{server} answered with something that is not JSON") from None
+        if not isinstance(value, dict):
+            raise FetchError(f"{server} answered with JSON that is not an object")
+        return value
+
     def _read_capped(self, response: requests.Response, deadline: float) -> bytes:
+        """The body as sent, read with the socket's timeout set to the time left before each read;
+        gzip (the only encoding asked for) is inflated afterwards under the same cap."""
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            raise FetchError(f"the answer is encoded as {encoding!r}, which was not asked for")
         chunks: list[bytes] = []
         size = 0
-        for chunk in response.iter_content(_CHUNK):
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise FetchError("the fetch budget ran out while reading")
+            _set_read_timeout(response.raw, remaining)
+            chunk = response.raw.read1(_CHUNK, decode_content=False)
+            if not chunk:
+                break
             size += len(chunk)
             if size > self.max_bytes:
-                raise FetchError(f"the FHIR server's answer exceeded {self.max_bytes} bytes")
-            if time.monotonic() > deadline:
-                raise FetchError("the fetch budget ran out while reading")
+                raise FetchError(f"the answer exceeded {self.max_bytes} bytes")
             chunks.append(chunk)
-        return b"".join(chunks)
+        body = b"".join(chunks)
+        return _gunzip(body, self.max_bytes) if encoding == "gzip" else body
+
+
+def _set_read_timeout(raw: urllib3.BaseHTTPResponse, seconds: float) -> None:
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
+def _gunzip(body: bytes, max_bytes: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, max_bytes + 1)
+    except zlib.error:
+        raise FetchError("the answer's gzip encoding is broken") from None
+    if len(data) > max_bytes or inflater.unconsumed_tail:
+        raise FetchError(f"the answer exceeded {max_bytes} bytes once inflated")
+    return data
 
 
 def _next_link(bundle: dict) -> str | None:

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias=AliasChoices("HOST", "CDS_HOST"))
     port: int = Field(8080, ge=1, le=65535, validation_alias=AliasChoices("PORT", "CDS_PORT"))
     public_base_url: str | None = Field(
-        None, description="External base URL (no trailing slash); JWT `aud` is checked against it."
+        None,
+        description="External base URL (no trailing slash): JWT `aud` is checked against it and SMART "
+        "redirects are built from it. Required in production; in demo the request's Host stands in.",
     )
 
     # Storage: SQLite file by default; a postgresql+psycopg:// URL in production.
@@ -90,7 +92,8 @@ class Settings(BaseSettings):
     )
     smart_iss_allowlist: list[str] = Field(
         default_factory=list,
-        description="FHIR base URLs (prefix match) the app may be launched from. Empty = any (demo only).",
+        description="FHIR base URLs the app may be launched from (same rules as the fhirServer allowlist). "
+        "Empty = the fhirServer allowlist (in demo, when that is empty too: any server but metadata addresses).",
     )
     smart_default_iss: str | None = Field(None, description="FHIR base for a standalone launch without `iss`.")
     smart_session_secret: SecretStr | None = Field(
@@ -98,7 +101,11 @@ class Settings(BaseSettings):
     )
     smart_timeout_seconds: float = Field(5.0, gt=0, le=60)
 
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    cors_origins: list[str] | None = Field(
+        None,
+        description="Browser origins allowed to call the service (e.g. a CDS Hooks sandbox). Unset: any "
+        "origin in demo, none in production, where `*` is refused. /metrics is never exposed to browsers.",
+    )
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
 
@@ -109,7 +116,20 @@ class Settings(BaseSettings):
                 raise ValueError("production needs CDS_FHIR_SERVER_ALLOWLIST")
             if self.jwt_required is False:
                 raise ValueError("production cannot disable JWT (CDS_JWT_REQUIRED=false)")
+            if not (self.public_base_url or "").startswith("https://"):
+                raise ValueError(
+                    "production needs CDS_PUBLIC_BASE_URL, an https:// URL: the JWT audience and the SMART "
+                    "redirect must not follow the Host header"
+                )
+            if "*" in (self.cors_origins or []):
+                raise ValueError("production cannot allow every browser origin (CDS_CORS_ORIGINS contains *)")
         return self
+
+    @property
+    def allowed_origins(self) -> list[str]:
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return [] if self.environment == "production" else ["*"]
 
     @property
     def jwt_enforced(self) -> bool:

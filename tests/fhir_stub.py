@@ -15,6 +15,8 @@ malformed   200 with a body that is not JSON
 html        200 ``text/html`` login page (a proxy or SSO in front of the server)
 huge        200 with a valid but ``huge_bytes``-sized Bundle
 redirect    ``302`` to ``redirect_to`` (another host)
+drip        200 headers, then one byte of the body every ``drip_seconds`` (until the stub closes)
+gzip        200 with the ``huge_bytes`` Bundle gzip-compressed (``Content-Encoding: gzip``)
 ==========  ===================================================================
 
 ``behaviours`` maps a resource type (``"Patient"``, ``"Observation"``...) to a behaviour that
@@ -25,6 +27,7 @@ query and ``Authorization`` header.
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
@@ -33,7 +36,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-BEHAVIOURS = ("ok", "slow", "hang", "down", "401", "500", "malformed", "html", "huge", "redirect")
+BEHAVIOURS = ("ok", "slow", "hang", "down", "401", "500", "malformed", "html", "huge", "redirect", "drip", "gzip")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class FhirStub:
         huge_bytes: int = 4 * 1024 * 1024,
         redirect_to: str = "http://localhost:9/fhir",
         resources: dict[str, dict] | None = None,
+        drip_seconds: float = 0.2,
     ):
         assert behaviour in BEHAVIOURS, behaviour
         self.behaviour = behaviour
@@ -81,11 +85,13 @@ class FhirStub:
         self.huge_bytes = huge_bytes
         self.redirect_to = redirect_to
         self.resources = dict(resources or {})
+        self.drip_seconds = drip_seconds
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
-        self.huge_body = _huge_bundle(huge_bytes) if behaviour == "huge" or "huge" in self.behaviours.values() else b""
+        wanted = {behaviour, *self.behaviours.values()}
+        self.huge_body = _huge_bundle(huge_bytes) if wanted & {"huge", "gzip"} else b""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -153,15 +159,35 @@ class FhirStub:
                     return
                 if behaviour == "huge":
                     return self._raw(200, "application/fhir+json", stub.huge_body)
+                if behaviour == "gzip":
+                    return self._raw(200, "application/fhir+json", gzip.compress(stub.huge_body), "gzip")
+                if behaviour == "drip":
+                    return self._drip(json.dumps(_resource_for(request)).encode() + b" " * 10_000)
                 return self._json(200, stub.resources.get(request.path) or _resource_for(request))
 
             def _json(self, status: int, body: dict) -> None:
                 self._raw(status, "application/fhir+json", json.dumps(body).encode())
 
-            def _raw(self, status: int, content_type: str, body: bytes) -> None:
+            def _drip(self, body: bytes) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/fhir+json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    for byte in body:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        if stub._closing.wait(timeout=stub.drip_seconds):
+                            return
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _raw(self, status: int, content_type: str, body: bytes, encoding: str | None = None) -> None:
                 try:
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
+                    if encoding:
+                        self.send_header("Content-Encoding", encoding)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)

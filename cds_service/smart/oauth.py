@@ -1,17 +1,22 @@
 """SMART App Launch 2 client side: endpoint discovery and the PKCE authorization-code flow.
 
-Authlib's ``OAuth2Session`` does the OAuth work (S256 challenge, code exchange); this module
-only adds what SMART defines on top: discovery from ``{iss}/.well-known/smart-configuration``
-and the ``aud`` / ``launch`` authorization parameters.
+Authlib builds the authorization request (state, S256 challenge); this module adds what SMART
+defines on top (discovery from ``{iss}/.well-known/smart-configuration``, the ``aud`` and
+``launch`` parameters) and sends every server-side request through the service's guarded
+outbound client: the ``iss`` policy for discovery, address rules for the token endpoint that
+receives the code and the PKCE verifier, no redirects, one deadline per call, a byte cap.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
+
+from ..fhir_client import FetchError, FhirClient
+from ..ssrf import FhirServerPolicy, FhirServerRefused
 
 
 class SmartError(Exception):
@@ -24,22 +29,45 @@ class SmartEndpoints:
     token_endpoint: str
 
 
-def discover(iss: str, timeout: float) -> SmartEndpoints:
+@dataclass(frozen=True)
+class SmartPolicies:
+    """Where the app may go: ``iss`` (the FHIR server: allowlist, addresses) and the endpoints its
+    configuration names (addresses only: an authorization server often lives on another host)."""
+
+    iss: FhirServerPolicy
+    endpoints: FhirServerPolicy
+
+    @classmethod
+    def from_settings(cls, settings) -> "SmartPolicies":
+        production = settings.environment == "production"
+        allowlist = tuple(settings.smart_iss_allowlist or settings.fhir_server_allowlist)
+        return cls(FhirServerPolicy(allowlist, production), FhirServerPolicy((), production))
+
+
+def discover(iss: str, client: FhirClient, policies: SmartPolicies, timeout: float) -> SmartEndpoints:
+    try:
+        policies.iss.check_url(iss)
+    except FhirServerRefused as exc:
+        raise SmartError(f"This app will not connect to that FHIR server: it {exc.reason}.") from None
     url = f"{iss.rstrip('/')}/.well-known/smart-configuration"
     try:
-        response = requests.get(url, headers={"Accept": "application/json"}, timeout=timeout)
-        response.raise_for_status()
-        config = response.json()
-    except (requests.RequestException, ValueError) as exc:
-        raise SmartError(f"Could not read the SMART configuration of {iss}: {exc.__class__.__name__}") from None
-    try:
-        endpoints = SmartEndpoints(config["authorization_endpoint"], config["token_endpoint"])
-    except (KeyError, TypeError):
-        raise SmartError(f"The SMART configuration of {iss} names no authorization/token endpoint") from None
+        config = client.request_json(
+            "GET", url, time.monotonic() + timeout, policies.iss, server="the FHIR server"
+        )
+    except FetchError as exc:
+        raise SmartError(f"Could not read the SMART configuration of {iss}: {exc.reason}") from None
+    authorize, token = config.get("authorization_endpoint"), config.get("token_endpoint")
+    if not isinstance(authorize, str) or not isinstance(token, str):
+        raise SmartError(f"The SMART configuration of {iss} names no authorization/token endpoint")
+    for name, endpoint in (("authorization", authorize), ("token", token)):
+        try:
+            policies.endpoints.check_url(endpoint)
+        except FhirServerRefused as exc:
+            raise SmartError(f"The SMART configuration of {iss} names a {name} endpoint that {exc.reason}") from None
     methods = config.get("code_challenge_methods_supported")
     if methods is not None and "S256" not in methods:
         raise SmartError(f"{iss} does not support PKCE S256, which this app requires")
-    return endpoints
+    return SmartEndpoints(authorize, token)
 
 
 def authorization_url(
@@ -68,19 +96,35 @@ def authorization_url(
 def exchange_code(
     token_endpoint: str,
     *,
+    client: FhirClient,
+    policies: SmartPolicies,
     client_id: str,
     redirect_uri: str,
     code: str,
     verifier: str,
     timeout: float,
 ) -> dict:
-    """The token response (access_token, patient, encounter, appContext, …)."""
-    session = OAuth2Session(client_id, redirect_uri=redirect_uri, token_endpoint_auth_method="none")
+    """The token response (access_token, patient, encounter, appContext, …): RFC 6749 §4.1.3 with
+    the RFC 7636 verifier, from a public client (client_id in the body, no secret)."""
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": client_id,
+        "code_verifier": verifier,
+    }
     try:
-        return dict(
-            session.fetch_token(
-                token_endpoint, code=code, code_verifier=verifier, timeout=timeout
-            )
+        token = client.request_json(
+            "POST",
+            token_endpoint,
+            time.monotonic() + timeout,
+            policies.endpoints,
+            headers={"Accept": "application/json"},
+            data=form,
+            server="the authorization server",
         )
-    except Exception as exc:  # Authlib raises OAuthError or requests errors
-        raise SmartError(f"The authorization server refused the code: {exc}") from None
+    except FetchError as exc:
+        raise SmartError(f"The authorization server refused the code: {exc.reason}") from None
+    if not isinstance(token.get("access_token"), str) or not token["access_token"]:
+        raise SmartError("The authorization server answered without an access token")
+    return token

@@ -11,20 +11,25 @@
 from __future__ import annotations
 
 import secrets
+import threading
+from dataclasses import dataclass
 from datetime import date
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
+from ..fhir_client import FhirClient
 from ..runtime import runtime
 from . import charts
 from .assessment import build_view
+from ..ssrf import FhirServerRefused
 from .context import InvalidAppContext, parse_app_context
 from .data import fetch_patient_record
-from .oauth import SmartError, authorization_url, discover, exchange_code
+from .oauth import SmartError, SmartPolicies, authorization_url, discover, exchange_code
 
 bp = Blueprint("smart", __name__, url_prefix="/smart", template_folder="templates", static_folder="static")
 
+EXTENSION = "hcc_smart"
 FLOW_KEY = "smart_flow"
 SERVICE_ID = "hcc-systemic-therapy-select"
 DOI = "10.1177/17588359241299678"
@@ -41,8 +46,26 @@ class CookieOnDemandSessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+@dataclass(frozen=True)
+class SmartOutbound:
+    """The app's own outbound client and a bulkhead: launches waiting on a slow or hanging EHR
+    server hold at most half the worker's threads, so hook calls keep theirs; the app's reads use
+    their own fetch threads, so they never queue behind (or in front of) a hook's fallback fetch."""
+
+    client: FhirClient
+    policies: SmartPolicies
+    slots: threading.BoundedSemaphore
+
+
 def init_app(app) -> None:
     settings = runtime_settings(app)
+    app.extensions[EXTENSION] = SmartOutbound(
+        FhirClient(
+            max_bytes=settings.fetch_max_bytes, max_pages=settings.fetch_max_pages, workers=settings.fetch_workers
+        ),
+        SmartPolicies.from_settings(settings),
+        threading.BoundedSemaphore(max(1, settings.threads // 2)),
+    )
     secret = settings.smart_session_secret
     app.secret_key = secret.get_secret_value() if secret else secrets.token_hex(32)
     app.session_interface = CookieOnDemandSessionInterface()
@@ -62,11 +85,8 @@ def runtime_settings(app=None):
     return (app or current_app).extensions["hcc_cds"].settings
 
 
-def _allowed(iss: str) -> bool:
-    settings = runtime().settings
-    if not settings.smart_iss_allowlist:
-        return settings.environment != "production"
-    return any(iss.startswith(prefix) for prefix in settings.smart_iss_allowlist)
+def _outbound() -> SmartOutbound:
+    return current_app.extensions[EXTENSION]
 
 
 def _redirect_uri() -> str:
@@ -80,6 +100,14 @@ def _error(message: str, status: int = 400):
     return render_template("smart/error.html", message=message), status
 
 
+def _busy():
+    response = current_app.make_response(
+        _error("The app is waiting on the EHR for other launches; try again in a few seconds.", 503)
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 @bp.get("/launch")
 def launch():
     settings = runtime().settings
@@ -87,13 +115,18 @@ def launch():
     launch_token = request.args.get("launch")
     if not iss:
         return _error("This app must be launched from the EHR (no iss was given).")
-    if not iss.startswith(("http://", "https://")) or not _allowed(iss):
+    outbound = _outbound()
+    try:
+        outbound.policies.iss.check_url(iss)
+    except FhirServerRefused:
         return _error("This app is not registered with that FHIR server.", 403)
     scope = settings.smart_scope
     if not launch_token:  # standalone launch: ask the EHR to pick the patient
         scope = " ".join(s for s in scope.split() if s != "launch") + " launch/patient"
+    if not outbound.slots.acquire(blocking=False):
+        return _busy()
     try:
-        endpoints = discover(iss, settings.smart_timeout_seconds)
+        endpoints = discover(iss, outbound.client, outbound.policies, settings.smart_timeout_seconds)
         url, state, verifier = authorization_url(
             endpoints,
             client_id=settings.smart_client_id,
@@ -104,6 +137,8 @@ def launch():
         )
     except SmartError as exc:
         return _error(str(exc), 502)
+    finally:
+        outbound.slots.release()
     session[FLOW_KEY] = {
         "state": state,
         "verifier": verifier,
@@ -118,15 +153,20 @@ def app_page():
     settings = runtime().settings
     if request.args.get("error"):
         return _error(f"Authorization was not granted: {request.args.get('error_description') or request.args['error']}", 403)
-    flow = session.pop(FLOW_KEY, None)
-    code, state = request.args.get("code"), request.args.get("state")
-    if not code or not state:
-        return _error("Open this app from the EHR; it reads the patient only after a SMART launch.")
-    if not flow or not secrets.compare_digest(flow.get("state", ""), state):
-        return _error("This launch has expired or was already used. Launch the app again from the EHR.")
+    outbound = _outbound()
+    if not outbound.slots.acquire(blocking=False):
+        return _busy()  # before the launch is taken from the cookie: reloading the page retries it
     try:
+        flow = session.pop(FLOW_KEY, None)
+        code, state = request.args.get("code"), request.args.get("state")
+        if not code or not state:
+            return _error("Open this app from the EHR; it reads the patient only after a SMART launch.")
+        if not flow or not secrets.compare_digest(flow.get("state", ""), state):
+            return _error("This launch has expired or was already used. Launch the app again from the EHR.")
         token = exchange_code(
             flow["token_endpoint"],
+            client=outbound.client,
+            policies=outbound.policies,
             client_id=settings.smart_client_id,
             redirect_uri=_redirect_uri(),
             code=code,
@@ -134,7 +174,7 @@ def app_page():
             timeout=settings.smart_timeout_seconds,
         )
         patient_id = token.get("patient")
-        if not patient_id:
+        if not isinstance(patient_id, str) or not patient_id:
             return _error("The EHR did not say which patient to show (no patient in the launch context).")
         context = None
         raw_context = token.get("appContext")
@@ -145,10 +185,18 @@ def app_page():
                 return _error(f"The card's context could not be read: {exc}.")
         service = runtime().services[context.service if context and context.service in runtime().services else SERVICE_ID]
         patient, resources = fetch_patient_record(
-            flow["iss"], token["access_token"], patient_id, service, settings.smart_timeout_seconds
+            flow["iss"],
+            token["access_token"],
+            patient_id,
+            service,
+            client=outbound.client,
+            policy=outbound.policies.iss,
+            timeout=settings.smart_timeout_seconds,
         )
     except SmartError as exc:
         return _error(str(exc), 502)
+    finally:
+        outbound.slots.release()
     as_of = context.as_of if context else date.today()
     view = build_view(patient, patient_id, resources, as_of=as_of, context=context, settings=settings)
     panels = view.survival or view.reference_only

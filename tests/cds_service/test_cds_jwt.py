@@ -328,14 +328,18 @@ def test_production_process_under_gunicorn_enforces_jwt(tmp_path, jwks):
         "CDS_DATABASE_URL": f"sqlite:///{tmp_path}/prod.sqlite3",
         "CDS_JWT_ISSUERS": json.dumps({ISSUER: jwks.issuer_url}),
         "CDS_FHIR_SERVER_ALLOWLIST": json.dumps(["https://fhir.hospital.example/"]),
+        "CDS_PUBLIC_BASE_URL": "https://cds.hospital.example",
     }
     with service_process(env) as url:
         discovery = f"{url}/cds-services"
         response = requests.get(discovery, timeout=TIMEOUT)
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
-        token = sign(jwks.ec, claims(discovery))
+        token = sign(jwks.ec, claims("https://cds.hospital.example/cds-services"))
         assert requests.get(discovery, headers=bearer(token), timeout=TIMEOUT).status_code == 200
+        # The audience is the public URL, whatever Host the request names.
+        as_host = sign(jwks.ec, claims(discovery))
+        assert requests.get(discovery, headers=bearer(as_host), timeout=TIMEOUT).status_code == 401
 
 
 def test_tokens_are_never_logged(secured, jwks, caplog):
