@@ -90,6 +90,9 @@ class FhirClient:
                 outcomes[key] = FetchOutcome(key, future.result())
             except FetchError as exc:
                 outcomes[key] = FetchOutcome(key, None, exc.reason, exc.status)
+            except Exception:  # a hostile answer must cost its key, never the whole call
+                logging.getLogger(__name__).exception("unexpected error reading a FHIR answer")
+                outcomes[key] = FetchOutcome(key, None, "the FHIR server's answer could not be read")
         return outcomes
 
     def _fetch_one(
@@ -100,12 +103,12 @@ class FhirClient:
         if first.get("resourceType") != "Bundle":
             return first
         # Follow paging only while budget remains, and only on the same server.
-        entries = list(first.get("entry") or [])
+        entries = _entries(first)
         next_url = _next_link(first)
         pages = 1
         while next_url and pages < self.max_pages and _same_origin(next_url, base):
             page = self.get_fhir(next_url, token, deadline, policy)
-            entries.extend(page.get("entry") or [])
+            entries.extend(_entries(page))
             next_url = _next_link(page)
             pages += 1
         return {**first, "entry": entries}
@@ -207,13 +210,22 @@ def _gunzip(body: bytes, max_bytes: int) -> bytes:
     return data
 
 
+def _entries(bundle: dict) -> list:
+    entries = bundle.get("entry")
+    return list(entries) if isinstance(entries, list) else []
+
+
 def _next_link(bundle: dict) -> str | None:
-    for link in bundle.get("link") or []:
-        if isinstance(link, dict) and link.get("relation") == "next" and link.get("url"):
-            return str(link["url"])
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return link["url"] or None
     return None
 
 
 def _same_origin(url: str, base: str) -> bool:
-    a, b = urlsplit(url), urlsplit(base)
+    try:
+        a, b = urlsplit(url), urlsplit(base)
+    except ValueError:
+        return False
     return (a.scheme, a.netloc) == (b.scheme, b.netloc)

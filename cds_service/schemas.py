@@ -30,7 +30,9 @@ class OrderContext(Tolerant):
     """Context of ``order-select`` and ``order-sign`` (both carry a draftOrders Bundle)."""
 
     userId: str = Field(min_length=1)
-    patientId: str = Field(min_length=1)
+    # A FHIR id (R4 datatypes, `id`): it goes into every search the service sends, where `&`, `#`
+    # or `/` would change what is searched (`p1&patient=p2`).
+    patientId: str = Field(pattern=r"^[A-Za-z0-9\-.]{1,64}$")
     encounterId: str | None = None
     selections: list[str] | None = None
     draftOrders: dict[str, Any]

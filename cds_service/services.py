@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from fhir_mappers.terminology import SECTIONS, Terminology
 
@@ -23,11 +25,27 @@ _TUMOUR_KEYS = {
 }
 
 
+_SEARCH_SPECIALS = re.compile(r"([\\,|$])")
+
+
+def search_token(system: str, code: str) -> str:
+    """One `system|code` token search value as it goes into a URL (FHIR R4 search.html#escaping):
+    `\\` `,` `|` `$` inside system or code escaped with `\\`, then everything but unreserved
+    characters percent-encoded, the `|` separator too. So no `//` is left for a proxy that
+    collapses them (smart-launcher-v2 does) to turn `http://loinc.org` into `http:/loinc.org`;
+    OR alternatives are joined by the caller with literal commas, as the spec requires."""
+
+    def encoded(part: str) -> str:
+        return quote(_SEARCH_SPECIALS.sub(r"\\\1", part), safe="")
+
+    return f"{encoded(system)}%7C{encoded(code)}"
+
+
 def _token_list(terminology: Terminology, keys: dict[str, tuple[str, ...]]) -> str:
-    """`system|code` tokens, deduplicated, in file order: local codes a hospital adds to its
-    terminology file are prefetched too, with no code change."""
+    """`system|code` tokens, percent-encoded, deduplicated, in file order: local codes a hospital
+    adds to its terminology file are prefetched too, with no code change."""
     tokens = [
-        f"{coding.system}|{coding.code}"
+        search_token(coding.system, coding.code)
         for section, names in keys.items()
         for name in names
         for coding in terminology.codes(section, name)

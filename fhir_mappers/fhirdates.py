@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.*)?$")
+# ASCII digits only (FHIR's regex): `\d` would also read Arabic-Indic or full-width digits as a date.
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.*)?$", re.ASCII)
 
 
 @dataclass(frozen=True)

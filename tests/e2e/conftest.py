@@ -6,7 +6,9 @@
    ``{iss}/.well-known/smart-configuration``; the test patients are loaded into it with
    transaction Bundles from ``patients/``;
 3. the CDS service itself (``create_app``, threaded werkzeug server);
-4. Debian's Chromium driven by Playwright (``executable_path``; never a downloaded browser).
+4. Debian's Chromium driven by Playwright (``executable_path``; never a downloaded browser);
+5. when a test asks for it, a proxy in front of the FHIR server that collapses every `//` in the
+   URLs it forwards, as smart-launcher-v2's FHIR proxy does (``collapsing_proxy.py``).
 
 Nothing is skipped when a piece is missing: the fixture fails and says how to install it.
 """
@@ -31,6 +33,7 @@ from cds_service.settings import Settings
 
 from processes import stop
 
+from .collapsing_proxy import CollapsingProxy
 from .ehr_simulator import EhrSimulator
 from .smart_auth_server import AuthServer, smart_configuration
 
@@ -121,6 +124,18 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         thread.join(timeout=5)
         auth.stop()
         stop(process, timeout=10)
+
+
+@pytest.fixture(scope="session")
+def collapsing_proxy(stack) -> Iterator[CollapsingProxy]:
+    """The e2e FHIR server behind a proxy that collapses every `//` in the URLs it forwards, as
+    smart-launcher-v2's does; its base is also a valid SMART `iss` / `aud`."""
+    proxy = CollapsingProxy(stack.fhir_base).start()
+    stack.auth.add_proxy_base(proxy.base)
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(scope="session")

@@ -111,6 +111,7 @@ class AuthorizationCode:
 @dataclass
 class State:
     fhir_base: str = ""
+    proxy_bases: set[str] = field(default_factory=set)  # the same FHIR server behind a proxy: also an `aud`
     clients: dict[str, Client] = field(default_factory=dict)
     launches: dict[str, LaunchContext] = field(default_factory=dict)
     codes: dict[str, AuthorizationCode] = field(default_factory=dict)
@@ -209,8 +210,9 @@ def create_auth_app(fhir_base: str, client_id: str, redirect_uris: list[str]) ->
 
     def check_smart_request():
         """SMART additions to the OAuth request: aud must be our FHIR base; launch must be known."""
-        if request.values.get("aud", "").rstrip("/") != state.fhir_base.rstrip("/"):
-            return f"aud must be the FHIR base URL {state.fhir_base}"
+        audiences = {base.rstrip("/") for base in (state.fhir_base, *state.proxy_bases)}
+        if request.values.get("aud", "").rstrip("/") not in audiences:
+            return f"aud must be the FHIR base URL {state.fhir_base} (or a proxy of it)"
         launch = request.values.get("launch")
         if launch is not None and launch not in state.launches:
             return "unknown launch"
@@ -309,6 +311,10 @@ class AuthServer:
 
     def set_fhir_base(self, fhir_base: str) -> None:
         self.fhir_base = self.state.fhir_base = fhir_base
+
+    def add_proxy_base(self, proxy_base: str) -> None:
+        """An `iss` that proxies the FHIR base (as a SMART launcher does): accepted as `aud` too."""
+        self.state.proxy_bases.add(proxy_base)
 
     def allow_redirect_uri(self, uri: str) -> None:
         self.state.clients[self.client_id].redirect_uris.append(uri)

@@ -27,11 +27,11 @@ def _login(page) -> None:
     page.get_by_role("button", name="Sign in and approve").click()
 
 
-def _ehr_launch(stack, page, patient: str, context: str | None) -> None:
+def _ehr_launch(stack, page, patient: str, context: str | None, iss: str | None = None) -> None:
     launch = requests.post(
         f"{stack.auth.url}/launch", json={"patient": patient, "appContext": context}, timeout=10
     ).json()["launch"]
-    page.goto(f"{stack.cds_url}/smart/launch?{urlencode({'iss': stack.fhir_base, 'launch': launch})}")
+    page.goto(f"{stack.cds_url}/smart/launch?{urlencode({'iss': iss or stack.fhir_base, 'launch': launch})}")
     page.wait_for_url(re.compile(r"/authorize\?"))
     _login(page)
     page.wait_for_url(re.compile(r"/smart/app\?"))
