@@ -48,6 +48,11 @@ class AuditWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        # Rows queued so far, and of those, how many are written or given up: feedback on a card
+        # answered a moment ago waits for its row (see ``wait_written``).
+        self._submitted = 0
+        self._settled = 0
+        self._progress = threading.Condition()
 
     def submit(self, record: AssessmentAudit) -> bool:
         """Queue one row; False (and a warning) when the queue is full."""
@@ -57,7 +62,17 @@ class AuditWriter:
         except queue.Full:
             log.warning("audit record dropped: writer queue full", extra={"hook_instance": str(record.hook_instance)})
             return False
+        with self._progress:
+            self._submitted += 1
         return True
+
+    def wait_written(self, timeout: float) -> bool:
+        """Wait until every row queued before this call is written or given up; False if that
+        took longer than ``timeout`` seconds. Rows queued meanwhile are not waited for, so a
+        busy writer does not hold the caller."""
+        with self._progress:
+            target = self._submitted
+            return self._progress.wait_for(lambda: self._settled >= target, timeout)
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every row queued so far is written or given up (tests, shutdown)."""
@@ -116,6 +131,9 @@ class AuditWriter:
             finally:
                 for _ in rows:
                     self._queue.task_done()
+                with self._progress:
+                    self._settled += len(records)
+                    self._progress.notify_all()
             if len(records) < len(rows):
                 return
 

@@ -205,7 +205,15 @@ class Pipeline:
             model_version=self.bundle.version,
             outcome="cards" if response.cards else "no_cards",
             timing_ms=(time.perf_counter() - started) * 1000,
-            cards=[AuditCard(uuid=c.uuid, indicator=c.indicator, kind=c.source.topic.code if c.source.topic else None) for c in response.cards],
+            cards=[
+                AuditCard(
+                    uuid=c.uuid,
+                    indicator=c.indicator,
+                    kind=c.source.topic.code if c.source.topic else None,
+                    suggestions=tuple(s.uuid for s in c.suggestions or ()),
+                )
+                for c in response.cards
+            ],
             missing_data=sorted(resolved.missing) + sorted(assessment.missing_markers if assessment else []),
         )
 

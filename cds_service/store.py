@@ -1,7 +1,9 @@
 """Feedback and audit persistence: SQLite by default, PostgreSQL in production (same SQLAlchemy Core).
 
-A feedback POST is written in one transaction: either every entry of it is stored or none is, and
-an entry the store already holds (a client's retry) is not stored twice. Each assessment the
+Feedback is stored only for cards the audit log shows this service issued. The entries of a POST
+that are stored are written in one transaction; an entry the store already holds (a client's
+retry) is reported as a duplicate, not stored twice, and one contradicting what is stored (the
+same card accepted and overridden) is refused. Each assessment the
 pipeline makes is recorded in an audit log that carries ids, codes and timings, never PHI: no
 names, no clinical values. The schema is managed by Alembic (``cds_service/migrations``), applied
 at start-up or by ``python -m cds_service migrate``.
@@ -96,6 +98,8 @@ assessment_card = Table(
     Column("card_uuid", String(200), nullable=False, index=True),
     Column("indicator", String(20), nullable=False),
     Column("kind", String(100), nullable=True),
+    # JSON array of the card's suggestion uuids ("[]": none); NULL on rows written before revision 0005
+    Column("suggestion_uuids", Text, nullable=True),
 )
 
 jwt_replay = Table(
@@ -139,6 +143,9 @@ class AuditCard(BaseModel):
     kind: AuditKey | None = Field(
         None, description="Stable label of the card type (e.g. 'sorafenib-resistance'), for per-card rates."
     )
+    suggestions: tuple[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")], ...] = Field(
+        (), description="The uuids of the card's suggestions: the ids an 'accepted' feedback may name."
+    )
 
 
 class AssessmentAudit(BaseModel):
@@ -177,6 +184,16 @@ class AssessmentAudit(BaseModel):
     @property
     def indicators(self) -> list[str]:
         return [card.indicator for card in self.cards]
+
+
+class FeedbackResult(BaseModel):
+    """What became of one entry of a feedback POST: stored now, stored already (a retry), or
+    refused with the reason (``error``: a code; ``problem``: a sentence)."""
+
+    card: str
+    status: Literal["stored", "duplicate", "refused"]
+    error: Literal["unknown_card", "unknown_suggestion", "outcome_conflict", "feedback_conflict"] | None = None
+    problem: str | None = None
 
 
 class CardFeedbackRate(BaseModel):
@@ -291,31 +308,38 @@ class FeedbackStore:
 
     # -- feedback ---------------------------------------------------------------------------
 
-    def add(self, service_id: str, entries: list[FeedbackEntry]) -> int:
-        """Store a feedback batch atomically; entries already stored are skipped. Returns len(entries)."""
+    def add(self, service_id: str, entries: list[FeedbackEntry]) -> list[FeedbackResult]:
+        """Judge each entry of a feedback POST against the audit log and the feedback stored, and
+        store those found new, in one transaction. One result per entry, in order:
+
+        - refused ``unknown_card``: the audit shows no card with that uuid issued by this service;
+        - refused ``unknown_suggestion``: an accepted id is not among the card's suggestions (known
+          for cards audited since revision 0005; older cards' suggestions are taken on trust);
+        - ``duplicate``: the same card, outcome and time is stored already with the same details;
+          refused ``feedback_conflict`` if its details differ;
+        - refused ``outcome_conflict``: the card is stored with the other outcome. "Typically, an
+          end user may only accept (a suggestion), or override a card once" (CDS Hooks 2.0): more
+          reports of the same outcome are stored (another suggestion accepted later), but a card
+          both accepted and overridden would count in both rates;
+        - ``stored``.
+
+        The issued cards are locked for the transaction (PostgreSQL ``FOR UPDATE``; SQLite takes
+        its write lock first), so two concurrent POSTs about one card are judged one after the
+        other. Raises ``StoreUnavailable``."""
         now = datetime.now(timezone.utc)
-        rows = [
-            {
-                "service_id": service_id,
-                "card_uuid": entry.card,
-                "outcome": entry.outcome,
-                "accepted_suggestions": (
-                    json.dumps([s.id for s in entry.acceptedSuggestions])
-                    if entry.acceptedSuggestions
-                    else None
-                ),
-                "override_system": _reason(entry, "system"),
-                "override_code": _reason(entry, "code"),
-                "override_display": _reason(entry, "display"),
-                "user_comment": entry.overrideReason.userComment if entry.overrideReason else None,
-                "outcome_timestamp": entry.outcomeTimestamp.astimezone(timezone.utc),
-                "received_at": now,
-            }
-            for entry in entries
-        ]
+        rows = [_feedback_row(service_id, entry, now) for entry in entries]
+        cards = sorted({row["card_uuid"] for row in rows})
         with self._writing() as connection:
-            connection.execute(_insert_ignoring_duplicates(connection.dialect.name, feedback), rows)
-        return len(rows)
+            if connection.dialect.name == "sqlite":
+                # Without it the reads below would not hold off another process's write.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            issued = _issued_cards(connection, service_id, cards)
+            stored = _stored_feedback(connection, service_id, cards)
+            results = [_judge(service_id, row, issued, stored) for row in rows]
+            new = [row for row, result in zip(rows, results, strict=True) if result.status == "stored"]
+            if new:
+                connection.execute(feedback.insert(), new)
+        return results
 
     def count(self) -> int:
         with self.engine.connect() as connection:
@@ -349,7 +373,13 @@ class FeedbackStore:
                     continue
                 ids = _insert_returning_ids(connection, assessment_audit, [_audit_row(record) for record in chunk])
                 cards = [
-                    {"assessment_id": assessment_id, "card_uuid": card.uuid, "indicator": card.indicator, "kind": card.kind}
+                    {
+                        "assessment_id": assessment_id,
+                        "card_uuid": card.uuid,
+                        "indicator": card.indicator,
+                        "kind": card.kind,
+                        "suggestion_uuids": json.dumps(card.suggestions),
+                    }
                     for assessment_id, record in zip(ids, chunk, strict=True)
                     for card in record.cards
                 ]
@@ -369,7 +399,12 @@ class FeedbackStore:
                 .order_by(assessment_card.c.id)
             ):
                 cards.setdefault(row.assessment_id, []).append(
-                    AuditCard(uuid=row.card_uuid, indicator=row.indicator, kind=row.kind)
+                    AuditCard(
+                        uuid=row.card_uuid,
+                        indicator=row.indicator,
+                        kind=row.kind,
+                        suggestions=json.loads(row.suggestion_uuids or "[]"),
+                    )
                 )
         return [
             AssessmentAudit(
@@ -440,13 +475,15 @@ class FeedbackStore:
                 .order_by(audit.c.service_id, card.c.kind, card.c.indicator)
             ).all()
 
+            # Cards, not rows: a card audited twice (a retried hook call) or overridden twice counts once.
+            overridden_cards = func.count(distinct(card.c.card_uuid))
             reasons = connection.execute(
-                select(card.c.kind, fb.c.override_code, fb.c.override_display, func.count())
+                select(card.c.kind, fb.c.override_code, fb.c.override_display, overridden_cards)
                 .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
                 .join(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
                 .where(_since(since), fb.c.outcome == "overridden")
                 .group_by(card.c.kind, fb.c.override_code, fb.c.override_display)
-                .order_by(func.count().desc(), card.c.kind, fb.c.override_code)
+                .order_by(overridden_cards.desc(), card.c.kind, fb.c.override_code)
             ).all()
 
         return AuditReport(
@@ -630,10 +667,6 @@ def _record_jti(dialect_name: str):
     ).returning(jwt_replay.c.jti)
 
 
-def _insert_ignoring_duplicates(dialect_name: str, table: Table):
-    return _dialect(dialect_name).insert(table).on_conflict_do_nothing()
-
-
 def _dialect(dialect_name: str):
     """The SQLAlchemy dialect module whose ``insert`` has ``on_conflict_*`` (both spell it alike)."""
     return postgresql if dialect_name == "postgresql" else sqlite
@@ -656,6 +689,97 @@ def _percentile(values: list[float], q: float) -> float:
     lower = int(position)
     upper = min(lower + 1, len(ordered) - 1)
     return ordered[lower] + (ordered[upper] - ordered[lower]) * (position - lower)
+
+
+def _feedback_row(service_id: str, entry: FeedbackEntry, received_at: datetime) -> dict:
+    return {
+        "service_id": service_id,
+        "card_uuid": entry.card,
+        "outcome": entry.outcome,
+        "accepted_suggestions": (
+            json.dumps([s.id for s in entry.acceptedSuggestions]) if entry.acceptedSuggestions else None
+        ),
+        "override_system": _reason(entry, "system"),
+        "override_code": _reason(entry, "code"),
+        "override_display": _reason(entry, "display"),
+        "user_comment": entry.overrideReason.userComment if entry.overrideReason else None,
+        "outcome_timestamp": entry.outcomeTimestamp.astimezone(timezone.utc),
+        "received_at": received_at,
+    }
+
+
+def _issued_cards(connection: Connection, service_id: str, cards: list[str]) -> dict[str, set[str] | None]:
+    """Of ``cards``, those the audit shows this service issued, each with its suggestion uuids
+    (None: audited before revision 0005, unknown). Their audit rows are locked until the
+    transaction ends (PostgreSQL; in uuid order, so two POSTs cannot deadlock on them)."""
+    card, audit = assessment_card, assessment_audit
+    issued: dict[str, set[str] | None] = {}
+    for uuid, suggestions in connection.execute(
+        select(card.c.card_uuid, card.c.suggestion_uuids)
+        .join(audit, card.c.assessment_id == audit.c.id)
+        .where(audit.c.service_id == service_id, card.c.card_uuid.in_(cards))
+        .order_by(card.c.card_uuid, card.c.id)
+        .with_for_update(of=card)
+    ):
+        known = issued.setdefault(uuid, None)
+        if suggestions is not None:  # a card audited again (a retried call) has the same ones
+            issued[uuid] = (known or set()) | set(json.loads(suggestions))
+    return issued
+
+
+def _stored_feedback(connection: Connection, service_id: str, cards: list[str]) -> dict[str, list[dict]]:
+    stored: dict[str, list[dict]] = {}
+    for row in connection.execute(
+        select(feedback).where(feedback.c.service_id == service_id, feedback.c.card_uuid.in_(cards))
+    ):
+        values = dict(row._mapping)
+        values["outcome_timestamp"] = _utc(values["outcome_timestamp"])  # SQLite gives it back naive
+        stored.setdefault(row.card_uuid, []).append(values)
+    return stored
+
+
+_FEEDBACK_DETAILS = ("override_system", "override_code", "override_display", "user_comment")
+
+
+def _same_details(a: dict, b: dict) -> bool:
+    def suggestions(row: dict) -> list[str]:
+        return sorted(json.loads(row["accepted_suggestions"] or "[]"))
+
+    return suggestions(a) == suggestions(b) and all(a[name] == b[name] for name in _FEEDBACK_DETAILS)
+
+
+def _judge(service_id: str, row: dict, issued: dict[str, set[str] | None], stored: dict[str, list[dict]]) -> FeedbackResult:
+    """The fate of one entry (see ``FeedbackStore.add``); an entry to store joins ``stored``, so a
+    later entry of the same POST is judged against it."""
+    card = row["card_uuid"]
+
+    def refused(error: str, problem: str) -> FeedbackResult:
+        return FeedbackResult(card=card, status="refused", error=error, problem=problem)
+
+    if card not in issued:
+        return refused("unknown_card", f"No card with uuid '{card}' was issued by service '{service_id}'.")
+    suggestions = issued[card]
+    if row["accepted_suggestions"] is not None and suggestions is not None:
+        unknown = [sid for sid in json.loads(row["accepted_suggestions"]) if sid not in suggestions]
+        if unknown:
+            return refused("unknown_suggestion", f"Card '{card}' carried no suggestion with uuid {', '.join(map(repr, unknown))}.")
+    earlier = stored.setdefault(card, [])
+    for prior in earlier:
+        if prior["outcome"] == row["outcome"] and prior["outcome_timestamp"] == row["outcome_timestamp"]:
+            if _same_details(prior, row):
+                return FeedbackResult(card=card, status="duplicate")
+            return refused(
+                "feedback_conflict",
+                f"Card '{card}' is stored as {row['outcome']} at this outcomeTimestamp with other details.",
+            )
+    for prior in earlier:
+        if prior["outcome"] != row["outcome"]:
+            return refused(
+                "outcome_conflict",
+                f"Card '{card}' is stored as {prior['outcome']}; a card is either accepted or overridden.",
+            )
+    earlier.append(row)
+    return FeedbackResult(card=card, status="stored")
 
 
 def _reason(entry: FeedbackEntry, attribute: str) -> str | None:

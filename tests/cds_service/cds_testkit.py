@@ -22,6 +22,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from cds_service.store import AssessmentAudit, AuditCard
+
 HERE = Path(__file__).resolve().parent
 SPEC_EXAMPLES = HERE / "spec_examples"
 SCHEMAS = HERE / "schemas"
@@ -56,6 +58,18 @@ def spec_example(name: str) -> Any:
 
 def schema(name: str) -> dict[str, Any]:
     return json.loads((SCHEMAS / name).read_text())
+
+
+def issue_cards(store, service_id: str, feedback: list[dict[str, Any]]) -> None:
+    """Audit an assessment by ``service_id`` that issued the cards (and accepted suggestions) the
+    feedback entries name: the service stores feedback only on cards it issued."""
+    suggestions: dict[str, list[str]] = {}
+    for entry in feedback:
+        suggestions.setdefault(entry["card"], []).extend(s["id"] for s in entry.get("acceptedSuggestions", []))
+    cards = [AuditCard(uuid=card, indicator="warning", suggestions=tuple(ids)) for card, ids in suggestions.items()]
+    store.record_assessment(
+        AssessmentAudit(hook_instance=uuid.uuid4(), service_id=service_id, hook="order-select", outcome="cards", timing_ms=1.0, cards=cards)
+    )
 
 
 # --- signing keys and the JWKS server ---------------------------------------------------------

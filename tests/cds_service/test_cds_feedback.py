@@ -1,4 +1,5 @@
-"""CDS Hooks 2.0 feedback endpoint over real HTTP: spec examples accepted, stored once, atomically, durably."""
+"""CDS Hooks 2.0 feedback endpoint over real HTTP: spec examples on cards the service issued are
+accepted, stored once, atomically, durably."""
 
 from __future__ import annotations
 
@@ -8,14 +9,23 @@ import pytest
 import requests
 
 from cds_service.store import FeedbackStore
-from cds_testkit import SELECT_SERVICE, SIGN_SERVICE, service_process, spec_example
+from cds_testkit import SELECT_SERVICE, SIGN_SERVICE, issue_cards, service_process, spec_example
 
 TIMEOUT = 10
 EXAMPLES = ["feedback-suggestion-accepted.json", "feedback-overridden.json", "feedback-overridden-with-reason.json"]
+EXAMPLE_ENTRIES = [spec_example(name)["feedback"][0] for name in EXAMPLES]
 
 
 def post(url: str, service_id: str, body) -> requests.Response:
     return requests.post(f"{url}/cds-services/{service_id}/feedback", json=body, timeout=TIMEOUT)
+
+
+@pytest.fixture
+def server(server):
+    """The service, having issued the spec examples' cards (with their suggestions) on both services."""
+    for service_id in (SELECT_SERVICE, SIGN_SERVICE):
+        issue_cards(server.runtime.store, service_id, EXAMPLE_ENTRIES)
+    return server
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
@@ -23,6 +33,9 @@ def test_spec_feedback_example_is_accepted_and_stored_once(server, example):
     body = spec_example(example)
     response = post(server.url, SELECT_SERVICE, body)
     assert response.status_code == 200, response.text
+    assert response.json() == {
+        "stored": 1, "duplicates": 0, "refused": 0, "results": [{"card": body["feedback"][0]["card"], "status": "stored"}]
+    }
     assert server.runtime.store.count() == 1
     [row] = server.runtime.store.entries()
     entry = body["feedback"][0]
@@ -49,10 +62,13 @@ def test_a_batch_stores_each_entry_once(server):
     assert sorted(r["card_uuid"] for r in server.runtime.store.entries()) == sorted(e["card"] for e in entries)
 
 
-def test_a_retried_post_is_not_counted_twice(server):
+def test_a_retried_post_is_not_counted_twice_and_says_so(server):
     body = spec_example("feedback-overridden.json")
-    assert post(server.url, SELECT_SERVICE, body).status_code == 200
-    assert post(server.url, SELECT_SERVICE, body).status_code == 200
+    assert post(server.url, SELECT_SERVICE, body).json()["stored"] == 1
+    again = post(server.url, SELECT_SERVICE, body)
+    assert again.status_code == 200
+    assert (again.json()["stored"], again.json()["duplicates"]) == (0, 1)
+    assert again.json()["results"] == [{"card": body["feedback"][0]["card"], "status": "duplicate"}]
     assert server.runtime.store.count() == 1
 
 
@@ -95,12 +111,16 @@ def test_feedback_for_an_unknown_service_is_404_and_not_stored(server):
 def test_feedback_survives_a_restart_of_the_deployed_process(tmp_path):
     database_url = f"sqlite:///{tmp_path}/feedback.sqlite3"
     env = {"CDS_DATABASE_URL": database_url}
+    issuer = FeedbackStore(database_url)
+    issue_cards(issuer, SELECT_SERVICE, EXAMPLE_ENTRIES)
+    issuer.engine.dispose()
     with service_process(env) as url:
         for name in EXAMPLES:
             assert post(url, SELECT_SERVICE, spec_example(name)).status_code == 200
     with service_process(env) as url:
         # The restarted service is up on the same file; a retry of an old entry is still a no-op.
-        assert post(url, SELECT_SERVICE, spec_example(EXAMPLES[0])).status_code == 200
+        retried = post(url, SELECT_SERVICE, spec_example(EXAMPLES[0]))
+        assert retried.status_code == 200 and retried.json()["duplicates"] == 1
     store = FeedbackStore(database_url)
     try:
         assert store.count() == len(EXAMPLES)

@@ -25,6 +25,7 @@ from cds_testkit import (
     bearer,
     claims,
     hs256_with_public_key,
+    issue_cards,
     sign,
     sorafenib_order,
     service_process,
@@ -115,6 +116,7 @@ def test_discovery_requires_a_token_whose_aud_is_the_discovery_url(secured, jwks
 def test_feedback_requires_a_token_for_the_feedback_url(secured, jwks):
     url = f"{secured.url}/cds-services/{SELECT_SERVICE}/feedback"
     feedback = {"feedback": [{"card": "c-1", "outcome": "overridden", "outcomeTimestamp": "2025-01-01T00:00:00Z"}]}
+    issue_cards(secured.runtime.store, SELECT_SERVICE, feedback["feedback"])
     wrong = sign(jwks.ec, claims(aud(secured)))  # the service URL, not its feedback URL
     assert_rejected(requests.post(url, json=feedback, headers=bearer(wrong), timeout=TIMEOUT), wrong, "aud")
     token = sign(jwks.ec, claims(url))

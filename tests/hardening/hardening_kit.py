@@ -4,6 +4,7 @@ with its JSON logs in a file, worker pids, request bodies. Real processes and so
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from fhir_factory import (  # noqa: E402
 )
 
 from cds_service.services import prefetch_templates  # noqa: E402
+from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore  # noqa: E402
 from fhir_mappers.terminology import load_terminology  # noqa: E402
 
 SELECT = "hcc-systemic-therapy-select"
@@ -66,6 +68,22 @@ def sorafenib_call_to_fetch(fhir_server: str, token: str = "stub-token", patient
 def irrelevant_call() -> dict:
     draft = medication_request(AMOXICILLIN, "2026-11-20", status="draft", rid="draft-amox")
     return hook_request("order-select", [draft])
+
+
+def issue_cards(database_url: str, service_id: str, cards: list[str]) -> None:
+    """Audit, before the service starts, an assessment by ``service_id`` that issued ``cards``:
+    feedback is stored only on cards the service issued (``feedback_body``'s need no suggestion)."""
+    store = FeedbackStore(database_url)
+    try:
+        store.record_assessment(
+            AssessmentAudit(
+                hook_instance=uuid.uuid4(), service_id=service_id, hook="order-select", outcome="cards", timing_ms=1.0,
+                cards=[AuditCard(uuid=card, indicator="warning") for card in cards],
+            )
+        )
+    finally:
+        store.engine.dispose()
+        store.replay_engine.dispose()
 
 
 def feedback_body(card: str) -> dict:

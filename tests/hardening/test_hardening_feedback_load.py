@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from hardening_kit import SELECT, feedback_body, gunicorn_service
+from hardening_kit import SELECT, feedback_body, gunicorn_service, issue_cards
 
 PROCESSES = 4
 POSTS_PER_PROCESS = 60
@@ -58,7 +58,14 @@ def _stored_cards(database: Path) -> list[str]:
         return [row[0] for row in connection.execute("select card_uuid from feedback")]
 
 
+def _issue(tmp_path: Path, tag: str, posts: int, *extra: str) -> None:
+    """The cards ``_post_many`` reports on, audited as issued by the service (its database file)."""
+    cards = [f"{tag}{n}-{i}" for n in range(PROCESSES) for i in range(posts)]
+    issue_cards(f"sqlite:///{tmp_path}/feedback.sqlite3", SELECT, [*cards, *extra])
+
+
 def test_concurrent_posts_from_several_processes_are_stored_exactly_once(tmp_path):
+    _issue(tmp_path, "conc", POSTS_PER_PROCESS)
     with gunicorn_service(tmp_path, CDS_LOG_LEVEL="WARNING") as service:
         url = f"{service.url}/cds-services/{SELECT}/feedback"
         acknowledged, failed = _run_clients(url, "conc", POSTS_PER_PROCESS)
@@ -70,6 +77,7 @@ def test_concurrent_posts_from_several_processes_are_stored_exactly_once(tmp_pat
 
 def test_a_worker_killed_mid_load_loses_nothing_acknowledged(tmp_path):
     killed: list[int] = []
+    _issue(tmp_path, "kill", 150, "after-kill")
     with gunicorn_service(tmp_path, CDS_LOG_LEVEL="WARNING", CDS_WORKERS="2", CDS_THREADS="4") as service:
         url = f"{service.url}/cds-services/{SELECT}/feedback"
 

@@ -63,9 +63,19 @@ def audit(outcome: str = "cards", timing_ms: float = 100.0, cards=(), service_id
         model_version="2025.1",
         outcome=outcome,
         timing_ms=timing_ms,
-        cards=[AuditCard(uuid=u, indicator=i, kind=k) for u, i, k in cards],
+        cards=[AuditCard(uuid=u, indicator=i, kind=k, suggestions=("s1",)) for u, i, k in cards],  # s1: see accepted()
         **extra,
     )
+
+
+def issue(store: FeedbackStore, *cards: str, service_id: str = SERVICE, suggestions=("s1", "s2")) -> None:
+    """Audit an assessment that issued ``cards``: feedback is stored only for cards issued."""
+    cards_ = [AuditCard(uuid=card, indicator="warning", kind="resistance", suggestions=suggestions) for card in cards]
+    store.record_assessment(audit(service_id=service_id).model_copy(update={"cards": cards_}))
+
+
+def statuses(results) -> list[str]:
+    return [result.error or result.status for result in results]
 
 
 # -- feedback -------------------------------------------------------------------------------------
@@ -73,10 +83,11 @@ def audit(outcome: str = "cards", timing_ms: float = 100.0, cards=(), service_id
 
 def test_feedback_is_stored_once_per_entry(database_url):
     store = FeedbackStore(database_url)
+    issue(store, "card-1", "card-2", "card-3")
     batch = entries(accepted("card-1"), overridden("card-2"))
-    assert store.add(SERVICE, batch) == 2
-    assert store.add(SERVICE, batch) == 2  # the client's retry: acknowledged, not stored again
-    store.add(SERVICE, entries(accepted("card-1"), accepted("card-3")))
+    assert statuses(store.add(SERVICE, batch)) == ["stored", "stored"]
+    assert statuses(store.add(SERVICE, batch)) == ["duplicate", "duplicate"]  # the client's retry, said so
+    assert statuses(store.add(SERVICE, entries(accepted("card-1"), accepted("card-3")))) == ["duplicate", "stored"]
     rows = store.entries()
     assert [(r["card_uuid"], r["outcome"]) for r in rows] == [
         ("card-1", "accepted"),
@@ -88,6 +99,7 @@ def test_feedback_is_stored_once_per_entry(database_url):
 
 def test_same_card_at_another_time_is_another_entry(database_url):
     store = FeedbackStore(database_url)
+    issue(store, "card-1")
     store.add(SERVICE, entries(overridden("card-1")))
     store.add(SERVICE, entries(overridden("card-1", at=T0 + timedelta(minutes=5))))
     # The same instant written with another offset is the same entry.
@@ -97,6 +109,7 @@ def test_same_card_at_another_time_is_another_entry(database_url):
 
 def test_batch_is_all_or_nothing(database_url):
     store = FeedbackStore(database_url)
+    issue(store, "card-0", "card-1", "card-2")
     store.add(SERVICE, entries(accepted("card-0")))
     batch = entries(accepted("card-1"), accepted("card-2"))
     batch[1] = batch[1].model_copy(update={"outcome": None})  # NOT NULL violated by the second row
@@ -106,8 +119,8 @@ def test_batch_is_all_or_nothing(database_url):
 
 
 def test_data_survives_reopening(database_url):
+    issue(FeedbackStore(database_url), "card-1")
     FeedbackStore(database_url).add(SERVICE, entries(accepted("card-1")))
-    FeedbackStore(database_url).record_assessment(audit(cards=[("card-1", "warning", "resistance")]))
     reopened = FeedbackStore(database_url)
     assert [r["card_uuid"] for r in reopened.entries()] == ["card-1"]
     assert reopened.entries()[0]["outcome_timestamp"].replace(tzinfo=None) == T0.astimezone(timezone.utc).replace(
@@ -115,6 +128,7 @@ def test_data_survives_reopening(database_url):
     )
     [record] = reopened.assessments()
     assert record.card_uuids == ["card-1"] and record.indicators == ["warning"]
+    assert record.cards[0].suggestions == ("s1", "s2")
 
 
 def test_unreachable_database_is_store_unavailable(database_url):
@@ -126,6 +140,107 @@ def test_unreachable_database_is_store_unavailable(database_url):
     with pytest.raises(StoreUnavailable):
         store.record_assessment(audit())
     assert store.ping() is False
+
+
+def test_feedback_only_for_cards_this_service_issued(database_url):
+    store = FeedbackStore(database_url)
+    issue(store, "card-1")
+    issue(store, "card-sign", service_id="hcc-systemic-therapy-sign")
+    batch = entries(accepted("card-1"), accepted("never-issued"), accepted("card-sign"))
+    assert statuses(store.add(SERVICE, batch)) == ["stored", "unknown_card", "unknown_card"]
+    assert [r["card_uuid"] for r in store.entries()] == ["card-1"]
+
+
+def test_accepted_suggestions_must_be_the_cards_own(database_url):
+    store = FeedbackStore(database_url)
+    issue(store, "card-1", suggestions=("s1", "s2"))
+    issue(store, "no-suggestions", suggestions=())
+    other_suggestion = {**accepted("card-1"), "acceptedSuggestions": [{"id": "s1"}, {"id": "s9"}]}
+    assert statuses(store.add(SERVICE, entries(other_suggestion, accepted("no-suggestions")))) == [
+        "unknown_suggestion",
+        "unknown_suggestion",
+    ]
+    assert store.count() == 0
+
+
+def test_cards_audited_before_their_suggestions_were_are_taken_on_trust(database_url):
+    store = FeedbackStore(database_url)
+    issue(store, "old-card")
+    with store.engine.begin() as connection:  # as revision 0005 leaves the rows audited before it
+        connection.execute(text("UPDATE assessment_card SET suggestion_uuids = NULL"))
+    entry = {**accepted("old-card"), "acceptedSuggestions": [{"id": "whatever-it-carried"}]}
+    assert statuses(store.add(SERVICE, entries(entry))) == ["stored"]
+
+
+def test_a_card_is_either_accepted_or_overridden(database_url):
+    store = FeedbackStore(database_url)
+    issue(store, "card-1", "card-2")
+    later = T0 + timedelta(minutes=5)
+    assert statuses(store.add(SERVICE, entries(accepted("card-1"), overridden("card-2")))) == ["stored", "stored"]
+    assert statuses(store.add(SERVICE, entries(overridden("card-1", at=later), accepted("card-2", at=later)))) == [
+        "outcome_conflict",
+        "outcome_conflict",
+    ]
+    # The same outcome reported again later is another interaction: a second suggestion accepted.
+    again = {**accepted("card-1", at=later), "acceptedSuggestions": [{"id": "s2"}]}
+    assert statuses(store.add(SERVICE, entries(again))) == ["stored"]
+    assert sorted((r["card_uuid"], r["outcome"]) for r in store.entries()) == [
+        ("card-1", "accepted"),
+        ("card-1", "accepted"),
+        ("card-2", "overridden"),
+    ]
+
+
+def test_within_one_post_a_repeat_is_a_duplicate_and_a_contradiction_is_refused(database_url):
+    store = FeedbackStore(database_url)
+    issue(store, "card-1")
+    batch = entries(overridden("card-1"), overridden("card-1"), accepted("card-1"))
+    assert statuses(store.add(SERVICE, batch)) == ["stored", "duplicate", "outcome_conflict"]
+    assert store.count() == 1
+
+
+def test_the_same_entry_with_other_details_is_a_conflict_not_a_duplicate(database_url):
+    store = FeedbackStore(database_url)
+    issue(store, "card-1")
+    store.add(SERVICE, entries(overridden("card-1", "not-relevant")))
+    assert statuses(store.add(SERVICE, entries(overridden("card-1", "patient-declined")))) == ["feedback_conflict"]
+    # The same instant written with another offset is the same entry: a duplicate.
+    assert statuses(store.add(SERVICE, entries(overridden("card-1", at=T0.astimezone(timezone.utc))))) == ["duplicate"]
+    assert [r["override_code"] for r in store.entries()] == ["not-relevant"]
+
+
+def test_concurrent_contradicting_posts_store_one_outcome(database_url):
+    """Two workers (two stores, two connection pools) told at once that a card was accepted and
+    that it was overridden: the card's audit rows are locked while it is judged, so one of them
+    is stored and the other refused, never both."""
+    stores = [FeedbackStore(database_url) for _ in range(2)]
+    cards = [f"card-{i}" for i in range(20)]
+    issue(stores[0], *cards)
+    barrier = threading.Barrier(2)
+
+    def post(n: int) -> list[str]:
+        store, make = stores[n], (accepted, overridden)[n]
+        outcomes = []
+        for card in cards:
+            barrier.wait()
+            outcomes += statuses(store.add(SERVICE, entries(make(card))))
+        return outcomes
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(post, range(2))
+    assert all(sorted(pair) == ["outcome_conflict", "stored"] for pair in zip(first, second, strict=True))
+    rows = stores[0].entries()
+    assert sorted(r["card_uuid"] for r in rows) == sorted(cards)  # one outcome per card
+
+
+def test_the_report_counts_an_overridden_card_once(database_url):
+    store = FeedbackStore(database_url)
+    issue(store, "card-1")
+    issue(store, "card-1")  # the same hook call retried: the same card uuid audited twice
+    store.add(SERVICE, entries(overridden("card-1"), overridden("card-1", at=T0 + timedelta(minutes=1))))
+    report = store.audit_report()
+    assert [(r.reason_code, r.count) for r in report.override_reasons] == [("not-relevant", 1)]
+    assert [(r.shown, r.overridden) for r in report.card_feedback] == [(1, 1)]
 
 
 def test_a_database_host_that_never_answers_is_store_unavailable_after_the_connect_timeout(monkeypatch):
@@ -173,6 +288,7 @@ def test_concurrent_writes_in_one_process_take_turns_on_sqlite(tmp_path):
         event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout=0"))
         engine.dispose()  # connections from now on refuse to wait for the database's lock
     now = time.time()
+    issue(store, *[f"card-{n}-{i}" for n in range(8) for i in range(15)])
 
     def writer(n: int) -> list:
         failed = []
@@ -191,7 +307,7 @@ def test_concurrent_writes_in_one_process_take_turns_on_sqlite(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         failures = list(pool.map(writer, range(8)))
     assert failures == [[]] * 8, "a write was turned away by another thread's"
-    assert store.count() == 8 * 15 and len(store.assessments()) == 8 * 15
+    assert store.count() == 8 * 15 and len(store.assessments()) == 8 * 15 + 1  # + the one issuing the cards
 
 
 def test_a_write_waits_no_longer_than_the_timeout_behind_a_locked_sqlite_database(tmp_path, monkeypatch):
@@ -201,6 +317,7 @@ def test_a_write_waits_no_longer_than_the_timeout_behind_a_locked_sqlite_databas
     monkeypatch.setattr(store_module, "SQLITE_TIMEOUT_S", 0.5)
     path = tmp_path / "held.sqlite3"
     store = FeedbackStore(f"sqlite:///{path}")
+    issue(store, *[f"card-{n}" for n in range(8)], "card-after")
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # the other program's write lock
     started = time.monotonic()
@@ -213,13 +330,14 @@ def test_a_write_waits_no_longer_than_the_timeout_behind_a_locked_sqlite_databas
     # Queued one after another, eight writes would wait 8 × 0.5 s; each waits at most for the
     # lock in this process and then for the database's, 0.5 s each.
     assert waited < 2.5, f"the writes gave up after {waited:.1f} s"
-    assert store.add(SERVICE, entries(accepted("card-after"))) == 1 and store.count() == 1
+    assert statuses(store.add(SERVICE, entries(accepted("card-after")))) == ["stored"] and store.count() == 1
 
 
 def test_a_statement_blocked_by_a_lock_is_store_unavailable_after_the_statement_timeout(postgres_url, monkeypatch):
     monkeypatch.setattr(store_module, "STATEMENT_TIMEOUT_MS", 300)
     url = postgres_url()
     store = FeedbackStore(url)
+    issue(store, "card-1")
     locker = create_engine(url)
     with locker.connect() as held:
         held.execute(text("LOCK TABLE feedback IN ACCESS EXCLUSIVE MODE"))  # until this transaction ends
@@ -227,7 +345,7 @@ def test_a_statement_blocked_by_a_lock_is_store_unavailable_after_the_statement_
         assert len(outcome) == 1 and isinstance(outcome[0], StoreUnavailable), outcome or "still waiting"
         held.rollback()
     locker.dispose()
-    assert store.add(SERVICE, entries(accepted("card-1"))) == 1 and store.count() == 1
+    assert statuses(store.add(SERVICE, entries(accepted("card-1")))) == ["stored"] and store.count() == 1
 
 
 def test_the_audit_report_runs_without_the_statement_timeout(postgres_url):
@@ -310,6 +428,7 @@ def test_pre_migration_database_is_adopted_and_deduplicated(database_url):
     engine.dispose()
     store = FeedbackStore(database_url)
     assert [r["id"] for r in store.entries()] == [1]
+    issue(store, "card-2")
     store.add(SERVICE, entries(accepted("card-2")))
     assert store.count() == 2
 
@@ -318,7 +437,9 @@ def test_store_without_migration_refuses_an_old_schema(database_url):
     with pytest.raises(SchemaOutdated, match="python -m cds_service migrate"):
         FeedbackStore(database_url, schema="check")
     migrate(database_url)
-    FeedbackStore(database_url, schema="check").add(SERVICE, entries(accepted("card-1")))
+    store = FeedbackStore(database_url, schema="check")
+    issue(store, "card-1")
+    assert statuses(store.add(SERVICE, entries(accepted("card-1")))) == ["stored"]
 
 
 # -- audit ----------------------------------------------------------------------------------------
