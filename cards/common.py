@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from models.artifacts import TrainingSummary
 from models.evidence import load_evidence
 from models.screening import Reason, Screen
 
@@ -88,14 +89,31 @@ def citation_line() -> str:  # every card ends with it
 
 
 def cohort_caveat() -> str:
-    """The study's limits, with the HBV share computed from its Table 1 counts."""
+    """The study's limits, with the HBV share computed from its Table 1 counts: labelled as the
+    study's, since a retrained model was fitted to other patients."""
     evidence = load_evidence()
     primary_n, secondary_n = evidence.table1_counts["hbv"][:2]
     hbv = (primary_n + secondary_n) / evidence.cohort.n
     return (
-        f"Retrospective, two centres in China, {100 * hbv:.1f}% HBV, n = {evidence.cohort.n}, "
+        f"The study: retrospective, two centres in China, {100 * hbv:.1f}% HBV, n = {evidence.cohort.n}, "
         "no prospective validation"
     )
+
+
+def training_data_name(training: TrainingSummary) -> str:
+    """The data a model was fitted to, as its artifact records it (never the study's cohort,
+    unless the artifact says it is the reconstruction of it)."""
+    if training.reconstructed:
+        return "a cohort reconstructed from the study's published figures"
+    return f"{md(training.source)}, trained {training.created_date}"
+
+
+def fitted_how(training: TrainingSummary, refitted: str) -> str:
+    """'fitted to …' or, for a recalibration, which part came from where."""
+    if training.recalibrated_from:
+        return (f"with the coefficients of model {md(training.recalibrated_from)} and {refitted} recalibrated "
+                f"to {training_data_name(training)}")
+    return f"fitted to {training_data_name(training)}"
 
 
 # GitHub-flavoured Markdown that a hostile or careless FHIR string could use against the EHR's

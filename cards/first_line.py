@@ -52,25 +52,26 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
     labels = [MARKERS[name][0] for name in high]
     drivers = {0: "AFP and ALT not raised", 1: f"{labels[0] if labels else ''} high", 2: "AFP and ALT high"}[len(high)]
     # An estimate against the base rate, in words no stronger than a two-marker model supports.
+    training = risk.training
+    cohort = "cohort" if training.reconstructed else "training cohort"
     summary = (
         f"Estimated primary sorafenib resistance risk {common.pct(risk.probability)} (95% CI {common.pct(risk.ci_low)}–{common.pct(risk.ci_high)}) "
-        f"vs {common.pct(risk.base_rate, 1)} cohort; {drivers}"
+        f"vs {common.pct(risk.base_rate, 1)} {cohort}; {drivers}"
     )
-    published = evidence.resistance_model_multivariable
+    study = evidence.cohort
     detail = [
         *common.withheld_line(assessment.drafts_withheld),
         "**Estimated risk of primary resistance** (radiological progression within 3 months of starting "
         f"sorafenib): **{common.pct(risk.probability)}** (95% CI {common.pct(risk.ci_low)}–{common.pct(risk.ci_high)}). "
-        f"Study cohort rate: {common.pct(risk.base_rate, 1)} ({evidence.cohort.n_primary}/{evidence.cohort.n}).",
+        f"Rate in the data the model was fitted to: {training.primary_resistance}/{training.n} "
+        f"({common.pct(training.base_rate, 1)}); the study: {study.n_primary}/{study.n} "
+        f"({common.pct(study.n_primary / study.n, 1)}).",
         "",
         "| Marker (threshold) | Patient value, as received | Date | Source | Above threshold |",
         "|---|---|---|---|---|",
         *(_marker_row(assessment, name) for name in MARKERS),
         "",
-        "Model: logistic regression on AFP > 400 ng/mL (published OR "
-        f"{published['afp_over_400'].ratio:.2f}, 95% CI {published['afp_over_400'].low:.2f}–{published['afp_over_400'].high:.2f}) "
-        f"and ALT > 40 U/L (OR {published['alt_over_40'].ratio:.2f}, {published['alt_over_40'].low:.2f}–{published['alt_over_40'].high:.2f}), "
-        f"refitted to a cohort reconstructed from the study's published figures (model {risk.model_version}).",
+        _model_line(risk, evidence.resistance_model_multivariable),
         "",
         f"**The evidence is weak.** Discrimination is modest: AUC {risk.auc:.2f} (95% CI {risk.auc_ci[0]:.2f}–{risk.auc_ci[1]:.2f}), "
         "corrected by bootstrap for the optimism of measuring it on the data the model was fitted to"
@@ -107,6 +108,25 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
         indicator="warning" if len(high) == 2 else "info",
         suggestions=suggestions,
         overrideReasons=OVERRIDE_REASONS,
+    )
+
+
+def _model_line(risk: RiskEstimate, published) -> str:
+    """What the model is and what it was fitted to, from its artifact; the study's ORs as the study's."""
+    training = risk.training
+    afp, alt = published["afp_over_400"], published["alt_over_40"]
+    if training.reconstructed:
+        return (
+            "Model: logistic regression on AFP > 400 ng/mL (published OR "
+            f"{afp.ratio:.2f}, 95% CI {afp.low:.2f}–{afp.high:.2f}) "
+            f"and ALT > 40 U/L (OR {alt.ratio:.2f}, {alt.low:.2f}–{alt.high:.2f}), "
+            f"refitted to a cohort reconstructed from the study's published figures (model {risk.model_version})."
+        )
+    return (
+        f"Model: logistic regression on AFP > 400 ng/mL and ALT > 40 U/L, {common.fitted_how(training, 'its intercept')} "
+        f"(n = {training.n}, {training.primary_resistance} with primary resistance; model {risk.model_version}). "
+        f"The study's published ORs: AFP {afp.ratio:.2f} (95% CI {afp.low:.2f}–{afp.high:.2f}), "
+        f"ALT {alt.ratio:.2f} ({alt.low:.2f}–{alt.high:.2f})."
     )
 
 

@@ -57,11 +57,12 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         "",
         *_study_lines(resistance),
         "",
-        "**Evidence caveats.** The regimen comparison is observational, not randomised: "
+        "**Evidence caveats.** The study's regimen comparison is observational, not randomised: "
         f"{n['primary_combination'] + n['secondary_combination']} combination vs "
         f"{n['primary_tki'] + n['secondary_tki']} TKI-alone patients. "
         f"{common.cohort_caveat()}. Model discrimination is modest (C-index PFS {survival.c_index['pfs']:.2f}, "
-        f"OS {survival.c_index['os']:.2f}, optimism-corrected, on the reconstructed cohort).",
+        f"OS {survival.c_index['os']:.2f}, optimism-corrected, on "
+        f"{'the reconstructed cohort' if survival.training.reconstructed else 'the data it was fitted to'}).",
         "",
         *_guideline_lines(assessment),
         *common.caveat_lines(assessment.caveats),
@@ -168,12 +169,19 @@ def _survival_table(assessment: Assessment, survival: RegimenComparison) -> list
         "multiple tumours": features.multiple_tumours.value,
     }
     described = "; ".join(
-        f"{name}: {'yes' if value else 'no'}" if value is not None else f"{name}: unknown (averaged over the cohort)"
+        f"{name}: {'yes' if value else 'no'}" if value is not None else f"{name}: unknown (averaged over the training cohort)"
         for name, value in known.items()
     )
+    training = survival.training
+    if training.reconstructed:
+        fitted = "Cox models fitted to a cohort reconstructed from the study's published figures, not to patient data"
+    else:
+        fitted = (
+            f"Cox models {common.fitted_how(training, 'their baselines')}: {training.second_line_patients} "
+            f"second-line patients, {training.sl_pfs_events} PFS and {training.sl_os_events} OS events"
+        )
     return [
-        "**Estimated survival from second-line start for patients like this one** (Cox models fitted to a "
-        f"cohort reconstructed from the study's published figures, not to patient data; {described}):",
+        f"**Estimated survival from second-line start for patients like this one** ({fitted}; {described}):",
         "",
         "| Months (95% CI) | TKI alone | TKI + PD-1 inhibitor |",
         "|---|---|---|",

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
 
 SCHEMA_VERSION = "1"
 BUNDLE_FILE = "bundle.json"
@@ -103,6 +103,18 @@ class KMReference(_Strict):
     high: list[float]
 
 
+# Cohort-table columns (models/README.md "Cohort columns") that describe who the training data
+# were: the HTI-1 "demographic representativeness" of a model is read from these counts.
+DEMOGRAPHIC_COLUMNS = ("male", "age_over_50", "hbv", "bclc_c", "child_pugh_b")
+
+
+class DemographicCount(_Strict):
+    """Patients of the training data with a yes/no characteristic, out of those it was recorded for."""
+
+    count: int
+    recorded: int
+
+
 class Metadata(_Strict):
     model_version: str
     schema_version: str = SCHEMA_VERSION
@@ -111,12 +123,39 @@ class Metadata(_Strict):
     training_data_sha256: str
     n: int
     events: dict[str, int]
-    seed: int | None
+    seed: int | None  # set only when the training data is the reconstruction (models.reconstruct)
     software: dict[str, str]
     evidence_doi: str
     recalibrated_from: str | None = None
     training_seconds: float
     evaluation: dict[str, Any]
+    # Filled by training with `demographics_from_cohort`; None: not recorded (artifacts written
+    # before it existed, or a table without those columns). Left out of the JSON when None, so
+    # older artifacts keep their content hash.
+    demographics: dict[str, DemographicCount] | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unrecorded(self, handler):
+        data = handler(self)
+        if data.get("demographics") is None:
+            data.pop("demographics", None)
+        return data
+
+
+def demographics_from_cohort(cohort) -> dict[str, DemographicCount] | None:
+    """`Metadata.demographics` for a validated cohort table (a pandas DataFrame): for each of
+    DEMOGRAPHIC_COLUMNS it has, the patients with the characteristic (value 1) out of those with
+    a 0/1 value. None when the table has none of the columns."""
+    counts = {}
+    for column in DEMOGRAPHIC_COLUMNS:
+        if column not in cohort.columns:
+            continue
+        values = cohort[column]
+        recorded = values.isin([0, 1]) | values.isin(["0", "1"])
+        counts[column] = DemographicCount(
+            count=int((values[recorded].astype(int) == 1).sum()), recorded=int(recorded.sum())
+        )
+    return counts or None
 
 
 class BundleArtifact(_Strict):
@@ -127,6 +166,45 @@ class BundleArtifact(_Strict):
     covariate_patterns: list[dict[str, Any]]
     reference_curves: list[KMReference]
     content_sha256: str = ""
+
+
+class TrainingSummary(BaseModel):
+    """What a loaded model was fitted to, as its own artifact records it (never the study's
+    figures): the cards and the model card describe the model from this alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: str  # Metadata.training_data, as training wrote it
+    reconstructed: bool  # fitted to the cohort reconstructed from the study's published figures
+    n: int
+    primary_resistance: int
+    base_rate: float
+    second_line_patients: int
+    sl_pfs_events: int
+    sl_os_events: int
+    created: str  # when the artifact was written (ISO 8601)
+    recalibrated_from: str | None  # the model whose coefficients were kept, for a recalibration
+    demographics: dict[str, DemographicCount] | None
+
+    @classmethod
+    def of(cls, artifact: BundleArtifact) -> "TrainingSummary":
+        md = artifact.metadata
+        return cls(
+            source=md.training_data,
+            reconstructed=md.seed is not None,
+            n=md.n,
+            primary_resistance=artifact.resistance.n_primary,
+            base_rate=artifact.resistance.base_rate,
+            second_line_patients=artifact.pfs.n,
+            sl_pfs_events=artifact.pfs.events,
+            sl_os_events=artifact.os.events,
+            created=md.created,
+            recalibrated_from=md.recalibrated_from,
+            demographics=md.demographics,
+        )
+
+    @property
+    def created_date(self) -> str:
+        return self.created[:10]
 
 
 def canonical_json(payload: dict) -> str:

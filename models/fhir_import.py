@@ -51,16 +51,19 @@ def read_ndjson(path: str | Path) -> list[dict]:
         raise TrainingDataError(f"cannot read training data {path}: no such file or directory")
     resources = []
     for file in files:
-        with file.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
+        with file.open("rb") as handle:  # NDJSON is UTF-8 (FHIR Bulk Data); decoded line by line
+            for line_no, raw in enumerate(handle, 1):
+                if not raw.strip():
                     continue
                 try:
-                    resource = json.loads(line)
+                    resource = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise TrainingDataError(f"line {line_no} of {file.name}: byte 0x{raw[exc.start]:02x} is not "
+                                            "UTF-8 text") from exc
                 except json.JSONDecodeError as exc:
-                    raise TrainingDataError(f"{file.name}, line {line_no}: not valid JSON ({exc.msg})") from exc
+                    raise TrainingDataError(f"line {line_no} of {file.name}: not valid JSON ({exc.msg})") from exc
                 if not isinstance(resource, dict) or "resourceType" not in resource:
-                    raise TrainingDataError(f"{file.name}, line {line_no}: not a FHIR resource (no resourceType)")
+                    raise TrainingDataError(f"line {line_no} of {file.name}: not a FHIR resource (no resourceType)")
                 resources.append(resource)
     return resources
 

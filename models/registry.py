@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from models.artifacts import ArtifactError, BundleArtifact, KMReference, Metadata, read_bundle
+from models.artifacts import ArtifactError, BundleArtifact, KMReference, Metadata, TrainingSummary, read_bundle
 from models.resistance import Contribution, RiskEstimate
 from models.survival import (
     PATIENT_COVARIATES,
@@ -42,6 +42,7 @@ class RegimenComparison(BaseModel):
     marginalised_covariates: list[str]
     c_index: dict[str, float]
     model_version: str
+    training: TrainingSummary  # what these Cox models were fitted to (from the artifact)
 
 
 class ResistanceRiskPredictor:
@@ -62,6 +63,7 @@ class ResistanceRiskPredictor:
         self.coefficients = np.asarray(art.coefficients)
         self.covariance = np.asarray(art.covariance)
         self._version = artifact.metadata.model_version
+        self._training = TrainingSummary.of(artifact)
         self._cache: dict[tuple[bool, bool], RiskEstimate] = {}
         for afp in (False, True):
             for alt in (False, True):
@@ -88,6 +90,7 @@ class ResistanceRiskPredictor:
             auc_ci=self.auc_ci,
             auc_cv=self.auc_cv,
             model_version=self._version,
+            training=self._training,
         )
 
     def predict_risk(self, afp_over_400: bool, alt_over_40: bool) -> RiskEstimate:
@@ -107,6 +110,7 @@ class ModelBundle:
         self.artifact = artifact
         self.source = source
         self.resistance = ResistanceRiskPredictor(artifact)
+        self.training = TrainingSummary.of(artifact)
         self._engines = {
             endpoint: SurvivalCurveEngine(
                 covariates=art.covariates,
@@ -168,6 +172,7 @@ class ModelBundle:
             marginalised_covariates=[c for c in PATIENT_COVARIATES if c in unknown],
             c_index=dict(self._c_index),
             model_version=self.version,
+            training=self.training,
         )
 
     def reference_curves(self) -> list[KMReference]:

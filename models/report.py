@@ -9,6 +9,9 @@ one is; a median misses by more than the larger of 15% and 1.5 months; a landmar
 misses by more than 0.05. `python -m models report` exits 1 on any flag. A row listed in
 KNOWN_MISSES that misses is shown as a known miss with its explanation and does not flag: it
 is a figure no reconstruction of this kind can reproduce (see the reason given for each).
+
+`run_evaluation` is the other report: the discrimination, calibration and Brier score of any
+artifact on any cohort (`models.evaluation`), for `python -m models report --artifact/--data`.
 """
 
 from __future__ import annotations
@@ -441,3 +444,174 @@ def run_report(out_dir: Path | None = None, seed: int | None = None) -> ReportRe
     if out_dir is not None:
         (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     return ReportResult(rows=rows, markdown=markdown, plots=plots)
+
+
+# --- evaluation of any artifact on any cohort ------------------------------------------------------
+
+
+def _ratio_comparison_rows(bundle, evidence: Evidence) -> list[Row]:
+    """The artifact's own ratios beside the published ones (information: a model fitted to
+    other patients may rightly differ)."""
+    rows = [_ratio_row("Primary-resistance model (multivariable OR)", f, pub, bundle.resistance.odds_ratios[f])
+            for f, pub in evidence.resistance_model_multivariable.items() if f in bundle.resistance.odds_ratios]
+    for endpoint in ("pfs", "os"):
+        art = getattr(bundle, endpoint)
+        rows += [_ratio_row(f"Cox HR, second-line {endpoint.upper()}", cov, pub, art.hazard_ratios[cov])
+                 for cov, pub in evidence.second_line.cox_multivariable[endpoint].items() if cov in art.hazard_ratios]
+    return rows
+
+
+def render_evaluation(results: dict, bundle, artifact_label: str, cohort_label: str, cohort_sha256: str,
+                      evidence: Evidence, plots: list[Path]) -> str:
+    md = bundle.metadata
+    res = results["resistance"]
+    same_data = cohort_sha256 == md.training_data_sha256
+    lines = [
+        f"# Model evaluation: model {md.model_version} on {cohort_label}",
+        "",
+        f"- Artifact: {artifact_label}: model version {md.model_version}, created {md.created}, trained on "
+        f"{md.training_data} (n = {md.n}"
+        + (f", recalibrated from {md.recalibrated_from}" if md.recalibrated_from else "") + ").",
+        f"- Cohort: {cohort_label} (SHA-256 {cohort_sha256[:16]}...): {res['n']} patients, {res['events']} with "
+        f"primary resistance; {results['pfs']['n']} second-line patients, {results['pfs']['events']} PFS and "
+        f"{results['os']['events']} OS events.",
+        "- Nothing is refitted: the artifact's coefficients and baselines predict every patient of the cohort.",
+    ]
+    if same_data:
+        lines.append("- **This is the cohort the artifact was trained on**: these are apparent figures, optimistic; "
+                     "the artifact's optimism-corrected figures are in its model card.")
+    if "reconstructed cohort" in cohort_label:
+        lines.append("- The reconstructed cohort is synthetic: it reproduces published aggregates, it is not patient "
+                     "data.")
+    lines += [
+        "",
+        "## Primary-resistance model (logistic regression on AFP > 400, ALT > 40)",
+        "",
+        "| measure | value (95% CI) | reads as |",
+        "|---|---|---|",
+        f"| AUC | {res['auc'].text()} | 0.5 is chance, 1 perfect ({res['auc'].how}) |",
+        f"| calibration-in-the-large | {res['calibration_in_the_large'].text('{:+.3f}')} | 0 is right; above 0 the "
+        f"model predicts too little, below 0 too much (log-odds) |",
+        f"| calibration slope | {res['calibration_slope'].text('{:.2f}')} | 1 is right; below 1 predictions are too "
+        f"extreme, above 1 too timid |",
+        f"| observed rate / mean predicted risk | {res['observed_rate']:.1%} / {res['mean_predicted']:.1%} | |",
+        f"| Brier score | {res['brier'].text()} | lower is better; predicting the observed rate to everyone gives "
+        f"{res['brier_base_rate']:.3f} |",
+        "",
+        "By covariate pattern:",
+        "",
+        "| AFP > 400 | ALT > 40 | n | predicted | observed |",
+        "|---|---|---|---|---|",
+    ]
+    for row in res["patterns"]:
+        marks = ["yes" if row["pattern"].get(f) else "no" for f in ("afp_over_400", "alt_over_40")]
+        lines.append(f"| {marks[0]} | {marks[1]} | {row['n']} | {row['predicted']:.1%} | {row['observed']:.1%} |")
+    for endpoint in ("pfs", "os"):
+        ev = results[endpoint]
+        lines += [
+            "",
+            f"## Second-line {endpoint.upper()} (Cox model: {', '.join(getattr(bundle, endpoint).covariates)})",
+            "",
+            "| measure | value (95% CI) | reads as |",
+            "|---|---|---|",
+            f"| C-index (Harrell) | {ev['c_index'].text()} | 0.5 is chance, 1 perfect ({ev['c_index'].how}) |",
+            f"| calibration slope | {ev['calibration_slope'].text('{:.2f}')} | 1 is right; below 1 predictions are too "
+            f"extreme |",
+            f"| observed / expected events | {ev['observed_over_expected'].text('{:.2f}')} | 1 is right; above 1 the "
+            f"model predicts too few events ({ev['observed_events']} observed, {ev['expected_events']:.1f} expected "
+            f"up to {ev['horizon_months']:.1f} months) |",
+        ]
+        for point in ev["at"]:
+            t = point["months"]
+            if not point["reached"]:
+                lines.append(f"| at {t} months | not evaluated | beyond the follow-up of the cohort or of the "
+                             f"artifact ({ev['horizon_months']:.1f} months) |")
+                continue
+            lines.append(f"| survival at {t} months: observed (KM) / mean predicted | {point['observed_km']:.1%} / "
+                         f"{point['mean_predicted']:.1%} | |")
+            lines.append(f"| Brier score at {t} months | {point['brier']:.3f} | lower is better; the cohort's own "
+                         f"KM given to everyone: {point['brier_km']:.3f} |")
+    comparison = _ratio_comparison_rows(bundle, evidence)
+    lines += [
+        "",
+        "## The artifact's ratios beside the published ones",
+        "",
+        f"Published: {evidence.source.citation} DOI {evidence.source.doi}. A model fitted to other patients may "
+        "rightly differ; a ratio outside the published CI is marked, it is not an error.",
+        "",
+        "| model | item | published | artifact | |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {r.section} | {r.item} | {r.published} | {r.fitted} | {r.note} |" for r in comparison]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def write_evaluation_plot(results: dict, out_dir: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    ax = axes[0]
+    patterns = results["resistance"]["patterns"]
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
+    ax.scatter([r["predicted"] for r in patterns], [r["observed"] for r in patterns], s=[r["n"] for r in patterns])
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("predicted probability of primary resistance")
+    ax.set_ylabel("observed proportion (size = n)")
+    ax.set_title("primary resistance, by covariate pattern")
+    for ax, endpoint in zip(axes[1:], ("pfs", "os")):
+        curve = results[endpoint]["curve"]
+        ax.step(curve["months"], curve["observed_km"], where="post", label="observed (Kaplan-Meier)")
+        ax.plot(curve["months"], curve["mean_predicted"], label="mean predicted (artifact)")
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("months from second-line start")
+        ax.set_title(f"second-line {endpoint.upper()}")
+        ax.legend()
+    return _save(fig, out_dir / "calibration.png")
+
+
+@dataclass
+class EvaluationResult:
+    results: dict
+    markdown: str
+    plots: list[Path] = field(default_factory=list)
+
+
+def run_evaluation(artifact_path: Path | None = None, data: Path | None = None, out_dir: Path | None = None,
+                   seed: int | None = None, terminology: Path | None = None, progress=None) -> EvaluationResult:
+    """Evaluate an artifact (default: the shipped one) on a cohort file (CSV or FHIR Bulk Data
+    export; default: the reconstructed cohort for `seed`). Raises TrainingDataError or
+    ArtifactError on bad input."""
+    import hashlib
+
+    from models.artifacts import BUNDLE_FILE, read_bundle
+    from models.evaluation import evaluate_artifact
+    from models.reconstruct import DEFAULT_SEED, reconstruct_cohort
+    from models.training import cohort_csv_bytes, read_cohort, validate_training_frame
+
+    artifact = read_bundle(artifact_path)
+    artifact_label = str(artifact_path) if artifact_path is not None else f"the shipped artifact (models/artifacts/{BUNDLE_FILE})"
+    if data is None:
+        seed = DEFAULT_SEED if seed is None else seed
+        frame = reconstruct_cohort(seed)
+        sha = hashlib.sha256(cohort_csv_bytes(frame)).hexdigest()
+        label, source = f"the reconstructed cohort (seed {seed})", None
+    else:
+        cohort = read_cohort(data, terminology=terminology, progress=progress)
+        frame, sha, source = cohort.frame, cohort.sha256, cohort.source
+        label = cohort.source.name
+    frame = validate_training_frame(frame, source=source, purpose="evaluate")
+    results = evaluate_artifact(artifact, frame)
+    plots: list[Path] = []
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plots = [write_evaluation_plot(results, out_dir)]
+    markdown = render_evaluation(results, artifact, artifact_label, label, sha, load_evidence(), plots)
+    if out_dir is not None:
+        (out_dir / "report.md").write_text(markdown, encoding="utf-8")
+    return EvaluationResult(results=results, markdown=markdown, plots=plots)

@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
 from models._stats import Z_95, logistic_irls
+from models.artifacts import TrainingSummary
 
 RISK_FEATURES = ("afp_over_400", "alt_over_40")
 
@@ -222,3 +223,4 @@ class RiskEstimate(BaseModel):
     auc_ci: tuple[float, float]  # the apparent bootstrap CI moved down by the optimism
     auc_cv: float | None = None  # 10-fold cross-validated AUC (pooled folds), shown beside it
     model_version: str
+    training: TrainingSummary  # what the model was fitted to (from the artifact), for the cards

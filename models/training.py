@@ -6,11 +6,13 @@ whether it is the reconstructed cohort or a hospital's own data.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
 import io
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ from models.artifacts import (
     RatioCI,
     ResistanceArtifact,
     ResistanceEvaluation,
+    demographics_from_cohort,
 )
 from models.evidence import load_evidence
 from models.resistance import RISK_FEATURES, PrimaryResistanceModel, evaluate_discrimination, recalibrate_intercept
@@ -46,80 +49,196 @@ EVALUATION_SEED = 20250101
 # single intercept / a baseline, so it needs fewer.
 MIN_EVENTS_FIT = {"primary": 20, "secondary": 20, "sl_pfs_event": 40, "sl_os_event": 30}
 MIN_EVENTS_RECALIBRATE = {"primary": 10, "secondary": 10, "sl_pfs_event": 10, "sl_os_event": 10}
+# Evaluating a fixed model estimates no parameter; below these counts its AUC, C-index and
+# calibration would be too imprecise to read (and the CIs would say so anyway).
+MIN_EVENTS = {"fit": MIN_EVENTS_FIT, "recalibrate": MIN_EVENTS_RECALIBRATE, "evaluate": MIN_EVENTS_RECALIBRATE}
 
 BINARY_REQUIRED = ("afp_over_400", "alt_over_40", "tumour_size_over_5cm", "multiple_tumours")
 REQUIRED_COLUMNS = (
     "resistance", *BINARY_REQUIRED, "os_months", "os_event", "second_line_regimen",
     "sl_pfs_months", "sl_pfs_event", "sl_os_months", "sl_os_event",
 )
+SECOND_LINE_COLUMNS = ("sl_pfs_months", "sl_pfs_event", "sl_os_months", "sl_os_event")
+# The other Table 1 columns: optional; when present, 0, 1 or empty (unknown).
+OPTIONAL_BINARY = (
+    "age_over_50", "male", "diabetes", "hypertension", "smoking", "drinking", "hbv", "vascular_invasion",
+    "extrahepatic_metastasis", "portal_hypertension", "splenomegaly", "cirrhosis", "ast_over_40", "child_pugh_b",
+    "bclc_c",
+)
 
 
 class TrainingDataError(ValueError):
-    """Training data that cannot be used, with the column (and row) at fault."""
+    """Training data that cannot be used. `problems` lists each bad place in the input once
+    (e.g. "line 7 of hospital.csv, column 'afp_over_400': "7", expected 0 or 1")."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = list(problems or [])
+        super().__init__("\n  ".join([message, *self.problems]))
 
 
-def _row_label(index) -> str:
-    # CSV line number: header is line 1, first data row line 2
-    return f"row {int(index) + 2}" if isinstance(index, (int, np.integer)) else f"row {index}"
+@dataclass(frozen=True)
+class DataSource:
+    """Where a cohort table came from, so that a problem names its place in the input. The
+    table's index holds the place of each row: its line in a CSV file (unit "line"), or its
+    patient id in a FHIR export (unit "patient"). Tables built in memory use "row" (1-based)."""
+
+    name: str
+    unit: str = "row"
+
+    def where(self, label) -> str:
+        return f"{self.unit} {label} of {self.name}"
 
 
-def validate_training_frame(df: pd.DataFrame, recalibrate: bool = False) -> pd.DataFrame:
-    """Check columns and values; return a cleaned copy (typed columns). Raises TrainingDataError."""
+IN_MEMORY = DataSource("the cohort table")
+# A column with many bad cells shows this many, then the places of the others.
+PROBLEMS_SHOWN_PER_CHECK = 5
+
+
+def plain_value(value) -> str:
+    """A cell as a person would write it: `empty`, or its text in quotes (never a numpy repr)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "empty"
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return f'"{text}"' if text else "empty"
+
+
+def _numbers(series: pd.Series) -> np.ndarray:
+    """Cells as floats (NaN where empty or not a number), whether they came typed or as text."""
+    if not pd.api.types.is_numeric_dtype(series):
+        series = series.astype("string").str.strip()
+    numbers = pd.to_numeric(series, errors="coerce")
+    return pd.Series(numbers).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _is_empty(series: pd.Series) -> np.ndarray:
+    return series.astype("string").str.strip().fillna("").eq("").to_numpy()
+
+
+class _Problems:
+    """Collects every bad cell of a table, each once, named by its place in the input."""
+
+    def __init__(self, df: pd.DataFrame, source: DataSource | None):
+        self.df = df
+        self.source = source or IN_MEMORY
+        self.labels = list(df.index) if source is not None else list(range(1, len(df) + 1))
+        self.lines: list[str] = []
+
+    def where(self, i: int) -> str:
+        return self.source.where(self.labels[i])
+
+    def _places(self, rows: np.ndarray) -> str:
+        shown = ", ".join(str(self.labels[i]) for i in rows[:10])
+        more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+        return f"{self.source.unit}s {shown}{more}"
+
+    def add(self, mask, describe, summary: str) -> None:
+        """`describe(i)` says what is wrong on row i; past PROBLEMS_SHOWN_PER_CHECK rows the
+        rest are counted under `summary`."""
+        rows = np.flatnonzero(np.asarray(mask, dtype=bool))
+        for i in rows[:PROBLEMS_SHOWN_PER_CHECK]:
+            self.lines.append(f"{self.where(i)}, {describe(i)}")
+        rest = rows[PROBLEMS_SHOWN_PER_CHECK:]
+        if len(rest):
+            self.lines.append(f"{summary}: {len(rest)} more like these, on {self._places(rest)}")
+
+    def cells(self, column: str, mask, expected: str) -> None:
+        values = self.df[column]
+        self.add(mask, lambda i: f"column '{column}': {plain_value(values.iloc[i])}, expected {expected}",
+                 f"column '{column}'")
+
+
+def validate_training_frame(df: pd.DataFrame, recalibrate: bool = False, *, source: DataSource | None = None,
+                            purpose: str | None = None) -> pd.DataFrame:
+    """Check columns and values; return a cleaned copy (typed columns, index 0..n-1).
+
+    Every bad cell is reported once, by its place in the input (`source`: a CSV line or a FHIR
+    patient), in one TrainingDataError. `purpose` ("fit", "recalibrate" or "evaluate"; default
+    from `recalibrate`) sets the minimum numbers of patients and events."""
+    purpose = purpose or ("recalibrate" if recalibrate else "fit")
+    where = source or IN_MEMORY
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        raise TrainingDataError(f"missing required column(s): {', '.join(missing)}")
-    df = df.copy().reset_index(drop=True)
+        by_lower = {str(c).lower(): c for c in df.columns}
+        hints = [f" (there is '{by_lower[m]}': names are lower case)" if m in by_lower else "" for m in missing]
+        raise TrainingDataError(f"{where.name}: missing required column(s): "
+                                + ", ".join(f"'{m}'{h}" for m, h in zip(missing, hints)))
+    problems = _Problems(df, source)
+    out = df.copy()
 
-    def bad(column: str, mask: pd.Series, expected: str) -> None:
-        if mask.any():
-            i = int(np.flatnonzero(mask.to_numpy())[0])
-            raise TrainingDataError(
-                f"column '{column}', {_row_label(i)}: value {df[column].iloc[i]!r} is not {expected}"
-                f" ({int(mask.sum())} bad value(s) in this column)"
-            )
-
-    df["resistance"] = df["resistance"].astype("string").str.strip().str.lower()
-    bad("resistance", ~df["resistance"].isin(["primary", "secondary"]).fillna(False), "'primary' or 'secondary'")
+    resistance = df["resistance"].astype("string").str.strip().str.lower()
+    problems.cells("resistance", ~resistance.isin(["primary", "secondary"]).fillna(False).to_numpy(),
+                   '"primary" or "secondary"')
+    out["resistance"] = resistance
     for col in (*BINARY_REQUIRED, "os_event"):
-        numeric = pd.to_numeric(df[col], errors="coerce")
-        bad(col, ~numeric.isin([0, 1]), "0 or 1")
-        df[col] = numeric.astype(int)
-    months = pd.to_numeric(df["os_months"], errors="coerce")
-    bad("os_months", ~(months >= 0).fillna(False), "a non-negative number of months")
-    df["os_months"] = months.astype(float)
+        values = _numbers(df[col])
+        problems.cells(col, ~np.isin(values, (0, 1)), "0 or 1")
+        out[col] = values
+    for col in OPTIONAL_BINARY:
+        if col in df.columns:
+            values = _numbers(df[col])
+            problems.cells(col, ~(np.isin(values, (0, 1)) | _is_empty(df[col])), "0, 1 or empty (unknown)")
+            out[col] = values
+    months = _numbers(df["os_months"])
+    problems.cells("os_months", ~(np.isfinite(months) & (months >= 0)), "a number of months, 0 or more")
+    out["os_months"] = months
 
-    regimen = df["second_line_regimen"].fillna("").astype(str).str.strip().str.lower()
-    df["second_line_regimen"] = regimen
-    bad("second_line_regimen", ~regimen.isin(["", "tki", "tki_pd1"]), "'tki', 'tki_pd1' or empty")
-    has_sl = regimen != ""
+    regimen = df["second_line_regimen"].astype("string").str.strip().str.lower().fillna("")
+    regimen_ok = regimen.isin(["", "tki", "tki_pd1"]).to_numpy()
+    problems.cells("second_line_regimen", ~regimen_ok, '"tki", "tki_pd1" or empty (no second line)')
+    out["second_line_regimen"] = regimen.astype(str)
+    has_sl = regimen.isin(["tki", "tki_pd1"]).to_numpy()
+    valid = {}
     for col in ("sl_pfs_months", "sl_os_months"):
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad(col, has_sl & ~(values >= 0).fillna(False), "a non-negative number of months (second-line patient)")
-        df[col] = values.where(has_sl)
+        values = _numbers(df[col])
+        valid[col] = np.isfinite(values) & (values >= 0)
+        problems.cells(col, has_sl & ~valid[col], "a number of months, 0 or more (a second-line patient)")
+        out[col] = np.where(has_sl, values, np.nan)
     for col in ("sl_pfs_event", "sl_os_event"):
-        values = pd.to_numeric(df[col], errors="coerce")
-        bad(col, has_sl & ~values.isin([0, 1]), "0 or 1 (second-line patient)")
-        df[col] = values.where(has_sl)
-    bad("sl_pfs_months", has_sl & (df["sl_pfs_months"] > df["sl_os_months"] + 1e-9),
-        "<= sl_os_months (progression-free survival cannot exceed overall survival)")
+        values = _numbers(df[col])
+        problems.cells(col, has_sl & ~np.isin(values, (0, 1)), "0 or 1 (a second-line patient)")
+        out[col] = np.where(has_sl, values, np.nan)
+    sl_given = ~np.logical_and.reduce([_is_empty(df[c]) for c in SECOND_LINE_COLUMNS])
+    problems.add(
+        (regimen == "").to_numpy() & sl_given,
+        lambda i: ("second-line values are given but column 'second_line_regimen' is empty: write 'tki' or "
+                   "'tki_pd1' there, or leave the second-line columns empty"),
+        "second-line values without a regimen",
+    )
+    both = has_sl & valid["sl_pfs_months"] & valid["sl_os_months"]
+    problems.add(
+        both & (out["sl_pfs_months"].to_numpy() > out["sl_os_months"].to_numpy() + 1e-9),
+        lambda i: (f"column 'sl_pfs_months': {plain_value(df['sl_pfs_months'].iloc[i])} is more than "
+                   f"sl_os_months {plain_value(df['sl_os_months'].iloc[i])} (progression-free survival cannot "
+                   "exceed overall survival)"),
+        "column 'sl_pfs_months' above sl_os_months",
+    )
+    if problems.lines:
+        count = len(problems.lines)
+        raise TrainingDataError(f"{where.name} cannot be used: {count} problem{'s' if count > 1 else ''}:",
+                                problems.lines)
 
-    minimum = MIN_EVENTS_RECALIBRATE if recalibrate else MIN_EVENTS_FIT
+    out = out.reset_index(drop=True)
+    for col in (*BINARY_REQUIRED, "os_event"):
+        out[col] = out[col].astype(int)
+    has_sl = pd.Series(has_sl)
+    minimum = MIN_EVENTS[purpose]
     counts = {
-        "primary": int((df["resistance"] == "primary").sum()),
-        "secondary": int((df["resistance"] == "secondary").sum()),
-        "sl_pfs_event": int(df.loc[has_sl, "sl_pfs_event"].sum()),
-        "sl_os_event": int(df.loc[has_sl, "sl_os_event"].sum()),
+        "primary": int((out["resistance"] == "primary").sum()),
+        "secondary": int((out["resistance"] == "secondary").sum()),
+        "sl_pfs_event": int(out.loc[has_sl, "sl_pfs_event"].sum()),
+        "sl_os_event": int(out.loc[has_sl, "sl_os_event"].sum()),
     }
     for key, need in minimum.items():
         if counts[key] < need:
             what = f"patients with resistance='{key}'" if key in ("primary", "secondary") else f"events in '{key}'"
-            raise TrainingDataError(
-                f"too few {what}: {counts[key]} (need at least {need} to {'recalibrate' if recalibrate else 'fit'})"
-            )
-    for reg in ("tki", "tki_pd1"):
-        if not (regimen == reg).any():
-            raise TrainingDataError(f"column 'second_line_regimen': no patient with regimen '{reg}'")
-    return df
+            raise TrainingDataError(f"{where.name}: too few {what}: {counts[key]} (need at least {need} to {purpose})")
+    if purpose != "evaluate":
+        for reg in ("tki", "tki_pd1"):
+            if not (out["second_line_regimen"] == reg).any():
+                raise TrainingDataError(f"{where.name}: column 'second_line_regimen': no patient with regimen '{reg}'")
+    return out
 
 
 def cohort_csv_bytes(cohort: pd.DataFrame) -> bytes:
@@ -196,13 +315,15 @@ def train_bundle(
     seed: int | None,
     base: BundleArtifact | None = None,
     progress=None,
+    source: DataSource | None = None,
 ) -> BundleArtifact:
-    """Fit (or, with `base`, recalibrate) both models on a validated cohort table."""
+    """Fit (or, with `base`, recalibrate) both models on a cohort table (validated here;
+    `source` names the input in error messages, see `read_cohort`)."""
     from models._progress import stage
 
     started = time.perf_counter()
     recalibrate = base is not None
-    cohort = validate_training_frame(cohort, recalibrate=recalibrate)
+    cohort = validate_training_frame(cohort, recalibrate=recalibrate, source=source)
     evidence = load_evidence()
     X = cohort[list(RISK_FEATURES)].to_numpy(dtype=float)
     y = (cohort["resistance"] == "primary").to_numpy(dtype=int)
@@ -266,6 +387,7 @@ def train_bundle(
         evidence_doi=evidence.source.doi,
         recalibrated_from=base.metadata.model_version if recalibrate else None,
         training_seconds=round(time.perf_counter() - started, 3),
+        demographics=demographics_from_cohort(cohort),
         evaluation={
             "primary_resistance": {k: v for k, v in evaluation.items() if k != "calibration_table"},
             "sl_pfs": cox_evaluation["pfs"],
@@ -299,13 +421,87 @@ def train_from_reconstruction(seed: int | None = None, progress=None) -> BundleA
 
 
 def read_training_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
+    """A cohort CSV as text cells, indexed by the file line each row starts on (the header is
+    the first line that is neither blank nor a comment starting with "#"), and the file's SHA-256.
+    Values are checked later, by `validate_training_frame`; here only the file's shape."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise TrainingDataError(f"cannot read training data {path}: {exc}") from exc
+        raise TrainingDataError(f"cannot read training data {path}: {exc.strerror or exc}") from exc
     try:
-        frame = pd.read_csv(io.BytesIO(data), dtype={"second_line_regimen": "string"}, keep_default_na=True)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise TrainingDataError(f"{path} is not a readable CSV: {exc}") from exc
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise TrainingDataError(f"line {line} of {path.name}: byte 0x{data[exc.start]:02x} is not UTF-8 text; "
+                                "save the file as CSV UTF-8") from exc
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header: list[str] | None = None
+    header_line = 0
+    rows, lines, problems = [], [], []
+    last_line = 0
+    try:
+        for record in reader:
+            line, last_line = last_line + 1, reader.line_num  # a quoted value may span lines
+            if not any(field.strip() for field in record):
+                continue
+            if header is None:
+                if record[0].lstrip().startswith("#"):
+                    continue
+                header, header_line = [name.strip() for name in record], line
+                continue
+            # spreadsheets may add empty cells at the end of a line: those are harmless
+            if len(record) < len(header) or any(field.strip() for field in record[len(header):]):
+                problems.append(f"line {line} of {path.name}: {len(record)} values, but the header (line "
+                                f"{header_line}) has {len(header)} columns")
+                continue
+            rows.append(record[: len(header)])
+            lines.append(line)
+    except csv.Error as exc:
+        raise TrainingDataError(f"line {reader.line_num} of {path.name}: not readable as CSV ({exc})") from exc
+    if header is None:
+        raise TrainingDataError(f"{path.name} is empty: expected a header line with the cohort columns")
+    if len(header) == 1:
+        for separator, name in ((";", '";"'), ("\t", "tabs"), ("|", '"|"')):
+            if separator in header[0]:
+                raise TrainingDataError(
+                    f"line {header_line} of {path.name}: this file seems to be separated by {name}, not commas: "
+                    "save it as CSV with commas between values (and points as decimal marks)"
+                )
+    duplicates = sorted({name for name in header if header.count(name) > 1})
+    if duplicates:
+        raise TrainingDataError(f"line {header_line} of {path.name} (the header) names column(s) twice: "
+                                + ", ".join(f"'{d}'" for d in duplicates))
+    if problems:
+        count = len(problems)
+        shown = problems[:PROBLEMS_SHOWN_PER_CHECK]
+        if count > len(shown):
+            shown.append(f"{count - len(shown)} more lines with the wrong number of values")
+        raise TrainingDataError(f"{path.name} cannot be used: {count} problem{'s' if count > 1 else ''}:", shown)
+    frame = pd.DataFrame(rows, columns=header, index=pd.Index(lines, name="line"), dtype=object)
     return frame, hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class CohortInput:
+    """A cohort read from a file, ready for `train_bundle` or an evaluation."""
+
+    frame: pd.DataFrame  # index: the CSV line or FHIR patient id of each row (see DataSource)
+    sha256: str
+    source: DataSource
+    description: str  # as recorded in the artifact's metadata.training_data
+
+
+def read_cohort(path: str | Path, terminology: str | Path | None = None, progress=None) -> CohortInput:
+    """A cohort CSV, or a FHIR Bulk Data export (a directory of *.ndjson files, or one file)."""
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() == ".ndjson":
+        from models.fhir_import import cohort_from_bulk_export
+
+        frame = cohort_from_bulk_export(path, terminology_path=terminology, progress=progress)
+        # hash of the derived table (the export itself may be many files)
+        sha = hashlib.sha256(frame.to_csv(index=False).encode("utf-8")).hexdigest()
+        frame = frame.set_index("patient_id", drop=False)
+        return CohortInput(frame, sha, DataSource(f"the FHIR export {path.name}", "patient"), f"file {path.name}")
+    frame, sha = read_training_csv(path)
+    return CohortInput(frame, sha, DataSource(path.name, "line"), f"file {path.name}")

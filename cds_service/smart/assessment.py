@@ -1,22 +1,24 @@
 """Adapter between the shared assessment and what the app page shows.
 
 The app must show the assessment the card showed, so it calls the same function the cards use,
-``models.assessment.assess``. Until that lands, it builds the same pieces from
-``fhir_mappers`` and ``models.registry`` directly (whatever of them exists), and shows a model
-part as unavailable rather than inventing a number. The page only reads ``AppView``.
+``models.assessment.assess``, with the hook pipeline's own model bundle and terminology. Without a
+draft order in the launch context it maps the record and asks the same bundle directly. The page
+only reads ``AppView``.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import date
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .context import AppContext
+from fhir_mappers.orders import classify_draft_orders
+from fhir_mappers.patient import map_patient_features, map_treatment_history
+from models.assessment import assess
+from models.evidence import load_evidence
 
-log = logging.getLogger(__name__)
+from .context import AppContext
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
@@ -87,6 +89,8 @@ class AppView(BaseModel):
     hook_instance: str | None = None
     features: list[FeatureRow] = Field(default_factory=list)
     history: list[FeatureRow] = Field(default_factory=list)
+    fitted_to: str = ""  # what the loaded model was fitted to, from its artifact
+    rates: str = ""  # its training base rate beside the study's, each labelled
     risk: RiskView | None = None
     risk_unavailable: str | None = None
     survival: list[SurvivalPanel] = Field(default_factory=list)
@@ -201,15 +205,15 @@ def survival_panels(comparison: Any, reference: Any, resistance: str | None) -> 
 
 
 def reference_curves(reference: Any, endpoint: str, resistance: str | None) -> list[Curve]:
-    """The (reconstructed) study cohort's KM curves by regimen, within the patient's resistance
-    group when it is known, from second-line start."""
+    """KM curves by regimen of the data the loaded models were fitted to (the reconstructed study
+    cohort for the shipped models), within the patient's resistance group when it is known."""
     curves = []
     for arm, arm_label in ARMS.items():
         wanted = {"regimen": arm, **({"resistance": resistance} if resistance else {})}
         for item in reference or []:
             if _get(item, "endpoint") == REFERENCE_ENDPOINTS[endpoint] and _get(item, "group") == wanted:
                 group = f"{resistance} resistance, " if resistance else ""
-                curve = _curve(f"Study cohort, {group}{arm_label} (n={_get(item, 'n')})", item)
+                curve = _curve(f"Training cohort, {group}{arm_label} (n={_get(item, 'n')})", item)
                 if curve:
                     curves.append(curve)
     return curves
@@ -219,7 +223,6 @@ def _draft_summary(context: AppContext | None, as_of: date, terminology: Any) ->
     """Rebuild the card's draft-order summary from the appContext drug."""
     if context is None or context.draft is None:
         return None
-    from fhir_mappers.orders import classify_draft_orders
 
     coding = {k: v for k, v in context.draft.model_dump().items() if v}
     order = {
@@ -242,7 +245,11 @@ def build_view(
     as_of: date,
     context: AppContext | None,
     settings: Any,
+    bundle: Any,
+    terminology: Any,
 ) -> AppView:
+    """``bundle`` and ``terminology``: the hook pipeline's own, so the app shows the model the
+    card was computed with (``CDS_MODEL_DIR``), not the one shipped in the package."""
     view = AppView(
         patient_name=patient_name(patient),
         patient_id=patient_id,
@@ -251,19 +258,14 @@ def build_view(
         draft_drug=(context.draft.display or context.draft.code) if context and context.draft else None,
         hook_instance=context.hook_instance if context else None,
     )
-    try:
-        from fhir_mappers.terminology import load_terminology
-    except ImportError:  # pragma: no cover - fhir_mappers is part of this project
-        view.missing.append("Feature mapping is not available in this build.")
-        return view
-    terminology = load_terminology(settings.terminology_path) if settings.terminology_path else load_terminology()
+    view.fitted_to, view.rates = _model_description(bundle.training)
     draft = _draft_summary(context, as_of, terminology)
 
-    assessment = _shared_assessment(resources, as_of=as_of, draft=draft, terminology=terminology, settings=settings)
+    assessment = _shared_assessment(
+        resources, as_of=as_of, draft=draft, terminology=terminology, settings=settings, bundle=bundle
+    )
     if assessment is not None:
-        return _from_assessment(view, assessment)
-
-    from fhir_mappers.patient import map_patient_features, map_treatment_history
+        return _from_assessment(view, assessment, bundle)
 
     features = map_patient_features(
         resources,
@@ -276,12 +278,6 @@ def build_view(
     view.features = feature_rows(features, FEATURE_LABELS)
     view.history = history_rows(history)
     view.missing = [row.label for row in view.features if row.missing and row.key in ("afp", "alt", "tumour_size_cm")]
-    bundle = _model_bundle()
-    if bundle is None:
-        view.risk_unavailable = "The fitted models are not installed in this build."
-        view.survival_unavailable = view.risk_unavailable
-        return view
-
     afp, alt = features.afp_over_400.value, features.alt_over_40.value
     if afp is None or alt is None:
         view.risk_unavailable = "AFP and ALT within the look-back window are both needed for the estimate."
@@ -289,7 +285,7 @@ def build_view(
         view.risk = _risk_view(bundle.resistance.predict_risk(afp_over_400=afp, alt_over_40=alt), afp, alt)
 
     primary = history.resistance_type.value
-    reference = bundle.reference_curves() if hasattr(bundle, "reference_curves") else None
+    reference = bundle.reference_curves()
     if primary is None:
         view.survival_unavailable = (
             "Second-line survival estimates need the resistance type (sorafenib start and first "
@@ -318,16 +314,26 @@ def _risk_view(risk: Any, afp: bool | None, alt: bool | None) -> RiskView:
     )
 
 
-def _shared_assessment(resources: list[dict], *, as_of: date, draft: Any, terminology: Any, settings: Any) -> Any:
-    """``models.assessment.assess`` for the card's draft order, or None (no draft / not built)."""
+def _model_description(training: Any) -> tuple[str, str]:
+    """(what the model was fitted to, its base rate beside the study's), from the artifact."""
+    study = load_evidence().cohort
+    if training.reconstructed:
+        fitted_to = "a cohort reconstructed from the study's published aggregates (no patient-level data were published)"
+    else:
+        fitted_to = f"{training.source} (n = {training.n}, trained {training.created_date}), not the study's cohort"
+    rates = (
+        f"Rate in the data the model was fitted to: {training.primary_resistance}/{training.n} "
+        f"({100 * training.base_rate:.1f}%); the study: {study.n_primary}/{study.n} "
+        f"({100 * study.n_primary / study.n:.1f}%)."
+    )
+    return fitted_to, rates
+
+
+def _shared_assessment(
+    resources: list[dict], *, as_of: date, draft: Any, terminology: Any, settings: Any, bundle: Any
+) -> Any:
+    """``models.assessment.assess`` for the card's draft order, or None (no draft)."""
     if draft is None or not draft.relevant_orders:
-        return None
-    bundle = _model_bundle()
-    try:
-        from models.assessment import assess
-    except ImportError:
-        return None
-    if bundle is None:
         return None
     order = draft.relevant_orders[0]
     return assess(
@@ -344,19 +350,7 @@ def _shared_assessment(resources: list[dict], *, as_of: date, draft: Any, termin
     )
 
 
-def _model_bundle() -> Any:
-    try:
-        from models.registry import load_bundle
-    except ImportError:
-        return None
-    try:
-        return load_bundle()
-    except Exception:  # missing artifacts: show the page without model output
-        log.exception("model bundle could not be loaded")
-        return None
-
-
-def _from_assessment(view: AppView, assessment: Any) -> AppView:
+def _from_assessment(view: AppView, assessment: Any, bundle: Any) -> AppView:
     features = _get(assessment, "features")
     history = _get(assessment, "history")
     scenario = _get(assessment, "scenario")
@@ -379,8 +373,7 @@ def _from_assessment(view: AppView, assessment: Any) -> AppView:
             if view.scenario == "first_line" and not view.out_of_scope
             else "The primary-resistance estimate applies when sorafenib is ordered as first-line therapy."
         )
-    bundle = _model_bundle()
-    reference = bundle.reference_curves() if bundle is not None and hasattr(bundle, "reference_curves") else None
+    reference = bundle.reference_curves()
     resistance = _get(_get(history, "resistance_type"), "value")
     survival = _get(assessment, "survival")
     if survival is not None:

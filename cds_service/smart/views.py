@@ -198,7 +198,17 @@ def app_page():
     finally:
         outbound.slots.release()
     as_of = context.as_of if context else date.today()
-    view = build_view(patient, patient_id, resources, as_of=as_of, context=context, settings=settings)
+    pipeline = runtime().pipeline
+    view = build_view(
+        patient,
+        patient_id,
+        resources,
+        as_of=as_of,
+        context=context,
+        settings=settings,
+        bundle=pipeline.bundle,
+        terminology=pipeline.terminology,
+    )
     panels = view.survival or view.reference_only
     svgs = {panel.endpoint: charts.survival_svg(panel, f"chart-{panel.endpoint}") for panel in panels}
     response = current_app.make_response(
@@ -220,14 +230,8 @@ def app_page():
 
 @bp.get("/model-card")
 def model_card():
-    """The model card of the models behind the numbers, as plain text (Markdown)."""
-    try:
-        from models.registry import load_bundle
-
-        card = load_bundle().model_card()
-    except Exception:
-        return _error("The model card is not available in this build.", 404)
-    text = card if isinstance(card, str) else getattr(card, "markdown", None) or str(card)
+    """The model card of the loaded models (CDS_MODEL_DIR, else the shipped ones), as Markdown."""
+    text = runtime().pipeline.bundle.model_card_markdown()
     return current_app.response_class(text, mimetype="text/markdown; charset=utf-8")
 
 

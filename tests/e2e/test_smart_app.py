@@ -173,7 +173,7 @@ def test_ehr_launch_first_line_shows_risk(stack, page, artifacts):
     risk = page.locator("section", has=page.get_by_role("heading", name="Risk of primary sorafenib resistance"))
     text = risk.inner_text()
     assert re.search(r"\d+% \(95% CI \d+%–\d+%\)", text), text
-    assert "base rate" in text
+    assert "Rate in the data the model was fitted to: 165/424" in text and "the study: 165/424" in text
     assert "discrimination is modest" in text
     features = page.locator("table", has=page.locator("caption", has_text="Mapped features")).inner_text()
     assert "1250 ng/mL" in features and "65 U/L" in features

@@ -56,4 +56,13 @@ def test_bad_ndjson_line_is_named(tmp_path, capsys):
     (tmp_path / "Patient.ndjson").write_text('{"resourceType": "Patient", "id": "a"}\n{oops\n')
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "Patient.ndjson, line 2" in err
+    assert "line 2 of Patient.ndjson" in err
+
+
+def test_report_evaluates_a_model_on_a_bulk_export(export, artifact_dir, tmp_path, capsys):
+    _, directory, terminology = export
+    out = tmp_path / "report"
+    assert main(["report", "--artifact", str(artifact_dir), "--data", str(directory), "--terminology",
+                 str(terminology), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "on the FHIR export export" in text and "260 patients" in text and "| C-index (Harrell) |" in text

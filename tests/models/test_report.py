@@ -1,3 +1,6 @@
+import numpy as np
+import pytest
+
 from models.report import run_report
 
 
@@ -100,3 +103,86 @@ def test_report_covers_every_number_in_the_evidence_file(cohort, trained):
     assert any("drug-level" in what for what, _ in NOT_REPRODUCED)
     # the figures the Table 2 of the evidence file does not contain are not invented
     assert not any("bclc" in r.item.lower() and r.section.startswith("Cox") for r in rows)
+
+
+# --- evaluation of any artifact on any cohort (report --artifact/--data) -----------------------------
+
+
+def test_report_evaluates_an_artifact_on_a_cohort_file(artifact_dir, small_csv, tmp_path, capsys):
+    from models.__main__ import main
+
+    out = tmp_path / "evaluation"
+    assert main(["report", "--artifact", str(artifact_dir), "--data", str(small_csv), "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert text == capsys.readouterr().out.rstrip("\n") + "\n"
+    assert text.startswith("# Model evaluation: model 1.0.0+")
+    assert "on hospital.csv" in text and "260 patients" in text
+    for measure in ("| AUC |", "| calibration-in-the-large |", "| calibration slope |", "| Brier score |",
+                    "| C-index (Harrell) |", "| observed / expected events |", "| Brier score at 12 months |"):
+        assert measure in text
+    assert "## Second-line PFS" in text and "## Second-line OS" in text
+    assert "apparent figures" not in text  # another cohort than the training one
+    assert (out / "calibration.png").stat().st_size > 1000
+
+
+def test_report_on_the_training_cohort_says_the_figures_are_apparent(small_csv, tmp_path, capsys):
+    from models.__main__ import main
+
+    assert main(["train", "--data", str(small_csv), "--out", str(tmp_path / "m")]) == 0
+    assert main(["report", "--artifact", str(tmp_path / "m" / "bundle.json"), "--data", str(small_csv)]) == 0
+    assert "**This is the cohort the artifact was trained on**" in capsys.readouterr().out
+
+
+def test_report_defaults_to_the_shipped_artifact_and_the_reconstruction(capsys):
+    from models.__main__ import main
+
+    assert main(["report", "--artifact", "models/artifacts"]) == 0
+    text = capsys.readouterr().out
+    assert "on the reconstructed cohort (seed 0)" in text and "apparent figures" in text
+
+
+def test_report_on_bad_data_or_a_bad_artifact_exits_2(small_csv, tmp_path, capsys):
+    from models.__main__ import main
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(small_csv.read_text().replace(",", ";"))
+    assert main(["report", "--data", str(bad)]) == 2
+    assert 'line 1 of bad.csv: this file seems to be separated by ";"' in capsys.readouterr().err
+    assert main(["report", "--artifact", str(tmp_path / "absent")]) == 2
+    assert "model artifact not found" in capsys.readouterr().err
+
+
+def test_evaluation_on_the_training_data_is_calibrated_by_construction(cohort, trained):
+    """On its own training data a maximum-likelihood model has calibration-in-the-large 0 and
+    slope 1 (logistic), slope 1 and observed = expected events (Cox with Breslow baseline)."""
+    from sklearn.metrics import roc_auc_score
+
+    from models.evaluation import evaluate_artifact
+    from models.training import validate_training_frame
+
+    results = evaluate_artifact(trained, validate_training_frame(cohort))
+    res = results["resistance"]
+    assert res["calibration_in_the_large"].value == pytest.approx(0, abs=1e-6)
+    assert res["calibration_slope"].value == pytest.approx(1, abs=1e-4)
+    y = (cohort.resistance == "primary").to_numpy()
+    X = cohort[["afp_over_400", "alt_over_40"]].to_numpy(float)
+    p = 1 / (1 + np.exp(-(trained.resistance.intercept + X @ np.array(trained.resistance.coefficients))))
+    assert res["auc"].value == pytest.approx(roc_auc_score(y, p))
+    assert res["auc"].low < res["auc"].value < res["auc"].high
+    assert res["brier"].value == pytest.approx(np.mean((p - y) ** 2))
+    for endpoint in ("pfs", "os"):
+        ev = results[endpoint]
+        assert ev["observed_over_expected"].value == pytest.approx(1, abs=1e-6)
+        assert ev["calibration_slope"].value == pytest.approx(1, abs=1e-3)
+        # lifelines (the stored C) also counts pairs tied in time where one is an event
+        assert ev["c_index"].value == pytest.approx(getattr(trained, endpoint).c_index, abs=1e-3)
+
+
+def test_ipcw_brier_without_censoring_is_the_plain_brier_score():
+    from models.evaluation import ipcw_brier
+
+    rng = np.random.default_rng(1)
+    times = rng.exponential(10, 200)
+    predicted = rng.uniform(0, 1, 200)
+    alive = times > 6
+    assert ipcw_brier(times, np.ones(200, int), predicted, 6.0) == pytest.approx(np.mean((alive - predicted) ** 2))
