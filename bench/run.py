@@ -3,6 +3,7 @@
     bench/setup.sh                       # wrk + hyperfine (Debian), py-spy, pyinstrument, schemathesis
     .venv/bin/python bench/run.py        # ~9 minutes; prints the figures
     .venv/bin/python bench/run.py --rounds 1 --log-levels WARNING --skip-training --skip-jwt   # quicker
+    .venv/bin/python bench/run.py --only-slow-clients    # the fast path with and without slow clients
 
 Load comes from wrk on loopback, bounded by time (``--duration`` per run after a warm-up) and by
 the number of open connections: throughput at saturation (``--connections``, alternated with the
@@ -10,12 +11,13 @@ baseline) with the tail latency of those runs, and latency of one call at a time
 (``--latency-connections``). Scenarios: an irrelevant order (fast path), a full first-line
 sorafenib assessment from ~30 prefetched resources, a second-line assessment, and feedback
 posts; the baseline is a bare Flask JSON endpoint (bench/bare_app.py) on the same
-gunicorn workers and threads, sent the same request as the scenario it is compared with (and,
+gunicorn workers, waitress server and threads, sent the same request as the scenario it is compared with (and,
 for comparison with figures before 2026-11-26, the fast path's small body). Then the fast path
 and the first line again with JWT required, as in production: a fresh ES384 token per call
-(bench/request.lua reads them from a file), the JWKS served on loopback by this script. Also
-measured: cold start, RSS per worker, FHIR mapping of ~30 resources in-process, and the training
-time of ``python -m models train``.
+(bench/request.lua reads them from a file), the JWKS served on loopback by this script. Then the
+fast path again while 64 slow clients drip their requests (tests/slow_clients.py), against the
+same service without them (issue 22). Also measured: cold start, RSS per worker, FHIR mapping of
+~30 resources in-process, and the training time of ``python -m models train``.
 
 Not part of pytest: speed targets live here, not in timed unit tests.
 """
@@ -55,6 +57,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 import scenarios  # noqa: E402
+from slow_clients import SlowClients  # noqa: E402  (tests/slow_clients.py, on the path scenarios set)
 
 from cds_service.settings import Settings  # noqa: E402
 
@@ -172,6 +175,8 @@ def bare_flask(settings: Settings):
     command = [
         PYTHON, "-m", "gunicorn", "--chdir", str(BENCH), "--bind", f"127.0.0.1:{port}",
         "--workers", str(settings.workers), "--threads", str(settings.threads), "--timeout", "30", "--reuse-port",
+        "--worker-class", "cds_service.waitress_worker.WaitressWorker",  # the service's server, as deployed
+        "--worker-connections", str(settings.max_connections_per_worker),
         "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
         "--log-level", "warning", "bare_app:app",
     ]
@@ -461,6 +466,58 @@ def jwt_rows(args, workdir: Path, bare: Server, rates: dict[str, float]) -> list
     return rows
 
 
+SLOW_CONNECTIONS = 64
+
+
+def slow_client_rows(args, workdir: Path) -> None:
+    """The fast path with and without 64 slow clients open (issue 22: they took the service down),
+    alternated on one service: half drip header lines, half a body, a piece every 2 s, and each
+    one the server cuts is opened again. Throughput and p99 at ``--connections``, then p99 one
+    call at a time."""
+    body = scenarios.fast_path()
+    with service("WARNING", workdir, label="slow-clients") as (url, process, _):
+        pids = workers(process.pid)
+        rounds, still_open, cut = [], [], 0
+
+        def attacked(connections: int, pids=()) -> LoadResult:
+            nonlocal cut
+            with SlowClients(url, SLOW_CONNECTIONS, reopen=True) as slow:
+                time.sleep(2.5)  # every slow connection has been taken in and dripped once
+                result = wrk("fast path, 64 slow clients", url, HOOK_PATH, body, args, workdir, connections, pids)
+                still_open.append(slow.open)
+                cut += len(slow.closed_after)
+            return result
+
+        for _ in range(args.rounds):
+            rounds.append((wrk("fast path", url, HOOK_PATH, body, args, workdir, args.connections, pids),
+                           attacked(args.connections, pids)))
+        paced = (wrk("fast path", url, HOOK_PATH, body, args, workdir, args.latency_connections),
+                 attacked(args.latency_connections))
+    ratios = [a.rps / b.rps for b, a in rounds]
+    base, attack = min(rounds, key=lambda r: abs(r[1].rps / r[0].rps - statistics.median(ratios)))
+
+    def ms(result: LoadResult, value: float) -> str:
+        return f"{value:.2f}" if result.requests else "none answered"
+
+    def times(value: float, of: float) -> str:
+        return f"{value / of:.2f}×" if value else "—"
+
+    print(f"## Fast path while {SLOW_CONNECTIONS} slow clients drip their requests (CDS_LOG_LEVEL=WARNING)\n")
+    print(f"| | req/s at {args.connections} connections | p50 ms | p99 ms | p50 ms one call at a time "
+          "| p99 ms one call at a time | non-2xx and socket errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, saturated, one in (("without slow clients", base, paced[0]),
+                                  (f"{SLOW_CONNECTIONS} slow clients open", attack, paced[1])):
+        print(f"| {label} | {saturated.rps:,.0f} | {ms(saturated, saturated.p50_ms)} | "
+              f"{ms(saturated, saturated.p99_ms)} | {ms(one, one.p50_ms)} | {ms(one, one.p99_ms)} | "
+              f"{saturated.errors + one.errors} |")
+    print(f"| with ÷ without | {ratio_text(ratios)} | {times(attack.p50_ms, base.p50_ms)} | "
+          f"{times(attack.p99_ms, base.p99_ms)} | {times(paced[1].p50_ms, paced[0].p50_ms)} | "
+          f"{times(paced[1].p99_ms, paced[0].p99_ms)} | |")
+    print(f"\nslow connections open at the end of each run: {min(still_open)}–{max(still_open)} of "
+          f"{SLOW_CONNECTIONS}; cut by the server (and opened again): {cut}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=3, help="seconds of measured load per run")
@@ -474,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-levels", nargs="+", default=["INFO", "WARNING"])
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-jwt", action="store_true", help="skip the runs with JWT required (production)")
+    parser.add_argument("--only-slow-clients", action="store_true",
+                        help="only the fast path with and without 64 slow clients open")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: run bench/setup.sh", file=sys.stderr)
@@ -489,6 +548,10 @@ def main(argv: list[str] | None = None) -> int:
           f"(median of {args.rounds} runs alternated with the baseline); latency at "
           f"{args.latency_connections} connections.\n")
 
+    if args.only_slow_clients:
+        with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp:
+            slow_client_rows(args, Path(tmp))
+        return 0
     with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp, bare_flask(settings) as bare:
         workdir = Path(tmp)
         baseline_paced = wrk("baseline", bare.url, "/bare", scenarios.fast_path(), args, workdir,
@@ -515,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
                                  jwt_rows(args, workdir, bare, rates), baseline_paced)
             print(f"\nnon-2xx answers and socket errors: {errors}\n")
 
+        slow_client_rows(args, workdir)
         healthy, first = first_answer_seconds(args.log_levels[-1], workdir)
         print(f"cold start: /healthz after {healthy:.2f} s; first first-line answer after {first:.2f} s")
         count, per_call = mapping_ms()

@@ -1,8 +1,8 @@
 """``python -m cds_service [serve|migrate|audit-report|healthcheck]`` (default: serve).
 
 - ``serve``: migrate the store (with ``CDS_MIGRATE_ON_START=false``, only check that it is
-  migrated), then run gunicorn on $HOST:$PORT with ``CDS_WORKERS`` processes of ``CDS_THREADS``
-  threads.
+  migrated), then run gunicorn on $HOST:$PORT with ``CDS_WORKERS`` processes, each serving with
+  waitress and ``CDS_THREADS`` threads (see cds_service/waitress_worker.py).
 - ``migrate``: bring the database schema to the newest revision and exit (idempotent).
 - ``audit-report [--since DATE] [--json]``: assessment counts, timings and feedback rates.
 - ``healthcheck``: exit 0 if ``GET /healthz`` on the local server answers 200 (container probe).
@@ -26,10 +26,9 @@ from .settings import Settings
 
 def _serve(settings: Settings) -> int:
     from gunicorn.app.base import BaseApplication
-    from gunicorn.glogging import Logger
     from sqlalchemy.exc import SQLAlchemyError
 
-    from . import observability
+    from . import observability, waitress_worker
     from .store import SchemaOutdated, prepare_schema
 
     observability.configure_logging(settings.log_level)
@@ -48,23 +47,23 @@ def _serve(settings: Settings) -> int:
         logging.getLogger(__name__).error("cannot prepare the database schema at start: %s", _database_reason(exc))
         return 1
 
-    class AppWritesAccessLog(Logger):
-        """The app writes its own JSON access line (no query strings). With a logging config set,
-        gunicorn would build its access-log fields on every request only for them to be dropped."""
-
-        def access(self, resp, req, environ, request_time) -> None:
-            return None
-
     class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", settings.workers)
             self.cfg.set("threads", settings.threads)
+            # Each worker serves with waitress, which reads a request whole before a thread runs
+            # it: slow clients hold connections, not threads (issue 22).
+            self.cfg.set("worker_class", waitress_worker.worker_class(settings.request_read_seconds,
+                                                                      settings.max_request_bytes))
+            self.cfg.set("worker_connections", settings.max_connections_per_worker)
             self.cfg.set("timeout", 30)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("worker_tmp_dir", _worker_tmp_dir())
+            # gunicorn >= 25.1 opens a control socket under $HOME: the image's user has none
+            # (/nonexistent, read-only root), and nothing here uses it.
+            self.cfg.set("control_socket_disable", True)
             self.cfg.set("accesslog", None)  # the app writes its own JSON access line, without query strings
-            self.cfg.set("logger_class", AppWritesAccessLog)
             # One listening socket per worker (SO_REUSEPORT): the kernel spreads connections evenly.
             # On a shared socket the first worker to wake took them all: with an EHR's few
             # keep-alive connections one worker served everything while the other idled (the
@@ -163,6 +162,8 @@ _GUNICORN_LOGGING = {
         "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
         # The app logs each request itself (JSON, with request id, without the query string).
         "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
+        # "Task queue depth is N" whenever a request waits for a thread: routine under load.
+        "waitress.queue": {"level": "ERROR", "handlers": [], "propagate": True},
     },
 }
 

@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     # gunicorn (python -m cds_service): worker processes and threads per worker.
     workers: int = Field(2, ge=1, le=64)
     threads: int = Field(8, ge=1, le=256)
+    # Slow clients (cds_service/waitress_worker.py): a request is read whole before a thread runs it.
+    request_read_seconds: float = Field(
+        15.0, gt=0, le=300,
+        description="Seconds a client has to send a whole request from its first byte; a connection "
+        "idle this long between requests is closed too.",
+    )
+    max_connections_per_worker: int = Field(
+        200, ge=8, le=10000,
+        description="Open connections each worker holds (idle, being read or answered); further ones "
+        "wait in the listen backlog.",
+    )
 
     # Clinical configuration files (None = the copies shipped in the package).
     terminology_path: Path | None = None

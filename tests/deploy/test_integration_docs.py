@@ -25,7 +25,7 @@ NOTES = {
     "port": "Listening port.",
     "database_url": "Feedback and audit store: SQLite file (embedded default) or `postgresql+psycopg://user:pass@host/db`.",
     "workers": "gunicorn worker processes.",
-    "threads": "Threads per gunicorn worker.",
+    "threads": "Threads per gunicorn worker that run requests (each read whole before a thread takes it).",
     "terminology_path": "Your terminology mapping file (YAML); none = the shipped `fhir_mappers/terminology.yaml`.",
     "model_dir": "Directory of the model artifact (`bundle.json`); none = the shipped `models/artifacts/`.",
     "lab_lookback_days": "Oldest lab result used, in days before the order.",
