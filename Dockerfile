@@ -2,14 +2,19 @@
 # The install itself is deploy/build-steps.sh, which the tests also run natively.
 # Nothing secret is baked in: the database URL and JWT trust settings come from the environment
 # (Kubernetes Secrets in deploy/k8s). Pin the base by digest in your registry if policy requires.
+# BASE_IMAGE: any Debian 12 image with python3 (3.11) and its venv module; the default is the
+# official slim image. Without a registry, deploy/build-debian-base.sh builds one (docs/integration.md §1).
+# Dependencies come hash-checked from requirements.lock; the image holds its SBOM at
+# /opt/hcc-cds/sbom.cdx.json (CycloneDX JSON).
+ARG BASE_IMAGE=python:3.11.11-slim-bookworm
 
-FROM python:3.11.11-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY . /src
 RUN bash /src/deploy/build-steps.sh /src /opt/hcc-cds
 
-FROM python:3.11.11-slim-bookworm
+FROM ${BASE_IMAGE}
 LABEL org.opencontainers.image.title="hcc-sorafenib-cds" \
       org.opencontainers.image.description="CDS Hooks 2.0 service: sorafenib resistance risk and second-line survival estimates in HCC" \
       org.opencontainers.image.licenses="Apache-2.0"
