@@ -39,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -294,6 +295,33 @@ def wrk(name: str, url: str, path: str, body: dict, args, workdir: Path, connect
 def _ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+# Feedback is stored only for cards the service issued: before the feedback scenario runs, the
+# audit records the card ids request.lua will send ("8TTT-CCCCCCCCCCCC": wrk thread, counter; each
+# wrk run starts its counter again, so later runs resend ids and are answered as duplicates).
+BENCH_CARDS_PER_THREAD = 50_000
+
+
+def issue_bench_cards(workdir: Path, label: str, threads: int) -> None:
+    from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore
+
+    head = scenarios.HOOK_INSTANCE.rsplit("-", 2)[0]
+    cards = [AuditCard(uuid=scenarios.HOOK_INSTANCE, indicator="warning")] + [
+        AuditCard(uuid=f"{head}-8{thread:03d}-{counter:012d}", indicator="warning")
+        for thread in range(threads)
+        for counter in range(1, BENCH_CARDS_PER_THREAD + 1)
+    ]
+    store = FeedbackStore(f"sqlite:///{workdir}/feedback-{label}.sqlite3")
+    try:
+        for start in range(0, len(cards), 2_000):  # one statement per assessment: SQLite caps its parameters
+            store.record_assessment(AssessmentAudit(
+                hook_instance=uuid.uuid4(), service_id=scenarios.SELECT_SERVICE, hook="order-select",
+                outcome="cards", timing_ms=0.0, cards=cards[start : start + 2_000],
+            ))
+    finally:
+        store.engine.dispose()
+        store.replay_engine.dispose()
 
 
 def check_answers(url: str) -> None:
@@ -558,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
                              args.latency_connections)
         for log_level in args.log_levels:
             with service(log_level, workdir) as (url, process, _):
+                issue_bench_cards(workdir, log_level, args.threads)
                 check_answers(url)
                 before = stored_rows(workdir, log_level)
                 rows = []
