@@ -4,8 +4,13 @@
   migrated), then run gunicorn on $HOST:$PORT with ``CDS_WORKERS`` processes, each serving with
   waitress and ``CDS_THREADS`` threads (see cds_service/waitress_worker.py).
 - ``migrate``: bring the database schema to the newest revision and exit (idempotent).
-- ``audit-report [--since DATE] [--json]``: assessment counts, timings and feedback rates.
+- ``audit-report [--since DATE] [--until DATE] [--by-model-version] [--json]``: assessment counts,
+  timings, missing data and feedback rates (cds_service/audit_report.py).
 - ``healthcheck``: exit 0 if ``GET /healthz`` on the local server answers 200 (container probe).
+
+A configuration error (a bad ``CDS_…`` value, an unreadable terminology file or model artifact, JWT
+enforced without issuers) stops every command with exit status 2 and one line per problem on stderr,
+before any worker forks: no traceback, and no value of any setting (secrets among them) is echoed.
 """
 
 from __future__ import annotations
@@ -181,52 +186,70 @@ def _migrate(settings: Settings) -> int:
     return 0
 
 
-def _audit_report(settings: Settings, since: date | None, as_json: bool) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .store import FeedbackStore, SchemaOutdated
-
-    try:
-        store = FeedbackStore(settings.database_url, schema="check", statement_timeout=False)
-        report = store.audit_report(since)
-    except SchemaOutdated as exc:
-        print(f"audit-report: {exc}", file=sys.stderr)
-        return 2
-    except SQLAlchemyError as exc:
-        print(f"audit-report: cannot read the database: {_database_reason(exc)}", file=sys.stderr)
-        return 2
-    if as_json:
-        print(report.model_dump_json(indent=2))
-    else:
-        print(format_audit_report(report))
-    return 0
-
-
 def _database_reason(exc) -> str:
     """The driver's own words for a SQLAlchemy error: no URL (with its password), no SQL."""
     return str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip()
 
 
-def format_audit_report(report) -> str:
-    lines = [f"Assessments since {report.since.date() if report.since else 'the beginning'}: {report.assessments}"]
-    lines += ["", "By service and outcome:"]
-    for service_id, outcomes in report.by_service_outcome.items():
-        lines.append(f"  {service_id}: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()))
-    lines += ["", "Cards by indicator: " + (", ".join(f"{k} {v}" for k, v in report.cards_by_indicator.items()) or "none")]
-    lines += ["", "Timing (ms):"]
-    for key, timing in report.timing.items():
-        label = "all services" if key == "*" else key
-        lines.append(f"  {label}: n={timing.count} p50={timing.p50_ms:.0f} p95={timing.p95_ms:.0f}")
-    lines += ["", "Feedback per card (service / kind / indicator): shown, accepted, overridden"]
-    for rate in report.card_feedback:
-        lines.append(
-            f"  {rate.service_id} / {rate.kind or '-'} / {rate.indicator}: {rate.shown}, "
-            f"{rate.accepted} ({rate.acceptance_rate:.0%}), {rate.overridden} ({rate.override_rate:.0%})"
-        )
-    lines += ["", "Override reasons (kind: code display × count):"]
-    for reason in report.override_reasons:
-        lines.append(f"  {reason.kind or '-'}: {reason.reason_code or '(none)'} {reason.reason_display or ''} × {reason.count}")
-    return "\n".join(lines)
+def load_settings() -> tuple[Settings | None, list[str]]:
+    """The settings, or one message per problem naming its environment variable. A pydantic error
+    carries the offending input (for a cross-field check, every setting, the SMART session secret
+    included): it is never printed, only where and what."""
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    try:
+        return Settings(), []
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False):
+            message = error["msg"].removeprefix("Value error, ")
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = f"{_env_var(field)}: " if field else ""
+            problems += [f"{where}{line}" for line in message.splitlines()]
+        return None, problems
+    except SettingsError as exc:  # a JSON setting (list, dict) that is not JSON; the message names no value
+        field = str(exc).partition('"')[2].partition('"')[0]
+        where = _env_var(field) if field else "a setting"
+        return None, [f"{where}: is not valid JSON (lists and mappings are written as JSON)"]
+
+
+def _env_var(field: str) -> str:
+    """``CDS_PORT`` for ``port``; an error on an aliased field is located by its alias (``PORT``)."""
+    if field not in Settings.model_fields:
+        return field.upper()
+    choices = getattr(Settings.model_fields[field].validation_alias, "choices", None)
+    return str(choices[0]) if choices else f"CDS_{field.upper()}"
+
+
+def serving_problems(settings: Settings) -> list[str]:
+    """What a worker would fail on at boot, found once before forking: gunicorn would show it only in a
+    worker's traceback before 'Worker failed to boot'. Loads the files as the worker does."""
+    from fhir_mappers.terminology import TerminologyError, load_terminology
+    from models.artifacts import ArtifactError
+    from models.registry import load_bundle
+
+    from .auth import JwtVerifier
+
+    problems = []
+    try:
+        load_terminology(settings.terminology_path)
+    except (TerminologyError, OSError, ValueError) as exc:
+        problems.append(f"CDS_TERMINOLOGY_PATH: {exc}")
+    try:
+        load_bundle(settings.model_dir)
+    except (ArtifactError, OSError, ValueError) as exc:
+        problems.append(f"CDS_MODEL_DIR: {_first_line(exc)}")
+    if settings.jwt_enforced:
+        try:
+            JwtVerifier(settings)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _healthcheck(settings: Settings) -> int:
@@ -245,15 +268,25 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="bring the database schema to the newest revision")
     report = commands.add_parser("audit-report", help="assessment counts, timings and feedback rates")
     report.add_argument("--since", type=date.fromisoformat, help="first day (YYYY-MM-DD, UTC) to include")
+    report.add_argument("--until", type=date.fromisoformat, help="last day (YYYY-MM-DD, UTC) to include")
+    report.add_argument("--by-model-version", action="store_true", help="the figures of each model version too")
     report.add_argument("--json", action="store_true", help="machine-readable output")
     commands.add_parser("healthcheck", help="exit 0 if the local server answers /healthz")
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    settings, problems = load_settings()
+    if settings is not None and args.command in (None, "serve"):
+        problems = serving_problems(settings)
+    if problems:
+        for problem in problems:
+            print(f"configuration error: {problem}", file=sys.stderr)
+        return 2
     if args.command == "migrate":
         return _migrate(settings)
     if args.command == "audit-report":
-        return _audit_report(settings, args.since, args.json)
+        from . import audit_report
+
+        return audit_report.run(settings, args.since, args.until, args.by_model_version, args.json)
     if args.command == "healthcheck":
         return _healthcheck(settings)
     return _serve(settings)

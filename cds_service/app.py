@@ -43,12 +43,14 @@ def create_app(settings: Settings | None = None, *, schema_prepared: bool = Fals
     schema = "as-is" if schema_prepared else "migrate" if settings.migrate_on_start else "check"
     store = FeedbackStore(settings.database_url, schema=schema)
     pipeline = Pipeline(settings, store)
+    templates = prefetch_templates(pipeline.terminology)
     app.extensions[EXTENSION] = Runtime(
         settings=settings,
-        services=build_services(prefetch_templates(pipeline.terminology)),
+        services=build_services(templates),
         store=store,
         pipeline=pipeline,
     )
+    observability.expect_labels(app.extensions[EXTENSION].services, [t.key for t in templates])
     # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route but
     # /metrics (operational data, for the scraper only). Browsers always send Origin on those calls,
     # so EHR server-to-server calls get no CORS headers.

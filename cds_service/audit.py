@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 
+from . import observability
 from .store import AssessmentAudit, FeedbackStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -61,9 +62,11 @@ class AuditWriter:
             self._queue.put_nowait(record)
         except queue.Full:
             log.warning("audit record dropped: writer queue full", extra={"hook_instance": str(record.hook_instance)})
+            observability.observe_audit_dropped()
             return False
         with self._progress:
             self._submitted += 1
+        observability.set_audit_queue_depth(self._queue.qsize())
         return True
 
     def wait_written(self, timeout: float) -> bool:
@@ -145,8 +148,11 @@ class AuditWriter:
         while True:
             try:
                 self.store.record_assessments(records)
+                observability.observe_database(up=True)
+                observability.set_audit_queue_depth(self._queue.qsize())
                 return
             except StoreUnavailable:
+                observability.observe_database(up=False)
                 if self._closing.is_set():
                     log.error("%d audit record(s) lost: database unavailable at shutdown", len(records))
                     return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import ssl
 import threading
 import time
 from typing import Any, Protocol
@@ -97,6 +98,8 @@ class JwtVerifier:
         self.algorithms = list(settings.jwt_algorithms)
         self.replays: ReplayGuard = replays or ReplayCache()
         self._clients: dict[str, jwt.PyJWKClient] = {}
+        # CDS_CA_BUNDLE: a JWKS behind the hospital's internal CA verifies like the FHIR server does.
+        self._ssl_context = ssl.create_default_context(cafile=str(settings.ca_bundle)) if settings.ca_bundle else None
         self._clients_lock = threading.Lock()
 
     def verify(self, token: str, audience: str) -> dict[str, Any]:
@@ -178,8 +181,9 @@ class JwtVerifier:
         client = self._client(jwks_url)
         try:
             jwk = client.get_signing_key(kid)
-        except jwt.PyJWKClientConnectionError:
-            log.warning("JWKS fetch failed for %s", jwks_url)
+        except jwt.PyJWKClientConnectionError as exc:
+            # The reason (e.g. CERTIFICATE_VERIFY_FAILED: see CDS_CA_BUNDLE), never the token.
+            log.warning("JWKS fetch failed for %s: %s", jwks_url, exc.__cause__ or exc)
             raise InvalidToken("The issuer's JWK Set could not be retrieved.") from None
         except jwt.PyJWKClientError:
             raise InvalidToken(f"JWT kid '{kid}' is not in the issuer's JWK Set.") from None
@@ -203,6 +207,7 @@ class JwtVerifier:
                     lifespan=JWKS_CACHE_SECONDS,
                     timeout=JWKS_TIMEOUT_SECONDS,
                     cooldown_duration=JWKS_REFRESH_COOLDOWN_SECONDS,
+                    ssl_context=self._ssl_context,
                 )
                 self._clients[jwks_url] = client
             return client
@@ -215,7 +220,8 @@ def expected_audience(settings: Settings) -> str:
 
 
 def install(app: Flask, settings: Settings, replays: ReplayGuard | None = None) -> JwtVerifier:
-    """Require a valid bearer JWT on discovery, service and feedback calls; probes and preflight stay open."""
+    """Require a valid bearer JWT on discovery, service and feedback calls; probes and preflight stay open.
+    ``CDS_DISCOVERY_REQUIRES_JWT=false`` opens discovery (``GET /cds-services``) alone: the service list."""
     verifier = JwtVerifier(settings, replays)
 
     @app.before_request
@@ -225,16 +231,18 @@ def install(app: Flask, settings: Settings, replays: ReplayGuard | None = None) 
         path = request.path
         if path != _PROTECTED_PREFIX and not path.startswith(_PROTECTED_PREFIX + "/"):
             return None
+        if path == _PROTECTED_PREFIX and not settings.discovery_requires_jwt:
+            return None
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidToken("An 'Authorization: Bearer <JWT>' header is required.")
         claims = verifier.verify(token.strip(), expected_audience(settings))
-        log.info("authenticated CDS client iss=%s jti=%s", claims["iss"], claims["jti"])
+        log.info("authenticated CDS client", extra={"event": "auth_success", "issuer": claims["iss"]})
         return None
 
     @app.errorhandler(InvalidToken)
     def _invalid_token(exc: InvalidToken) -> tuple[Response, int]:
-        log.info("rejected bearer token on %s: %s", request.path, exc.message)
+        # Logged once, structured, at WARNING by observability (cds_service.security, event auth_failure).
         response = jsonify({"error": exc.code, "message": exc.message})
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
         return response, exc.status

@@ -13,6 +13,7 @@ import time
 
 from flask import Blueprint, jsonify
 
+from . import observability
 from .errors import ApiError
 from .hooks import parse_json_body
 from .runtime import runtime
@@ -54,6 +55,7 @@ def post_feedback(service_id: str):
         stored = sum(result.status == "stored" for result in results)
         saved = f"{stored} entries were saved; a retry answers them as duplicates" if stored else "nothing was saved"
         raise ApiError(503, "store_unavailable", f"Feedback could not be stored now; {saved}. Retry later.") from None
+    observability.observe_feedback(service_id, results)
     return _answer(results)
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -48,7 +50,15 @@ class FetchOutcome:
 
 
 class FhirClient:
-    def __init__(self, *, max_bytes: int, max_pages: int, workers: int, policy: FhirServerPolicy | None = None):
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        max_pages: int,
+        workers: int,
+        policy: FhirServerPolicy | None = None,
+        ca_bundle: Path | None = None,
+    ):
         self.max_bytes = max_bytes
         self.max_pages = max_pages
         self.policy = policy or FhirServerPolicy()  # demo rules by default: metadata addresses refused
@@ -56,6 +66,9 @@ class FhirClient:
         # keep it quiet even when the service's own logs are turned up to DEBUG.
         logging.getLogger("urllib3.connectionpool").setLevel(logging.INFO)
         self.session = requests.Session()
+        # CDS_CA_BUNDLE (e.g. the hospital's internal CA); passed on every call, since requests lets
+        # REQUESTS_CA_BUNDLE override a session's own verify.
+        self.session.verify = str(ca_bundle) if ca_bundle else True
         adapter = HTTPAdapter(pool_connections=workers, pool_maxsize=workers, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -149,6 +162,7 @@ class FhirClient:
                 headers=headers,
                 data=data,
                 timeout=(min(remaining, 1.0), remaining),
+                verify=self.session.verify,
                 stream=True,
                 allow_redirects=False,
             ) as response:
@@ -158,6 +172,10 @@ class FhirClient:
                     raise FetchError(f"{server} answered HTTP {response.status_code}", response.status_code)
                 body = self._read_capped(response, deadline)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if isinstance(exc, requests.exceptions.SSLError):  # the card says SSLError: the log says why
+                logging.getLogger(__name__).warning(
+                    "TLS with %s failed (trust an internal CA with CDS_CA_BUNDLE): %s", _origin(url), _tls_reason(exc)
+                )
             if time.monotonic() >= deadline - 0.05:  # the socket timed out because the deadline came
                 raise FetchError(f"the fetch budget ran out waiting for {server}") from None
             raise FetchError(f"{server} could not be reached ({type(exc).__name__})") from None
@@ -221,6 +239,30 @@ def _next_link(bundle: dict) -> str | None:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return link["url"] or None
     return None
+
+
+def _origin(url: str) -> str:
+    """scheme://host:port only: FHIR queries carry patient ids, which stay out of the logs."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The ssl module's own words (e.g. "certificate verify failed: self-signed certificate"), found
+    in the exception chain; requests' message repeats the URL with its query."""
+    seen: list[BaseException] = []
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or current in seen:
+            continue
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return f"certificate verify failed: {current.verify_message}"
+        if isinstance(current, ssl.SSLError):
+            return str(current.reason or current)
+        seen.append(current)
+        pending += [*current.args, getattr(current, "reason", None), current.__cause__, current.__context__]
+    return type(exc).__name__
 
 
 def _same_origin(url: str, base: str) -> bool:

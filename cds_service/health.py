@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from . import observability
 from .runtime import runtime
 
 bp = Blueprint("health", __name__)
@@ -18,5 +19,6 @@ def healthz():
 def readyz():
     state = runtime()
     checks = {"database": state.store.ping(), "model": state.pipeline.ready}
+    observability.observe_database(checks["database"])
     status = 200 if all(checks.values()) else 503
     return jsonify({"status": "ready" if status == 200 else "not_ready", "checks": checks}), status

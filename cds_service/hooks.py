@@ -7,6 +7,7 @@ from urllib.parse import quote
 from flask import Blueprint, jsonify, request
 from pydantic import ValidationError
 
+from . import observability
 from .errors import ApiError
 from .runtime import runtime
 from .schemas import HookRequest
@@ -35,6 +36,8 @@ def call_service(service_id: str):
             [{"field": "hook", "problem": f"expected '{service.hook}'"}],
         )
     answer = state.pipeline.assess(service, hook_request, lambda: state.settings.public_base_url or _base_url())
+    # The fast path (nothing relevant ordered) has no audit row: the metric is its only record.
+    observability.observe_assessment(service_id, answer.audit.outcome if answer.audit is not None else "fast_path")
     response = jsonify(answer.body)
     if answer.audit is not None:
         # Queued once the answer is sent: the writer thread then never competes with this call.

@@ -56,6 +56,7 @@ class Pipeline:
             max_pages=settings.fetch_max_pages,
             workers=settings.fetch_workers,
             policy=FhirServerPolicy.from_settings(settings),
+            ca_bundle=settings.ca_bundle,
         )
         observability.set_model_version(self.bundle.version)
         self.audit_writer = AuditWriter(store)

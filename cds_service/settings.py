@@ -7,10 +7,11 @@ JWT required and ``fhirServer`` restricted to the allowlist.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,8 +64,19 @@ class Settings(BaseSettings):
         description="Allowed fhirServer base URLs (prefix match). Empty = any server (demo only).",
     )
 
+    ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the CA certificates trusted by every outbound HTTPS call (fhirServer, SMART, "
+        "JWKS): e.g. the hospital's internal CA. It replaces the default trust store. None = the default store.",
+    )
+
     # JWT bearer authentication of the calling EHR (CDS Hooks 2.0 §Trusting CDS Clients).
     jwt_required: bool | None = None  # None: on in production, off in demo
+    discovery_requires_jwt: bool = Field(
+        True,
+        description="With JWT enforced, GET /cds-services needs one too (False: anonymous discovery, for EHR "
+        "registration screens that fetch it without a token; it exposes only the service list).",
+    )
     jwt_issuers: dict[str, str] = Field(
         default_factory=dict, description="Trusted `iss` → its JWKS URL."
     )
@@ -120,20 +132,41 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     log_level: str = "INFO"
 
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_is_a_pem_file(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        try:
+            text = path.read_text(encoding="ascii", errors="replace")
+        except OSError as exc:
+            raise ValueError(f"cannot read the CA bundle {path}: {exc.strerror or exc}") from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(f"{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except ssl.SSLError as exc:
+            raise ValueError(f"{path} is not a valid PEM CA bundle ({exc.reason or exc})") from None
+        return path
+
     @model_validator(mode="after")
     def _production_is_locked_down(self) -> "Settings":
+        # Every problem at once, one per line (python -m cds_service prints each on its own line).
+        problems = []
         if self.environment == "production":
             if not self.fhir_server_allowlist:
-                raise ValueError("production needs CDS_FHIR_SERVER_ALLOWLIST")
+                problems.append("production needs CDS_FHIR_SERVER_ALLOWLIST")
             if self.jwt_required is False:
-                raise ValueError("production cannot disable JWT (CDS_JWT_REQUIRED=false)")
+                problems.append("production cannot disable JWT (CDS_JWT_REQUIRED=false)")
             if not (self.public_base_url or "").startswith("https://"):
-                raise ValueError(
+                problems.append(
                     "production needs CDS_PUBLIC_BASE_URL, an https:// URL: the JWT audience and the SMART "
                     "redirect must not follow the Host header"
                 )
             if "*" in (self.cors_origins or []):
-                raise ValueError("production cannot allow every browser origin (CDS_CORS_ORIGINS contains *)")
+                problems.append("production cannot allow every browser origin (CDS_CORS_ORIGINS contains *)")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property

@@ -226,14 +226,39 @@ class Timing(BaseModel):
     p95_ms: float
 
 
+class ModelVersionFigures(BaseModel):
+    """One model version's assessments, timing and feedback: to compare a version with the last."""
+
+    assessments: int
+    by_outcome: dict[str, int]
+    timing: Timing
+    cards_shown: int
+    accepted: int
+    overridden: int
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.cards_shown if self.cards_shown else 0.0
+
+    @property
+    def override_rate(self) -> float:
+        return self.overridden / self.cards_shown if self.cards_shown else 0.0
+
+
+UNKNOWN_MODEL_VERSION = "(unknown)"  # the key of rows that carry no model version
+
+
 class AuditReport(BaseModel):
     since: datetime | None
+    until: datetime | None = None  # exclusive
     assessments: int
     by_service_outcome: dict[str, dict[str, int]]  # service id → outcome → count
     cards_by_indicator: dict[str, int]
     timing: dict[str, Timing]  # service id → timing; "*" = all services
+    missing_data: dict[str, int]  # data item → assessments it was missing from, most often first
     card_feedback: list[CardFeedbackRate]
     override_reasons: list[OverrideReasonCount]
+    by_model_version: dict[str, ModelVersionFigures] | None = None  # when asked for
 
 
 SchemaStep = Literal["migrate", "check", "as-is"]
@@ -389,13 +414,13 @@ class FeedbackStore:
     def assessments(self, since: datetime | None = None) -> list[AssessmentAudit]:
         with self.engine.connect() as connection:
             audits = connection.execute(
-                select(assessment_audit).where(_since(since)).order_by(assessment_audit.c.id)
+                select(assessment_audit).where(_period(since, None)).order_by(assessment_audit.c.id)
             ).all()
             cards: dict[int, list[AuditCard]] = {}
             for row in connection.execute(
                 select(assessment_card)
                 .join(assessment_audit, assessment_card.c.assessment_id == assessment_audit.c.id)
-                .where(_since(since))
+                .where(_period(since, None))
                 .order_by(assessment_card.c.id)
             ):
                 cards.setdefault(row.assessment_id, []).append(
@@ -422,18 +447,25 @@ class FeedbackStore:
             for row in audits
         ]
 
-    def audit_report(self, since: datetime | date | None = None) -> AuditReport:
-        """Counts, timings and feedback rates for governance, from ``since`` (UTC) on."""
-        if isinstance(since, date) and not isinstance(since, datetime):
-            since = datetime.combine(since, time.min, tzinfo=timezone.utc)
-        if since is not None and since.tzinfo is None:
-            since = since.replace(tzinfo=timezone.utc)
+    def audit_report(
+        self,
+        since: datetime | date | None = None,
+        until: datetime | date | None = None,
+        *,
+        by_model_version: bool = False,
+    ) -> AuditReport:
+        """Counts, timings, missing data and feedback rates for governance, of the assessments
+        recorded from ``since`` up to, not including, ``until`` (UTC; a date is its midnight).
+        ``by_model_version``: the same figures per model version as well, to compare a version
+        rolled out with the one before."""
+        since, until = _as_utc(since), _as_utc(until)
         audit, card, fb = assessment_audit, assessment_card, feedback
+        in_period = _period(since, until)
         with self.engine.connect() as connection:
             by_service_outcome: dict[str, dict[str, int]] = {}
             for service_id, outcome, n in connection.execute(
                 select(audit.c.service_id, audit.c.outcome, func.count())
-                .where(_since(since))
+                .where(in_period)
                 .group_by(audit.c.service_id, audit.c.outcome)
                 .order_by(audit.c.service_id, audit.c.outcome)
             ):
@@ -443,21 +475,23 @@ class FeedbackStore:
                 connection.execute(
                     select(card.c.indicator, func.count())
                     .join(audit, card.c.assessment_id == audit.c.id)
-                    .where(_since(since))
+                    .where(in_period)
                     .group_by(card.c.indicator)
                     .order_by(card.c.indicator)
                 ).all()
             )
 
             timings: dict[str, list[float]] = {"*": []}
-            for service_id, timing_ms in connection.execute(
-                select(audit.c.service_id, audit.c.timing_ms).where(_since(since))
+            version_timings: dict[str, list[float]] = {}
+            missing: dict[str, int] = {}
+            for service_id, version, timing_ms, missing_data in connection.execute(
+                select(audit.c.service_id, audit.c.model_version, audit.c.timing_ms, audit.c.missing_data).where(in_period)
             ):
                 timings.setdefault(service_id, []).append(timing_ms)
                 timings["*"].append(timing_ms)
-
-            def with_outcome(outcome: str):
-                return func.count(distinct(case((fb.c.outcome == outcome, card.c.card_uuid))))
+                version_timings.setdefault(version or UNKNOWN_MODEL_VERSION, []).append(timing_ms)
+                for item in set(json.loads(missing_data)):
+                    missing[item] = missing.get(item, 0) + 1
 
             rates = connection.execute(
                 select(
@@ -465,12 +499,12 @@ class FeedbackStore:
                     card.c.kind,
                     card.c.indicator,
                     func.count(distinct(card.c.card_uuid)),
-                    with_outcome("accepted"),
-                    with_outcome("overridden"),
+                    _cards_with_outcome("accepted"),
+                    _cards_with_outcome("overridden"),
                 )
                 .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
                 .outerjoin(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
-                .where(_since(since))
+                .where(in_period)
                 .group_by(audit.c.service_id, card.c.kind, card.c.indicator)
                 .order_by(audit.c.service_id, card.c.kind, card.c.indicator)
             ).all()
@@ -481,21 +515,23 @@ class FeedbackStore:
                 select(card.c.kind, fb.c.override_code, fb.c.override_display, overridden_cards)
                 .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
                 .join(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
-                .where(_since(since), fb.c.outcome == "overridden")
+                .where(in_period, fb.c.outcome == "overridden")
                 .group_by(card.c.kind, fb.c.override_code, fb.c.override_display)
                 .order_by(overridden_cards.desc(), card.c.kind, fb.c.override_code)
             ).all()
 
+            versions = None
+            if by_model_version:
+                versions = _model_version_figures(connection, in_period, version_timings)
+
         return AuditReport(
             since=since,
+            until=until,
             assessments=len(timings["*"]),
             by_service_outcome=by_service_outcome,
             cards_by_indicator=cards_by_indicator,
-            timing={
-                key: Timing(count=len(values), p50_ms=_percentile(values, 50), p95_ms=_percentile(values, 95))
-                for key, values in timings.items()
-                if values
-            },
+            timing={key: _timing(values) for key, values in timings.items() if values},
+            missing_data=dict(sorted(missing.items(), key=lambda item: (-item[1], item[0]))),
             card_feedback=[
                 CardFeedbackRate(
                     service_id=service_id, kind=kind, indicator=indicator, shown=shown, accepted=acc, overridden=ovr
@@ -506,6 +542,7 @@ class FeedbackStore:
                 OverrideReasonCount(kind=kind, reason_code=code, reason_display=display, count=n)
                 for kind, code, display, n in reasons
             ],
+            by_model_version=versions,
         )
 
     # -- health -----------------------------------------------------------------------------
@@ -638,7 +675,11 @@ def _sqlite_insert_rows(connection: Connection, table: Table, rows: list[dict]) 
     write lock), so the last one gives them all.
     """
     columns = list(rows[0])
-    processors = [table.c[column].type.bind_processor(connection.dialect) for column in columns]
+    # The dialect's own type: ``DateTime`` itself has no SQLite processor, and sqlite3 then stored
+    # str(datetime) ('… 12:00:00+00:00'), which sorts before SQLAlchemy's '… 12:00:00.000000' in a
+    # report's period bounds.
+    dialect = connection.dialect
+    processors = [table.c[column].type.dialect_impl(dialect).bind_processor(dialect) for column in columns]
     values = [
         process(row[column]) if process else row[column]
         for row in rows
@@ -672,10 +713,74 @@ def _dialect(dialect_name: str):
     return postgresql if dialect_name == "postgresql" else sqlite
 
 
-def _since(since: datetime | None):
-    if since is None:
-        return assessment_audit.c.recorded_at.is_not(None)
-    return assessment_audit.c.recorded_at >= since.astimezone(timezone.utc)
+def _period(since: datetime | None, until: datetime | None):
+    """Audit rows recorded from ``since`` up to, not including, ``until`` (either may be open)."""
+    recorded = assessment_audit.c.recorded_at
+    return and_(
+        recorded >= since.astimezone(timezone.utc) if since is not None else recorded.is_not(None),
+        recorded < until.astimezone(timezone.utc) if until is not None else recorded.is_not(None),
+    )
+
+
+def _as_utc(moment: datetime | date | None) -> datetime | None:
+    """A date is its midnight, UTC; a naive datetime is taken as UTC."""
+    if moment is None:
+        return None
+    if not isinstance(moment, datetime):
+        return datetime.combine(moment, time.min, tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+def _timing(values: list[float]) -> Timing:
+    return Timing(count=len(values), p50_ms=_percentile(values, 50), p95_ms=_percentile(values, 95))
+
+
+def _cards_with_outcome(outcome: str):
+    """In a query of cards joined with their feedback: how many cards have feedback ``outcome``."""
+    return func.count(distinct(case((feedback.c.outcome == outcome, assessment_card.c.card_uuid))))
+
+
+def _model_version_figures(
+    connection: Connection, in_period, timings: dict[str, list[float]]
+) -> dict[str, ModelVersionFigures]:
+    """Per model version: assessments by outcome, timing, cards shown and the feedback on them
+    (each card counted once, as in ``card_feedback``)."""
+    audit, card, fb = assessment_audit, assessment_card, feedback
+    outcomes: dict[str, dict[str, int]] = {}
+    for version, outcome, n in connection.execute(
+        select(audit.c.model_version, audit.c.outcome, func.count())
+        .where(in_period)
+        .group_by(audit.c.model_version, audit.c.outcome)
+        .order_by(audit.c.model_version, audit.c.outcome)
+    ):
+        outcomes.setdefault(version or UNKNOWN_MODEL_VERSION, {})[outcome] = n
+    feedback_by_version = {
+        version or UNKNOWN_MODEL_VERSION: (shown, accepted, overridden)
+        for version, shown, accepted, overridden in connection.execute(
+            select(
+                audit.c.model_version,
+                func.count(distinct(card.c.card_uuid)),
+                _cards_with_outcome("accepted"),
+                _cards_with_outcome("overridden"),
+            )
+            .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
+            .outerjoin(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
+            .where(in_period)
+            .group_by(audit.c.model_version)
+        )
+    }
+    figures = {}
+    for version in sorted(outcomes):
+        shown, accepted, overridden = feedback_by_version.get(version, (0, 0, 0))
+        figures[version] = ModelVersionFigures(
+            assessments=sum(outcomes[version].values()),
+            by_outcome=outcomes[version],
+            timing=_timing(timings[version]),
+            cards_shown=shown,
+            accepted=accepted,
+            overridden=overridden,
+        )
+    return figures
 
 
 def _utc(value: datetime) -> datetime:

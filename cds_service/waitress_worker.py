@@ -96,6 +96,13 @@ class WaitressWorker(Worker):
     read_seconds = 15.0
     max_body_bytes = 4 * 1024 * 1024
 
+    @classmethod
+    def check_config(cls, cfg, log) -> None:
+        """Called by the gunicorn master once at start, just after its own "Listening at" line.
+        With ``reuse_port`` the master binds nothing (each worker binds its own socket), so that
+        line names no address ("Listening at:  (2081)"): this one names the address bound."""
+        log.info("Listening at: %s (%s), one socket per worker", ",".join(f"http://{bind}" for bind in cfg.bind), os.getpid())
+
     def run(self) -> None:
         connections: dict = {}  # waitress's socket map: listening sockets, connections, its wake-up pipe
         adjustments = Adjustments(

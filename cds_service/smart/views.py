@@ -61,7 +61,8 @@ def init_app(app) -> None:
     settings = runtime_settings(app)
     app.extensions[EXTENSION] = SmartOutbound(
         FhirClient(
-            max_bytes=settings.fetch_max_bytes, max_pages=settings.fetch_max_pages, workers=settings.fetch_workers
+            max_bytes=settings.fetch_max_bytes, max_pages=settings.fetch_max_pages, workers=settings.fetch_workers,
+            ca_bundle=settings.ca_bundle,
         ),
         SmartPolicies.from_settings(settings),
         threading.BoundedSemaphore(max(1, settings.threads // 2)),

@@ -121,3 +121,23 @@ def test_a_worker_app_starts_with_its_start_up_objects_frozen_out_of_the_collect
         gc.unfreeze()
     assert frozen > 100_000  # the model, terminology and schemas: a full collection skips them
     assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_audit_report_takes_a_period_and_splits_by_model_version(database_url):
+    store = FeedbackStore(database_url)
+    for day, version in ((5, "2025.1"), (15, "2026.1"), (25, "2026.1")):
+        store.record_assessment(
+            AssessmentAudit(
+                hook_instance=uuid.uuid4(), service_id="hcc-systemic-therapy-select", hook="order-select",
+                model_version=version, outcome="no_cards", timing_ms=40, missing_data=["afp"],
+                recorded_at=datetime(2026, 11, day, 23, 59, tzinfo=timezone.utc),
+            )
+        )
+    text = cli("audit-report", "--since", "2026-11-01", "--until", "2026-11-15", "--by-model-version",
+               database_url=database_url)
+    assert text.returncode == 0, text.stderr
+    assert "Assessments since 2026-11-01 up to 2026-11-15: 2" in text.stdout  # the last day is included
+    assert "  afp: 2" in text.stdout
+    assert "  2025.1: 1 (no_cards 1)" in text.stdout and "  2026.1: 1 (no_cards 1)" in text.stdout
+    report = json.loads(cli("audit-report", "--until", "2026-11-14", "--json", database_url=database_url).stdout)
+    assert (report["assessments"], report["missing_data"], report["by_model_version"]) == (1, {"afp": 1}, None)

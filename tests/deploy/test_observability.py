@@ -101,8 +101,8 @@ def test_metrics_count_requests_fetches_cards_and_model(server):
     response = requests.get(f"{server.url}/metrics", timeout=5)
     assert response.headers["Content-Type"].startswith("text/plain")
     text = response.text
-    assert 'cds_http_requests_total{endpoint="/cds-services",service_id="-",status_class="2xx"}' in text
-    assert 'service_id="unknown",status_class="4xx"' in text  # unknown ids do not become labels
+    assert 'cds_http_requests_total{endpoint="/cds-services",service_id="-",status="200"}' in text
+    assert 'service_id="unknown",status="404"' in text  # unknown ids do not become labels
     assert 'cds_http_request_duration_seconds_bucket{endpoint="/cds-services"' in text
     assert 'cds_fetch_fallbacks_total{key="labs",result="failed"}' in text
     assert f'cds_cards_total{{indicator="other",service_id="{SERVICE}"}}' in text
