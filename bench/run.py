@@ -37,20 +37,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -58,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
 import scenarios  # noqa: E402
+from json_server import JsonServer, es384_jwks  # noqa: E402  (tests/json_server.py)
 from slow_clients import SlowClients  # noqa: E402  (tests/slow_clients.py, on the path scenarios set)
 
 from cds_service.settings import Settings  # noqa: E402
@@ -228,26 +226,11 @@ class BenchIssuer:
 
     def __init__(self):
         self.key = ec.generate_private_key(ec.SECP384R1())
-        jwk = ECAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-        body = json.dumps({"keys": [{**jwk, "kid": "bench", "alg": "ES384", "use": "sig"}]}).encode()
-
-        class Jwks(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = JsonServer(default=es384_jwks(self.key.public_key(), "bench"))
         self._jti = itertools.count()
 
     def env(self) -> dict[str, str]:
-        jwks_url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+        jwks_url = f"{self.server.url}/jwks.json"
         return {"CDS_JWT_REQUIRED": "true", "CDS_JWT_ISSUERS": json.dumps({self.ISS: jwks_url})}
 
     def token_file(self, audience: str, count: int, path: Path) -> Path:

@@ -10,11 +10,9 @@ import hashlib
 import hmac
 import importlib.util
 import json
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from cds_service.store import AssessmentAudit, AuditCard
+from json_server import JsonServer
 
 HERE = Path(__file__).resolve().parent
 SPEC_EXAMPLES = HERE / "spec_examples"
@@ -102,42 +101,9 @@ def rsa_key(kid: str) -> SigningKey:
     return SigningKey(kid, "RS384", rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
-@dataclass
-class JwksServer:
-    """Serves JWK Sets at ``/<name>.json`` and records every path requested."""
-
-    sets: dict[str, list[dict[str, Any]]]
-    requests: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
-                owner.requests.append(self.path)
-                name = self.path.lstrip("/").removesuffix(".json")
-                if name not in owner.sets:
-                    self.send_error(404)
-                    return
-                body = json.dumps({"keys": owner.sets[name]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+def JwksServer(sets: dict[str, list[dict[str, Any]]]) -> JsonServer:  # noqa: N802 (reads as a class)
+    """Serves JWK Sets at ``/<name>.json`` and records every path requested (``.requests``)."""
+    return JsonServer({f"/{name}.json": {"keys": keys} for name, keys in sets.items()})
 
 
 # --- tokens -------------------------------------------------------------------------------------

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import json
 import logging
 import ssl
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ from cds_service.auth import JwtVerifier, ReplayCache
 from cds_service.fhir_client import FetchError, FhirClient
 from cds_service.settings import Settings
 from cds_testkit import ISSUER, SELECT_SERVICE, all_null_prefetch, bearer, claims, sign, sorafenib_order, with_fhir_server
+from json_server import JsonServer
 
 TIMEOUT = 10
 
@@ -123,28 +121,9 @@ def internal_ca(tmp_path_factory) -> tuple[Path, ssl.SSLContext]:
 @pytest.fixture
 def https_server(internal_ca, jwks):
     """Serves a Patient at /Patient/p1 and the issuer's JWK Set at /jwks.json, over TLS."""
-    keys = json.dumps({"keys": [jwks.ec.public_jwk]}).encode()
-    patient = json.dumps({"resourceType": "Patient", "id": "p1"}).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server API)
-            body = keys if self.path == "/jwks.json" else patient
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *_args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    server.socket = internal_ca[1].wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"https://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
+    routes = {"/jwks.json": {"keys": [jwks.ec.public_jwk]}}
+    with JsonServer(routes, default={"resourceType": "Patient", "id": "p1"}, ssl_context=internal_ca[1]) as server:
+        yield server.url
 
 
 def test_fhir_calls_trust_the_ca_bundle_and_log_why_tls_failed_without_it(internal_ca, https_server, caplog):

@@ -27,7 +27,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import jwt
@@ -37,6 +36,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import create_engine, text
 
+from json_server import JsonServer, es384_jwks
 from podman_kit import NETWORK, SELECT, container_url, first_line_call, log_problems, podman, record
 from processes import ROOT, free_port
 
@@ -65,23 +65,8 @@ class Ehr:
 
     def __init__(self):
         self.key = ec.generate_private_key(ec.SECP384R1())
-        jwk = {**jwt.get_algorithm_by_name("ES384").to_jwk(self.key.public_key(), as_dict=True), "kid": "ehr-1", "alg": "ES384", "use": "sig"}
-        body = json.dumps({"keys": [jwk]}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.jwks_url = container_url(f"http://127.0.0.1:{self._server.server_port}/jwks.json")
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._server = JsonServer(default=es384_jwks(self.key.public_key(), "ehr-1"))
+        self.jwks_url = container_url(f"{self._server.url}/jwks.json")
 
     def token(self, path: str) -> str:
         now = int(time.time())
@@ -93,8 +78,7 @@ class Ehr:
         return requests.post(f"{base}{path}", json=body, headers=headers, timeout=30)
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.close()
 
 
 def feedback_for(card: dict) -> dict:

@@ -12,20 +12,18 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
 
 from fhir_stub import FhirStub
 from hardening_kit import SELECT, gunicorn_service, sorafenib_call, sorafenib_call_to_fetch
+from json_server import JsonServer, es384_jwks
 from slow_clients import SlowClients
 
 SLOW_CONNECTIONS = 64  # half drip header lines, half a declared body
@@ -42,24 +40,8 @@ class Issuer:
 
     def __init__(self):
         self.key = ec.generate_private_key(ec.SECP384R1())
-        jwk = ECAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
-        body = json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "ES384", "use": "sig"}]}).encode()
-
-        class Jwks(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.jwks_url = f"http://127.0.0.1:{self.server.server_port}/jwks.json"
+        self.server = JsonServer(default=es384_jwks(self.key.public_key(), "k1"))
+        self.jwks_url = f"{self.server.url}/jwks.json"
 
     def bearer(self, path: str) -> dict[str, str]:
         now = int(time.time())
@@ -68,8 +50,7 @@ class Issuer:
         return {"Authorization": "Bearer " + jwt.encode(claims, self.key, algorithm="ES384", headers={"kid": "k1"})}
 
     def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture
@@ -156,7 +137,10 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_in_the_error_shape(t
             sock.sendall(f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                          "Content-Length: 1000000\r\n\r\n{".encode())  # the rest is never sent
             sock.settimeout(5)
-            head, _, body = sock.recv(65536).partition(b"\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):  # the server closes after the answer; it may come in pieces
+                answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 413 "), head
         assert json.loads(body)["error"] == "request_entity_too_large"
 
