@@ -196,7 +196,26 @@ class FeedbackResult(BaseModel):
     problem: str | None = None
 
 
-class CardFeedbackRate(BaseModel):
+class _FeedbackShares(BaseModel):
+    """Acceptance and override rates of ``cards`` shown (0 when none was shown)."""
+
+    accepted: int
+    overridden: int
+
+    @property
+    def cards(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def acceptance_rate(self) -> float:
+        return self.accepted / self.cards if self.cards else 0.0
+
+    @property
+    def override_rate(self) -> float:
+        return self.overridden / self.cards if self.cards else 0.0
+
+
+class CardFeedbackRate(_FeedbackShares):
     service_id: str
     kind: str | None
     indicator: str
@@ -205,12 +224,8 @@ class CardFeedbackRate(BaseModel):
     overridden: int
 
     @property
-    def acceptance_rate(self) -> float:
-        return self.accepted / self.shown if self.shown else 0.0
-
-    @property
-    def override_rate(self) -> float:
-        return self.overridden / self.shown if self.shown else 0.0
+    def cards(self) -> int:
+        return self.shown
 
 
 class OverrideReasonCount(BaseModel):
@@ -226,7 +241,7 @@ class Timing(BaseModel):
     p95_ms: float
 
 
-class ModelVersionFigures(BaseModel):
+class ModelVersionFigures(_FeedbackShares):
     """One model version's assessments, timing and feedback: to compare a version with the last."""
 
     assessments: int
@@ -237,12 +252,8 @@ class ModelVersionFigures(BaseModel):
     overridden: int
 
     @property
-    def acceptance_rate(self) -> float:
-        return self.accepted / self.cards_shown if self.cards_shown else 0.0
-
-    @property
-    def override_rate(self) -> float:
-        return self.overridden / self.cards_shown if self.cards_shown else 0.0
+    def cards(self) -> int:
+        return self.cards_shown
 
 
 UNKNOWN_MODEL_VERSION = "(unknown)"  # the key of rows that carry no model version

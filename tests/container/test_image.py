@@ -8,11 +8,9 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -34,6 +32,7 @@ from podman_kit import (
 )
 from fhir_stub import FhirStub
 from hook_calls import check_response
+from json_server import JsonServer
 from processes import ROOT, free_port
 
 pytestmark = pytest.mark.container
@@ -107,46 +106,18 @@ def test_first_line_call_answers_a_card_with_a_smart_link(service):
     assert any(link["type"] == "smart" for card in cards for link in card["links"])
 
 
-class SmartConfiguration:
-    """An EHR's FHIR base with only /.well-known/smart-configuration (the launch's discovery)."""
-
-    def __init__(self):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
-                host = self.headers["Host"]
-                body = json.dumps({
-                    "authorization_endpoint": f"http://{host}/auth/authorize",
-                    "token_endpoint": f"http://{host}/auth/token",
-                    "capabilities": ["launch-ehr", "client-public", "context-ehr-patient"],
-                    "code_challenge_methods_supported": ["S256"],
-                }).encode()  # fmt: skip
-                self.send_response(200 if self.path == "/fhir/.well-known/smart-configuration" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/fhir"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def test_smart_launch_redirects_to_the_ehr_authorization_endpoint(service):
-    ehr = SmartConfiguration()
-    try:
-        iss = container_url(ehr.url)
+    with JsonServer() as ehr:  # an EHR's FHIR base with only the launch's discovery document
+        iss = container_url(f"{ehr.url}/fhir")
+        ehr.routes["/fhir/.well-known/smart-configuration"] = {
+            "authorization_endpoint": iss.replace("/fhir", "/auth/authorize"),
+            "token_endpoint": iss.replace("/fhir", "/auth/token"),
+            "capabilities": ["launch-ehr", "client-public", "context-ehr-patient"],
+            "code_challenge_methods_supported": ["S256"],
+        }
         response = requests.get(
             f"{service.url}/smart/launch", params={"iss": iss, "launch": "launch-xyz"}, allow_redirects=False, timeout=10
         )
-    finally:
-        ehr.close()
     assert response.status_code == 302, response.text
     location = urlsplit(response.headers["Location"])
     assert f"{location.scheme}://{location.netloc}{location.path}" == iss.replace("/fhir", "/auth/authorize")

@@ -37,22 +37,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import create_engine, text
 
 from json_server import JsonServer, es384_jwks
+from k8s_manifests import manifests
 from podman_kit import NETWORK, SELECT, container_url, first_line_call, log_problems, podman, record
-from processes import ROOT, free_port
+from processes import free_port
 
 pytestmark = pytest.mark.container
 
-K8S = ROOT / "deploy" / "k8s"
 ISSUER = "https://ehr.hospital.example.org"
-
-
-def manifests() -> dict[str, dict]:
-    found = {}
-    for path in sorted(K8S.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") != "Kustomization":
-                found[f"{document['kind']}/{document['metadata']['name']}"] = document
-    return found
 
 
 MANIFESTS = manifests()

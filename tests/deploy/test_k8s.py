@@ -3,28 +3,15 @@ properties hospital IT relies on: probes, limits, non-root read-only pods, Secre
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import kubernetes_validate
 import pytest
 import yaml
 
 from cds_service.settings import Settings
+from k8s_manifests import K8S, manifests
 
-K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"
-
-
-def documents() -> dict[str, dict]:
-    found = {}
-    for path in sorted(K8S.glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if document and document.get("kind") != "Kustomization":
-                found[f"{document['kind']}/{document['metadata']['name']}"] = document
-    return found
-
-
-DOCS = documents()
+DOCS = manifests()
 DEPLOYMENT = DOCS["Deployment/hcc-cds"]
 POD = DEPLOYMENT["spec"]["template"]["spec"]
 CONTAINER = POD["containers"][0]
