@@ -157,14 +157,23 @@ def _worker_tmp_dir() -> str:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
 
 
+class AddresslessListeningLine(logging.Filter):
+    """Drops the gunicorn master's "Listening at:  (pid)": with a socket per worker the master binds
+    nothing, so its line names no address; the worker class logs the real one just after."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.msg == "Listening at: %s (%s)" and isinstance(record.args, tuple) and not record.args[0])
+
+
 _GUNICORN_LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "cds_service.observability.JsonFormatter"}},
+    "filters": {"addressless_listening": {"()": "cds_service.__main__.AddresslessListeningLine"}},
     "handlers": {"json": {"class": "cds_service.observability.JsonHandler", "formatter": "json"}},
     "root": {"level": "INFO", "handlers": ["json"]},
     "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True},
+        "gunicorn.error": {"level": "INFO", "handlers": [], "propagate": True, "filters": ["addressless_listening"]},
         # The app logs each request itself (JSON, with request id, without the query string).
         "gunicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
         # "Task queue depth is N" whenever a request waits for a thread: routine under load.

@@ -106,6 +106,7 @@ def test_the_dashboard_and_rules_name_only_metrics_and_labels_a_live_service_exp
 
     starting = [json.loads(line)["message"] for line in service.output().splitlines() if "Listening at" in line]
     assert any(message.startswith(f"Listening at: http://127.0.0.1:{port} (") for message in starting), starting
+    assert all("http://" in message for message in starting), starting  # not gunicorn's own "Listening at:  (pid)"
 
     # Counters and gauges exist, at zero, before anything has happened.
     for name, labels in [
