@@ -45,10 +45,7 @@ class SmartPolicies:
 
 
 def discover(iss: str, client: FhirClient, policies: SmartPolicies, timeout: float) -> SmartEndpoints:
-    try:
-        policies.iss.check_url(iss)
-    except FhirServerRefused as exc:
-        raise SmartError(f"This app will not connect to that FHIR server: it {exc.reason}.") from None
+    """The endpoints ``iss`` names (its address is checked by ``policies.iss`` before the read)."""
     url = f"{iss.rstrip('/')}/.well-known/smart-configuration"
     try:
         config = client.request_json(
