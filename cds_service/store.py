@@ -504,21 +504,8 @@ class FeedbackStore:
                 for item in set(json.loads(missing_data)):
                     missing[item] = missing.get(item, 0) + 1
 
-            rates = connection.execute(
-                select(
-                    audit.c.service_id,
-                    card.c.kind,
-                    card.c.indicator,
-                    func.count(distinct(card.c.card_uuid)),
-                    _cards_with_outcome("accepted"),
-                    _cards_with_outcome("overridden"),
-                )
-                .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
-                .outerjoin(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
-                .where(in_period)
-                .group_by(audit.c.service_id, card.c.kind, card.c.indicator)
-                .order_by(audit.c.service_id, card.c.kind, card.c.indicator)
-            ).all()
+            by_kind = (audit.c.service_id, card.c.kind, card.c.indicator)
+            rates = connection.execute(_card_feedback(in_period, *by_kind).order_by(*by_kind)).all()
 
             # Cards, not rows: a card audited twice (a retried hook call) or overridden twice counts once.
             overridden_cards = func.count(distinct(card.c.card_uuid))
@@ -751,12 +738,30 @@ def _cards_with_outcome(outcome: str):
     return func.count(distinct(case((feedback.c.outcome == outcome, assessment_card.c.card_uuid))))
 
 
+def _card_feedback(in_period, *group_by):
+    """Per ``group_by``: cards shown, accepted, overridden (each card once, however often it was
+    audited or given feedback), for the assessments ``in_period``."""
+    audit, card, fb = assessment_audit, assessment_card, feedback
+    return (
+        select(
+            *group_by,
+            func.count(distinct(card.c.card_uuid)),
+            _cards_with_outcome("accepted"),
+            _cards_with_outcome("overridden"),
+        )
+        .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
+        .outerjoin(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
+        .where(in_period)
+        .group_by(*group_by)
+    )
+
+
 def _model_version_figures(
     connection: Connection, in_period, timings: dict[str, list[float]]
 ) -> dict[str, ModelVersionFigures]:
     """Per model version: assessments by outcome, timing, cards shown and the feedback on them
     (each card counted once, as in ``card_feedback``)."""
-    audit, card, fb = assessment_audit, assessment_card, feedback
+    audit = assessment_audit
     outcomes: dict[str, dict[str, int]] = {}
     for version, outcome, n in connection.execute(
         select(audit.c.model_version, audit.c.outcome, func.count())
@@ -767,18 +772,7 @@ def _model_version_figures(
         outcomes.setdefault(version or UNKNOWN_MODEL_VERSION, {})[outcome] = n
     feedback_by_version = {
         version or UNKNOWN_MODEL_VERSION: (shown, accepted, overridden)
-        for version, shown, accepted, overridden in connection.execute(
-            select(
-                audit.c.model_version,
-                func.count(distinct(card.c.card_uuid)),
-                _cards_with_outcome("accepted"),
-                _cards_with_outcome("overridden"),
-            )
-            .select_from(card.join(audit, card.c.assessment_id == audit.c.id))
-            .outerjoin(fb, and_(fb.c.card_uuid == card.c.card_uuid, fb.c.service_id == audit.c.service_id))
-            .where(in_period)
-            .group_by(audit.c.model_version)
-        )
+        for version, shown, accepted, overridden in connection.execute(_card_feedback(in_period, audit.c.model_version))
     }
     figures = {}
     for version in sorted(outcomes):
