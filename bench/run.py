@@ -172,12 +172,29 @@ def service(log_level: str, workdir: Path, extra_env: dict[str, str] | None = No
 def bare_flask(settings: Settings):
     port = free_port()
     command = [
-        PYTHON, "-m", "gunicorn", "--chdir", str(BENCH), "--bind", f"127.0.0.1:{port}",
-        "--workers", str(settings.workers), "--threads", str(settings.threads), "--timeout", "30", "--reuse-port",
-        "--worker-class", "cds_service.waitress_worker.WaitressWorker",  # the service's server, as deployed
-        "--worker-connections", str(settings.max_connections_per_worker),
-        "--worker-tmp-dir", "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
-        "--log-level", "warning", "bare_app:app",
+        PYTHON,
+        "-m",
+        "gunicorn",
+        "--chdir",
+        str(BENCH),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(settings.workers),
+        "--threads",
+        str(settings.threads),
+        "--timeout",
+        "30",
+        "--reuse-port",
+        "--worker-class",
+        "cds_service.waitress_worker.WaitressWorker",  # the service's server, as deployed
+        "--worker-connections",
+        str(settings.max_connections_per_worker),
+        "--worker-tmp-dir",
+        "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir(),
+        "--log-level",
+        "warning",
+        "bare_app:app",
     ]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -237,8 +254,14 @@ class BenchIssuer:
         now = int(time.time())
         with path.open("w") as out:
             for _ in range(count):
-                claims = {"iss": self.ISS, "sub": "bench-ehr", "aud": audience, "iat": now, "exp": now + 300,
-                          "jti": f"bench-{next(self._jti)}"}
+                claims = {
+                    "iss": self.ISS,
+                    "sub": "bench-ehr",
+                    "aud": audience,
+                    "iat": now,
+                    "exp": now + 300,
+                    "jti": f"bench-{next(self._jti)}",
+                }
                 out.write(jwt.encode(claims, self.key, algorithm="ES384", headers={"kid": "bench"}) + "\n")
         return path
 
@@ -246,8 +269,17 @@ class BenchIssuer:
 # -- load ---------------------------------------------------------------------------------
 
 
-def wrk(name: str, url: str, path: str, body: dict, args, workdir: Path, connections: int,
-        pids: list[str] = (), tokens: Callable[[int], Path] | None = None) -> LoadResult:
+def wrk(
+    name: str,
+    url: str,
+    path: str,
+    body: dict,
+    args,
+    workdir: Path,
+    connections: int,
+    pids: list[str] = (),
+    tokens: Callable[[int], Path] | None = None,
+) -> LoadResult:
     """One bounded wrk run (after a warm-up); ``tokens(seconds)`` writes the bearer tokens for a run."""
     body_file = workdir / f"body-{abs(hash(name))}.json"
     body_file.write_text(json.dumps(body))
@@ -259,8 +291,9 @@ def wrk(name: str, url: str, path: str, body: dict, args, workdir: Path, connect
     if tokens:
         env["BENCH_TOKENS"] = str(tokens(args.duration))
     cpu_before = cpu_seconds(pids)
-    out = subprocess.run([*base, "--latency", f"-d{args.duration}s", url], env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [*base, "--latency", f"-d{args.duration}s", url], env=env, capture_output=True, text=True, check=True
+    ).stdout
     cpu = cpu_seconds(pids) - cpu_before
     requests_done = int(re.search(r"(\d+) requests in", out).group(1))
     return LoadResult(
@@ -269,7 +302,9 @@ def wrk(name: str, url: str, path: str, body: dict, args, workdir: Path, connect
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         p50_ms=_ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
         p99_ms=_ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
-        errors=sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout)[: ]+(\d+)", out)),
+        errors=sum(
+            int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout)[: ]+(\d+)", out)
+        ),
         cpu_ms=cpu / requests_done * 1000 if pids and requests_done else None,
         cores=cpu / args.duration if pids else None,
     )
@@ -298,10 +333,16 @@ def issue_bench_cards(workdir: Path, label: str, threads: int) -> None:
     store = FeedbackStore(f"sqlite:///{workdir}/feedback-{label}.sqlite3")
     try:
         for start in range(0, len(cards), 2_000):  # one statement per assessment: SQLite caps its parameters
-            store.record_assessment(AssessmentAudit(
-                hook_instance=uuid.uuid4(), service_id=scenarios.SELECT_SERVICE, hook="order-select",
-                outcome="cards", timing_ms=0.0, cards=cards[start : start + 2_000],
-            ))
+            store.record_assessment(
+                AssessmentAudit(
+                    hook_instance=uuid.uuid4(),
+                    service_id=scenarios.SELECT_SERVICE,
+                    hook="order-select",
+                    outcome="cards",
+                    timing_ms=0.0,
+                    cards=cards[start : start + 2_000],
+                )
+            )
     finally:
         store.engine.dispose()
         store.replay_engine.dispose()
@@ -322,12 +363,18 @@ def check_answers(url: str) -> None:
 def first_answer_seconds(log_level: str, workdir: Path) -> tuple[float, float]:
     """Cold start: from process start to /healthz, and to the first full first-line answer."""
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "CDS_LOG_LEVEL": log_level,
-           "CDS_DATABASE_URL": f"sqlite:///{workdir}/cold-{time.monotonic_ns()}.sqlite3",
-           "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-cold-{time.monotonic_ns()}")}
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "CDS_LOG_LEVEL": log_level,
+        "CDS_DATABASE_URL": f"sqlite:///{workdir}/cold-{time.monotonic_ns()}.sqlite3",
+        "PROMETHEUS_MULTIPROC_DIR": str(workdir / f"metrics-cold-{time.monotonic_ns()}"),
+    }
     started = time.monotonic()
-    process = subprocess.Popen([PYTHON, "-m", "cds_service"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [PYTHON, "-m", "cds_service"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         healthy = wait_healthy(f"http://127.0.0.1:{port}", process, "/healthz")
         response = requests.post(f"http://127.0.0.1:{port}{HOOK_PATH}", json=scenarios.first_line(), timeout=30)
@@ -393,16 +440,23 @@ def prediction_figures(runs: int = 200) -> dict[str, float]:
 def training_seconds(workdir: Path) -> float:
     out = workdir / "trained"
     started = time.monotonic()
-    subprocess.run([PYTHON, "-m", "models", "train", "--out", str(out)], cwd=ROOT, check=True,
-                   capture_output=True, env={**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")})
+    subprocess.run(
+        [PYTHON, "-m", "models", "train", "--out", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1")},
+    )
     return time.monotonic() - started
 
 
 def stored_rows(workdir: Path, label: str) -> dict[str, int]:
     """Rows in the service's database by table: feedback posts and assessment audit rows."""
     with sqlite3.connect(workdir / f"feedback-{label}.sqlite3") as connection:
-        return {table: connection.execute(f"select count(*) from {table}").fetchone()[0]
-                for table in ("feedback", "assessment_audit")}
+        return {
+            table: connection.execute(f"select count(*) from {table}").fetchone()[0]
+            for table in ("feedback", "assessment_audit")
+        }
 
 
 # What the audit writer logs when it gives rows up (queue full, a failed batch, down at exit).
@@ -418,8 +472,18 @@ def audit_rows_given_up(workdir: Path, label: str) -> int:
 # -- main ---------------------------------------------------------------------------------
 
 
-def measure(name, url, pids, path, build, bare: Server, args, workdir, targets: tuple[float | None, float | None],
-            tokens: Callable[[int], Path] | None = None) -> Measured:
+def measure(
+    name,
+    url,
+    pids,
+    path,
+    build,
+    bare: Server,
+    args,
+    workdir,
+    targets: tuple[float | None, float | None],
+    tokens: Callable[[int], Path] | None = None,
+) -> Measured:
     """Throughput at saturation, alternated with the baseline (the machine may be shared: a ratio
     of neighbouring runs is steadier than either figure), then latency at a clinical load.
 
@@ -430,8 +494,11 @@ def measure(name, url, pids, path, build, bare: Server, args, workdir, targets: 
     rounds = []
     for _ in range(args.rounds):
         base = wrk("baseline", bare.url, "/bare", build(), args, workdir, args.connections, bare.pids)
-        small = base if build is scenarios.fast_path else wrk(
-            "baseline", bare.url, "/bare", scenarios.fast_path(), args, workdir, args.connections, bare.pids)
+        small = (
+            base
+            if build is scenarios.fast_path
+            else wrk("baseline", bare.url, "/bare", scenarios.fast_path(), args, workdir, args.connections, bare.pids)
+        )
         ours = wrk(name, url, path, build(), args, workdir, args.connections, pids, tokens)
         rounds.append((ours, base, small))
     ratios = [o.rps / b.rps for o, b, _ in rounds]
@@ -444,20 +511,26 @@ def measure(name, url, pids, path, build, bare: Server, args, workdir, targets: 
 def print_table(title: str, rows: list[Measured], baseline_paced: LoadResult) -> int:
     """One markdown table of scenario figures; returns the errors seen (non-2xx and socket)."""
     print(f"## {title}\n")
-    print("| scenario | req/s | baseline req/s (same request, neighbouring run) | × baseline (range of rounds) "
-          "| × baseline sent the fast path's body | p50 ms | p99 ms | target | worker CPU ms/req (baseline's) "
-          "| cores busy | p99 ms at saturation (baseline's) |")
+    print(
+        "| scenario | req/s | baseline req/s (same request, neighbouring run) | × baseline (range of rounds) "
+        "| × baseline sent the fast path's body | p50 ms | p99 ms | target | worker CPU ms/req (baseline's) "
+        "| cores busy | p99 ms at saturation (baseline's) |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|")
-    print(f"| bare Flask JSON endpoint (baseline) | | | 1.00× | | {baseline_paced.p50_ms:.2f} | "
-          f"{baseline_paced.p99_ms:.2f} | | | | |")
+    print(
+        f"| bare Flask JSON endpoint (baseline) | | | 1.00× | | {baseline_paced.p50_ms:.2f} | "
+        f"{baseline_paced.p99_ms:.2f} | | | | |"
+    )
     errors = 0
     for row in rows:
         saturated, base, paced = row.saturated, row.baseline, row.paced
         errors += saturated.errors + paced.errors
-        print(f"| {saturated.name} | {saturated.rps:,.0f} | {base.rps:,.0f} | {ratio_text(row.ratios)} | "
-              f"{ratio_text(row.small_body_ratios)} | {paced.p50_ms:.2f} | {paced.p99_ms:.2f} | {row.verdict()} | "
-              f"{saturated.cpu_ms:.2f} ({base.cpu_ms:.2f}) | {saturated.cores:.2f} ({base.cores:.2f}) | "
-              f"{saturated.p99_ms:,.0f} ({base.p99_ms:,.0f}) |")
+        print(
+            f"| {saturated.name} | {saturated.rps:,.0f} | {base.rps:,.0f} | {ratio_text(row.ratios)} | "
+            f"{ratio_text(row.small_body_ratios)} | {paced.p50_ms:.2f} | {paced.p99_ms:.2f} | {row.verdict()} | "
+            f"{saturated.cpu_ms:.2f} ({base.cpu_ms:.2f}) | {saturated.cores:.2f} ({base.cores:.2f}) | "
+            f"{saturated.p99_ms:,.0f} ({base.p99_ms:,.0f}) |"
+        )
     return errors
 
 
@@ -469,11 +542,24 @@ def jwt_rows(args, workdir: Path, bare: Server, rates: dict[str, float]) -> list
     rows = []
     with service("WARNING", workdir, extra_env=issuer.env(), label="jwt") as (url, process, _):
         for name, path, build, target_ratio, target_p99 in SCENARIOS[:2]:
+
             def tokens(seconds: int, path=path, rate=rates[name] * 1.5 + 200) -> Path:
                 return issuer.token_file(url + path, int(rate * seconds), workdir / "tokens.txt")
 
-            rows.append(measure(f"{name}, JWT", url, workers(process.pid), path, build, bare, args, workdir,
-                                (target_ratio, target_p99), tokens))
+            rows.append(
+                measure(
+                    f"{name}, JWT",
+                    url,
+                    workers(process.pid),
+                    path,
+                    build,
+                    bare,
+                    args,
+                    workdir,
+                    (target_ratio, target_p99),
+                    tokens,
+                )
+            )
     return rows
 
 
@@ -500,10 +586,16 @@ def slow_client_rows(args, workdir: Path) -> None:
             return result
 
         for _ in range(args.rounds):
-            rounds.append((wrk("fast path", url, HOOK_PATH, body, args, workdir, args.connections, pids),
-                           attacked(args.connections, pids)))
-        paced = (wrk("fast path", url, HOOK_PATH, body, args, workdir, args.latency_connections),
-                 attacked(args.latency_connections))
+            rounds.append(
+                (
+                    wrk("fast path", url, HOOK_PATH, body, args, workdir, args.connections, pids),
+                    attacked(args.connections, pids),
+                )
+            )
+        paced = (
+            wrk("fast path", url, HOOK_PATH, body, args, workdir, args.latency_connections),
+            attacked(args.latency_connections),
+        )
     ratios = [a.rps / b.rps for b, a in rounds]
     base, attack = min(rounds, key=lambda r: abs(r[1].rps / r[0].rps - statistics.median(ratios)))
 
@@ -514,19 +606,29 @@ def slow_client_rows(args, workdir: Path) -> None:
         return f"{value / of:.2f}×" if value else "—"
 
     print(f"## Fast path while {SLOW_CONNECTIONS} slow clients drip their requests (CDS_LOG_LEVEL=WARNING)\n")
-    print(f"| | req/s at {args.connections} connections | p50 ms | p99 ms | p50 ms one call at a time "
-          "| p99 ms one call at a time | non-2xx and socket errors |")
+    print(
+        f"| | req/s at {args.connections} connections | p50 ms | p99 ms | p50 ms one call at a time "
+        "| p99 ms one call at a time | non-2xx and socket errors |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, saturated, one in (("without slow clients", base, paced[0]),
-                                  (f"{SLOW_CONNECTIONS} slow clients open", attack, paced[1])):
-        print(f"| {label} | {saturated.rps:,.0f} | {ms(saturated, saturated.p50_ms)} | "
-              f"{ms(saturated, saturated.p99_ms)} | {ms(one, one.p50_ms)} | {ms(one, one.p99_ms)} | "
-              f"{saturated.errors + one.errors} |")
-    print(f"| with ÷ without | {ratio_text(ratios)} | {times(attack.p50_ms, base.p50_ms)} | "
-          f"{times(attack.p99_ms, base.p99_ms)} | {times(paced[1].p50_ms, paced[0].p50_ms)} | "
-          f"{times(paced[1].p99_ms, paced[0].p99_ms)} | |")
-    print(f"\nslow connections open at the end of each run: {min(still_open)}–{max(still_open)} of "
-          f"{SLOW_CONNECTIONS}; cut by the server (and opened again): {cut}\n")
+    for label, saturated, one in (
+        ("without slow clients", base, paced[0]),
+        (f"{SLOW_CONNECTIONS} slow clients open", attack, paced[1]),
+    ):
+        print(
+            f"| {label} | {saturated.rps:,.0f} | {ms(saturated, saturated.p50_ms)} | "
+            f"{ms(saturated, saturated.p99_ms)} | {ms(one, one.p50_ms)} | {ms(one, one.p99_ms)} | "
+            f"{saturated.errors + one.errors} |"
+        )
+    print(
+        f"| with ÷ without | {ratio_text(ratios)} | {times(attack.p50_ms, base.p50_ms)} | "
+        f"{times(attack.p99_ms, base.p99_ms)} | {times(paced[1].p50_ms, paced[0].p50_ms)} | "
+        f"{times(paced[1].p99_ms, paced[0].p99_ms)} | |"
+    )
+    print(
+        f"\nslow connections open at the end of each run: {min(still_open)}–{max(still_open)} of "
+        f"{SLOW_CONNECTIONS}; cut by the server (and opened again): {cut}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -535,29 +637,44 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load before each run")
     parser.add_argument("--rounds", type=int, default=5, help="baseline/scenario pairs per scenario (median)")
     parser.add_argument("--connections", type=int, default=16, help="connections at saturation (workers × threads)")
-    parser.add_argument("--latency-connections", type=int, default=1,
-                        help="connections for the latency run (1: one call at a time; with 2, gunicorn may "
-                        "give both keep-alive connections to one worker, where they queue on its GIL)")
+    parser.add_argument(
+        "--latency-connections",
+        type=int,
+        default=1,
+        help="connections for the latency run (1: one call at a time; with 2, gunicorn may "
+        "give both keep-alive connections to one worker, where they queue on its GIL)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (one leaves a core to the service)")
     parser.add_argument("--log-levels", nargs="+", default=["INFO", "WARNING"])
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-jwt", action="store_true", help="skip the runs with JWT required (production)")
-    parser.add_argument("--only-slow-clients", action="store_true",
-                        help="only the fast path with and without 64 slow clients open")
+    parser.add_argument(
+        "--only-slow-clients", action="store_true", help="only the fast path with and without 64 slow clients open"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: run bench/setup.sh", file=sys.stderr)
         return 2
 
     settings = Settings()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    print(f"# Benchmark {date.today()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-          f"load average before: {os.getloadavg()[0]:.1f}")
-    print(f"gunicorn: {settings.workers} workers × {settings.threads} threads; wrk: {args.threads} thread, "
-          f"{args.duration} s per run after {args.warmup} s warm-up. Throughput at {args.connections} connections "
-          f"(median of {args.rounds} runs alternated with the baseline); latency at "
-          f"{args.latency_connections} connections.\n")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"# Benchmark {date.today()} on {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"load average before: {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"gunicorn: {settings.workers} workers × {settings.threads} threads; wrk: {args.threads} thread, "
+        f"{args.duration} s per run after {args.warmup} s warm-up. Throughput at {args.connections} connections "
+        f"(median of {args.rounds} runs alternated with the baseline); latency at "
+        f"{args.latency_connections} connections.\n"
+    )
 
     if args.only_slow_clients:
         with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp:
@@ -565,8 +682,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp, bare_flask(settings) as bare:
         workdir = Path(tmp)
-        baseline_paced = wrk("baseline", bare.url, "/bare", scenarios.fast_path(), args, workdir,
-                             args.latency_connections)
+        baseline_paced = wrk(
+            "baseline", bare.url, "/bare", scenarios.fast_path(), args, workdir, args.latency_connections
+        )
         for log_level in args.log_levels:
             with service(log_level, workdir) as (url, process, _):
                 issue_bench_cards(workdir, log_level, args.threads)
@@ -574,36 +692,58 @@ def main(argv: list[str] | None = None) -> int:
                 before = stored_rows(workdir, log_level)
                 rows = []
                 for name, path, build, target_ratio, target_p99 in SCENARIOS:
-                    rows.append(measure(name, url, workers(process.pid), path, build, bare, args, workdir,
-                                        (target_ratio, target_p99)))
+                    rows.append(
+                        measure(
+                            name,
+                            url,
+                            workers(process.pid),
+                            path,
+                            build,
+                            bare,
+                            args,
+                            workdir,
+                            (target_ratio, target_p99),
+                        )
+                    )
                 rss = worker_rss_mib(process.pid)
             # After the service has stopped: the writer has written what was waiting at exit.
             stored = {table: count - before[table] for table, count in stored_rows(workdir, log_level).items()}
             errors = print_table(f"CDS_LOG_LEVEL={log_level}", rows, baseline_paced)
-            print(f"\nnon-2xx answers and socket errors: {errors}; rows stored during the run: feedback "
-                  f"{stored['feedback']:,}, assessment audit {stored['assessment_audit']:,} (audit rows the log "
-                  f"says were given up: {audit_rows_given_up(workdir, log_level)})")
+            print(
+                f"\nnon-2xx answers and socket errors: {errors}; rows stored during the run: feedback "
+                f"{stored['feedback']:,}, assessment audit {stored['assessment_audit']:,} (audit rows the log "
+                f"says were given up: {audit_rows_given_up(workdir, log_level)})"
+            )
             print(f"RSS per worker after load: {', '.join(f'{mib:.0f} MiB' for mib in rss)}\n")
         if not args.skip_jwt:
             rates = {row.saturated.name: row.saturated.rps for row in rows}
-            errors = print_table("JWT required, as in production (CDS_LOG_LEVEL=WARNING)",
-                                 jwt_rows(args, workdir, bare, rates), baseline_paced)
+            errors = print_table(
+                "JWT required, as in production (CDS_LOG_LEVEL=WARNING)",
+                jwt_rows(args, workdir, bare, rates),
+                baseline_paced,
+            )
             print(f"\nnon-2xx answers and socket errors: {errors}\n")
 
         slow_client_rows(args, workdir)
         healthy, first = first_answer_seconds(args.log_levels[-1], workdir)
         print(f"cold start: /healthz after {healthy:.2f} s; first first-line answer after {first:.2f} s")
         count, per_call = mapping_ms()
-        print(f"FHIR mapping in-process (map_patient_features + map_treatment_history, {count} resources): "
-              f"{per_call:.2f} ms per call (target < 20 ms)")
+        print(
+            f"FHIR mapping in-process (map_patient_features + map_treatment_history, {count} resources): "
+            f"{per_call:.2f} ms per call (target < 20 ms)"
+        )
         figures = prediction_figures()
-        print(f"draft-order check of an irrelevant order: {figures['draft_order_us']:.0f} µs (target < 1 ms); "
-              f"risk prediction: {figures['risk_us']:.1f} µs (target < 1 ms); survival comparison: "
-              f"{figures['survival_first_ms']:.2f} ms computed (target < 20 ms), "
-              f"{figures['survival_again_us']:.1f} µs when asked again")
+        print(
+            f"draft-order check of an irrelevant order: {figures['draft_order_us']:.0f} µs (target < 1 ms); "
+            f"risk prediction: {figures['risk_us']:.1f} µs (target < 1 ms); survival comparison: "
+            f"{figures['survival_first_ms']:.2f} ms computed (target < 20 ms), "
+            f"{figures['survival_again_us']:.1f} µs when asked again"
+        )
         if not args.skip_training:
-            print(f"default-model training (python -m models train, reconstructed cohort): "
-                  f"{training_seconds(workdir):.1f} s (target < 30 s)")
+            print(
+                f"default-model training (python -m models train, reconstructed cohort): "
+                f"{training_seconds(workdir):.1f} s (target < 30 s)"
+            )
     return 0
 
 

@@ -45,9 +45,7 @@ _LAB_DATES = ["2026-10-20", "2026-11-01", "2026-11-12"]
 
 def _labs() -> list[dict[str, Any]]:
     return [
-        lab(code, value, unit, when)
-        for code, unit, values in _LAB_SERIES
-        for value, when in zip(values, _LAB_DATES)
+        lab(code, value, unit, when) for code, unit, values in _LAB_SERIES for value, when in zip(values, _LAB_DATES, strict=True)
     ]
 
 
@@ -75,12 +73,30 @@ def first_line() -> dict[str, Any]:
         *_labs(),
         *hcc_hbv_conditions(),
         *_tumour_and_cirrhosis(),
-        medication_request({"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "197361",
-                            "display": "amlodipine 5 MG Oral Tablet"}, "2026-06-01"),
-        medication_request({"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "861004",
-                            "display": "metformin 500 MG Oral Tablet"}, "2026-06-01"),
-        medication_request({"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1648755",
-                            "display": "entecavir 0.5 MG Oral Tablet"}, "2025-01-10"),
+        medication_request(
+            {
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                "code": "197361",
+                "display": "amlodipine 5 MG Oral Tablet",
+            },
+            "2026-06-01",
+        ),
+        medication_request(
+            {
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                "code": "861004",
+                "display": "metformin 500 MG Oral Tablet",
+            },
+            "2026-06-01",
+        ),
+        medication_request(
+            {
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                "code": "1648755",
+                "display": "entecavir 0.5 MG Oral Tablet",
+            },
+            "2025-01-10",
+        ),
     ]
     return _with_instance(hook_request("order-select", [draft], prefetch=full_prefetch(resources)))
 
@@ -108,8 +124,11 @@ def feedback() -> dict[str, Any]:
                 "card": HOOK_INSTANCE,
                 "outcome": "overridden",
                 "overrideReason": {
-                    "reason": {"system": "http://example.org/reasons", "code": "patient-preference",
-                               "display": "Patient preference"},
+                    "reason": {
+                        "system": "http://example.org/reasons",
+                        "code": "patient-preference",
+                        "display": "Patient preference",
+                    },
                     "userComment": "Discussed with the patient.",
                 },
                 "outcomeTimestamp": "2026-11-20T10:15:00+00:00",

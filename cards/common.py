@@ -111,8 +111,10 @@ def training_data_name(training: TrainingSummary) -> str:
 def fitted_how(training: TrainingSummary, refitted: str) -> str:
     """'fitted to …' or, for a recalibration, which part came from where."""
     if training.recalibrated_from:
-        return (f"with the coefficients of model {md(training.recalibrated_from)} and {refitted} recalibrated "
-                f"to {training_data_name(training)}")
+        return (
+            f"with the coefficients of model {md(training.recalibrated_from)} and {refitted} recalibrated "
+            f"to {training_data_name(training)}"
+        )
     return f"fitted to {training_data_name(training)}"
 
 

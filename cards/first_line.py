@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fhir_mappers.features import Feature
-from models.assessment import Assessment
 from models import screening
+from models.assessment import Assessment
 from models.evidence import load_evidence
 from models.registry import RiskEstimate
 
@@ -30,7 +30,9 @@ ALTERNATIVES = {
 }
 
 OVERRIDE_REASONS = [
-    common.override_reason("contraindication-alternatives", "Contraindication to lenvatinib or atezolizumab + bevacizumab"),
+    common.override_reason(
+        "contraindication-alternatives", "Contraindication to lenvatinib or atezolizumab + bevacizumab"
+    ),
     common.override_reason("alternatives-unavailable", "Alternatives not available or not reimbursed"),
     *common.COMMON_OVERRIDE_REASONS,
 ]
@@ -91,8 +93,11 @@ def _risk_card(assessment: Assessment, risk: RiskEstimate, high: list[str], ctx:
         if assessment.drafts_withheld is None:
             suggestions = [
                 replace_order(
-                    ctx, KIND, common.suggestion_label(f"Replace sorafenib with {screen.regimen}", screen),
-                    assessment.ordered_reference, ALTERNATIVES[screen.regimen],
+                    ctx,
+                    KIND,
+                    common.suggestion_label(f"Replace sorafenib with {screen.regimen}", screen),
+                    assessment.ordered_reference,
+                    ALTERNATIVES[screen.regimen],
                 )
                 for screen in assessment.screens
                 if screen.offered and all(is_coded(ctx, drug) for drug in ALTERNATIVES[screen.regimen])

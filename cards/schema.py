@@ -39,7 +39,7 @@ class Action(_Strict):
     resourceId: str | None = None
 
     @model_validator(mode="after")
-    def _target_matches_type(self) -> "Action":
+    def _target_matches_type(self) -> Action:
         if self.type in ("create", "update") and self.resource is None:
             raise ValueError(f"a {self.type} action needs a resource")
         if self.type == "delete" and not self.resourceId:
@@ -73,7 +73,7 @@ class Card(_Strict):
     links: list[Link] | None = None
 
     @model_validator(mode="after")
-    def _selection_behaviour_with_suggestions(self) -> "Card":
+    def _selection_behaviour_with_suggestions(self) -> Card:
         if self.suggestions and self.selectionBehavior is None:
             raise ValueError("selectionBehavior is required when suggestions are present")
         return self

@@ -77,13 +77,15 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         if not pd1.offered:  # the clinician's own draft meets a contraindication: say so loudly
             indicator = "warning"
             summary = f"Drafted PD-1 inhibitor: the record shows {pd1.contraindications[0].what} (see card)"
-            detail.insert(0, f"**Check the drafted PD-1 inhibitor: the record argues against it** — "
-                             f"{'; '.join(common.reason_text(r) for r in pd1.contraindications)}.\n")
+            detail.insert(
+                0,
+                f"**Check the drafted PD-1 inhibitor: the record argues against it** — "
+                f"{'; '.join(common.reason_text(r) for r in pd1.contraindications)}.\n",
+            )
     elif pd1.offered and assessment.drafts_withheld is None:
         drugs = [d for d in _pd1_candidates(ctx) if is_coded(ctx, d)][:MAX_PD1_SUGGESTIONS]
         suggestions = [
-            add_order(ctx, KIND, common.suggestion_label(f"Add a PD-1 inhibitor: {drug}", pd1), drug)
-            for drug in drugs
+            add_order(ctx, KIND, common.suggestion_label(f"Add a PD-1 inhibitor: {drug}", pd1), drug) for drug in drugs
         ] or None
     return common.card(
         ctx,
@@ -112,7 +114,9 @@ def _has_rxnorm(ctx: CardContext, drug: str) -> bool:
 def _source_text(prov: Provenance | None) -> str:
     if prov is None:
         return "source unknown"
-    return common.md(f"{prov.resource_type}/{prov.resource_id}" + (f", {prov.effective_source}" if prov.effective_source else ""))
+    return common.md(
+        f"{prov.resource_type}/{prov.resource_id}" + (f", {prov.effective_source}" if prov.effective_source else "")
+    )
 
 
 def _classification_lines(assessment: Assessment) -> list[str]:
@@ -137,7 +141,9 @@ def _classification_lines(assessment: Assessment) -> list[str]:
     elif start.provenance is not None:
         lines.append(f"- Sorafenib start: {common.md(start.note)}")
     if progression.value is not None:
-        lines.append(f"- First progression after it: {progression.value.isoformat()} ({_source_text(progression.provenance)})")
+        lines.append(
+            f"- First progression after it: {progression.value.isoformat()} ({_source_text(progression.provenance)})"
+        )
     if history.months_to_progression.value is not None:
         lines.append(f"- Interval: {history.months_to_progression.value:.1f} months")
     elif history.progression_day_range is not None:
@@ -169,7 +175,9 @@ def _survival_table(assessment: Assessment, survival: RegimenComparison) -> list
         "multiple tumours": features.multiple_tumours.value,
     }
     described = "; ".join(
-        f"{name}: {'yes' if value else 'no'}" if value is not None else f"{name}: unknown (averaged over the training cohort)"
+        f"{name}: {'yes' if value else 'no'}"
+        if value is not None
+        else f"{name}: unknown (averaged over the training cohort)"
         for name, value in known.items()
     )
     training = survival.training
@@ -195,11 +203,7 @@ def _survival_table(assessment: Assessment, survival: RegimenComparison) -> list
 def _study_lines(resistance: str | None) -> list[str]:
     second = load_evidence().second_line
     group = resistance or "all"
-    n = (
-        second.n[f"{resistance}_combination"] + second.n[f"{resistance}_tki"]
-        if resistance
-        else sum(second.n.values())
-    )
+    n = second.n[f"{resistance}_combination"] + second.n[f"{resistance}_tki"] if resistance else sum(second.n.values())
     pfs, os_ = second.median_pfs_months[group], second.median_os_months[group]
     cox = second.cox_multivariable
     return [
@@ -222,7 +226,9 @@ def _guideline_lines(assessment: Assessment) -> list[str]:
     else:
         lab = afp.value
         verdict = _at_least(lab.value, lab.comparator, threshold)
-        afp_text = f"this patient's AFP {lab.comparator or ''}{lab.value:g} {lab.unit} ({verdict} ≥ {threshold:g} ng/mL)"
+        afp_text = (
+            f"this patient's AFP {lab.comparator or ''}{lab.value:g} {lab.unit} ({verdict} ≥ {threshold:g} ng/mL)"
+        )
     return [
         "**Guideline context.** Licensed second-line options after sorafenib (named by the study): "
         f"regorafenib, cabozantinib, ramucirumab when AFP ≥ {threshold:g} ng/mL ({afp_text}), pembrolizumab, "

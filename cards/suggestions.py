@@ -97,5 +97,7 @@ def replace_order(ctx: CardContext, kind: str, label: str, draft_reference: str,
 
 
 def add_order(ctx: CardContext, kind: str, label: str, drug: str) -> Suggestion:
-    action = Action(type="create", description=f"Create a draft order for {drug}", resource=medication_request(ctx, drug))
+    action = Action(
+        type="create", description=f"Create a draft order for {drug}", resource=medication_request(ctx, drug)
+    )
     return Suggestion(label=label, uuid=ctx.suggestion_uuid(kind, label), actions=[action])

@@ -59,8 +59,9 @@ def _serve(settings: Settings) -> int:
             self.cfg.set("threads", settings.threads)
             # Each worker serves with waitress, which reads a request whole before a thread runs
             # it: slow clients hold connections, not threads (issue 22).
-            self.cfg.set("worker_class", waitress_worker.worker_class(settings.request_read_seconds,
-                                                                      settings.max_request_bytes))
+            self.cfg.set(
+                "worker_class", waitress_worker.worker_class(settings.request_read_seconds, settings.max_request_bytes)
+            )
             self.cfg.set("worker_connections", settings.max_connections_per_worker)
             self.cfg.set("timeout", 30)
             self.cfg.set("graceful_timeout", 20)

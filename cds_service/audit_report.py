@@ -43,7 +43,10 @@ def format_audit_report(report: AuditReport) -> str:
     lines += ["", "By service and outcome (hook calls on the fast path are not audited: see cds_assessments_total):"]
     for service_id, outcomes in report.by_service_outcome.items():
         lines.append(f"  {service_id}: " + ", ".join(f"{k} {v}" for k, v in outcomes.items()))
-    lines += ["", "Cards by indicator: " + (", ".join(f"{k} {v}" for k, v in report.cards_by_indicator.items()) or "none")]
+    lines += [
+        "",
+        "Cards by indicator: " + (", ".join(f"{k} {v}" for k, v in report.cards_by_indicator.items()) or "none"),
+    ]
     lines += ["", "Timing (ms):"]
     for key, timing in report.timing.items():
         label = "all services" if key == "*" else key
@@ -58,7 +61,9 @@ def format_audit_report(report: AuditReport) -> str:
         )
     lines += ["", "Override reasons (kind: code display × count):"]
     for reason in report.override_reasons:
-        lines.append(f"  {reason.kind or '-'}: {reason.reason_code or '(none)'} {reason.reason_display or ''} × {reason.count}")
+        lines.append(
+            f"  {reason.kind or '-'}: {reason.reason_code or '(none)'} {reason.reason_display or ''} × {reason.count}"
+        )
     if report.by_model_version is not None:
         lines += ["", "By model version: assessments (outcomes), p50/p95 ms, cards shown, accepted, overridden"]
         for version, figures in report.by_model_version.items():

@@ -172,7 +172,9 @@ class JwtVerifier:
             first = self.replays.first_use(issuer, jti, float(claims["exp"]) + s.jwt_leeway_seconds)
         except StoreUnavailable:
             # Fail closed: without the shared record a replay cannot be ruled out.
-            raise ApiError(503, "replay_store_unavailable", "Token replay cannot be checked now; retry later.") from None
+            raise ApiError(
+                503, "replay_store_unavailable", "Token replay cannot be checked now; retry later."
+            ) from None
         if not first:
             raise InvalidToken("JWT jti was already used (replay).")
         return claims

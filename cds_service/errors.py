@@ -24,7 +24,7 @@ class ApiError(Exception):
         self.details = details or []
 
     @classmethod
-    def from_validation(cls, exc: ValidationError, what: str) -> "ApiError":
+    def from_validation(cls, exc: ValidationError, what: str) -> ApiError:
         details = [
             {
                 "field": ".".join(str(p) for p in err["loc"]) or "(body)",

@@ -87,8 +87,7 @@ def _answer(results: list[FeedbackResult]):
     refused = [(i, r, *REFUSALS[r.error]) for i, r in enumerate(results) if r.error]
     status = 409 if any(code == 409 for _, _, code, _ in refused) else 404
     details = [
-        {"field": f"feedback.{i}" + (f".{field}" if field else ""), "problem": r.problem}
-        for i, r, _, field in refused
+        {"field": f"feedback.{i}" + (f".{field}" if field else ""), "problem": r.problem} for i, r, _, field in refused
     ]
     message = (
         f"{counts['refused']} of {len(results)} feedback entries refused; "

@@ -108,9 +108,7 @@ class FhirClient:
                 outcomes[key] = FetchOutcome(key, None, "the FHIR server's answer could not be read")
         return outcomes
 
-    def _fetch_one(
-        self, base: str, query: str, token: str | None, deadline: float, policy: FhirServerPolicy
-    ) -> dict:
+    def _fetch_one(self, base: str, query: str, token: str | None, deadline: float, policy: FhirServerPolicy) -> dict:
         url = urljoin(base.rstrip("/") + "/", query)
         first = self.get_fhir(url, token, deadline, policy)
         if first.get("resourceType") != "Bundle":

@@ -54,9 +54,7 @@ def _base_url() -> str:
 def parse_json_body(model, what: str):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        raise ApiError(
-            400, "invalid_json", f"The {what} must be a JSON object sent as application/json."
-        )
+        raise ApiError(400, "invalid_json", f"The {what} must be a JSON object sent as application/json.")
     try:
         return model.model_validate(body)
     except ValidationError as exc:

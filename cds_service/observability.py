@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
@@ -122,9 +122,7 @@ class _Metrics:
         self.cards = Counter(
             "cds_cards_total", "Cards returned, by CDS service id and indicator.", ["service_id", "indicator"]
         )
-        self.model = Gauge(
-            "cds_model_info", "Model version in use (value 1).", ["version"], multiprocess_mode="max"
-        )
+        self.model = Gauge("cds_model_info", "Model version in use (value 1).", ["version"], multiprocess_mode="max")
         self._request_children: dict[tuple[str, str, int], tuple] = {}
         self._assessment_children: dict[tuple[str, str], object] = {}
         self.audit_dropped.inc(0)
@@ -361,7 +359,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": scrub(record.getMessage()),
@@ -395,6 +393,6 @@ def configure_logging(level: str | int = "INFO") -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-def init_app(app: Flask, settings: "Settings") -> None:
+def init_app(app: Flask, settings: Settings) -> None:
     configure_logging(settings.log_level)
     app.register_blueprint(bp)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from cards.context import CardContext
@@ -33,8 +33,8 @@ from .prefetch import ResolvedPrefetch, read_medications, resolve
 from .schemas import HookRequest
 from .services import CdsService
 from .settings import Settings
-from .ssrf import FhirServerPolicy
 from .smart import app_context
+from .ssrf import FhirServerPolicy
 from .store import AssessmentAudit, AuditCard, FeedbackStore
 
 TRIGGER_CLASSES = (DrugClass.SORAFENIB, DrugClass.TKI)
@@ -96,7 +96,7 @@ class Pipeline:
         self._observe_fetches(resolved)
         if trigger is None:
             return Answer({"cards": []})  # the referenced Medications are not what we assess
-        as_of = selected.order_date or datetime.now(timezone.utc).date()
+        as_of = selected.order_date or datetime.now(UTC).date()
         assessment = assess(
             iter_resources([*resolved.values.values(), *resolved.medications.values()]),
             as_of=as_of,

@@ -18,10 +18,10 @@ EXTENSION = "hcc_cds"
 
 @dataclass
 class Runtime:
-    settings: "Settings"
-    services: dict[str, "CdsService"]
-    store: "FeedbackStore"
-    pipeline: "Pipeline"
+    settings: Settings
+    services: dict[str, CdsService]
+    store: FeedbackStore
+    pipeline: Pipeline
 
 
 def runtime() -> Runtime:

@@ -7,7 +7,7 @@ spec requires, so a malformed call gets a 400 naming the field instead of a wron
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -114,9 +114,11 @@ class OverrideReason(FeedbackElement):
     userComment: str | None = Field(None, min_length=1, max_length=4000)
 
     @model_validator(mode="after")
-    def _says_something(self) -> "OverrideReason":
+    def _says_something(self) -> OverrideReason:
         if self.reason is None and self.userComment is None:
-            raise ValueError("overrideReason must carry a reason, a userComment or both; an empty object is not allowed")
+            raise ValueError(
+                "overrideReason must carry a reason, a userComment or both; an empty object is not allowed"
+            )
         return self
 
 
@@ -151,7 +153,7 @@ class FeedbackEntry(FeedbackElement):
         if value.tzinfo is None:
             raise ValueError("outcomeTimestamp must carry a timezone offset (FHIR instant)")
         try:
-            value.astimezone(timezone.utc)  # stored in UTC: 0001-01-01T00:00+01:00 has no UTC date
+            value.astimezone(UTC)  # stored in UTC: 0001-01-01T00:00+01:00 has no UTC date
         except OverflowError:
             raise ValueError("outcomeTimestamp is out of range once converted to UTC") from None
         return value
@@ -175,7 +177,7 @@ class FeedbackEntry(FeedbackElement):
         return value
 
     @model_validator(mode="after")
-    def _accepted_names_its_suggestions(self) -> "FeedbackEntry":
+    def _accepted_names_its_suggestions(self) -> FeedbackEntry:
         if self.outcome == "accepted" and self.acceptedSuggestions is None:
             raise ValueError("acceptedSuggestions is required when outcome is 'accepted'")
         return self

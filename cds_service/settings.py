@@ -38,12 +38,16 @@ class Settings(BaseSettings):
     threads: int = Field(8, ge=1, le=256)
     # Slow clients (cds_service/waitress_worker.py): a request is read whole before a thread runs it.
     request_read_seconds: float = Field(
-        15.0, gt=0, le=300,
+        15.0,
+        gt=0,
+        le=300,
         description="Seconds a client has to send a whole request from its first byte; a connection "
         "idle this long between requests is closed too.",
     )
     max_connections_per_worker: int = Field(
-        200, ge=8, le=10000,
+        200,
+        ge=8,
+        le=10000,
         description="Open connections each worker holds (idle, being read or answered); further ones "
         "wait in the listen backlog.",
     )
@@ -77,9 +81,7 @@ class Settings(BaseSettings):
         description="With JWT enforced, GET /cds-services needs one too (False: anonymous discovery, for EHR "
         "registration screens that fetch it without a token; it exposes only the service list).",
     )
-    jwt_issuers: dict[str, str] = Field(
-        default_factory=dict, description="Trusted `iss` → its JWKS URL."
-    )
+    jwt_issuers: dict[str, str] = Field(default_factory=dict, description="Trusted `iss` → its JWKS URL.")
     jwt_jku_allowlist: list[str] = Field(default_factory=list)
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["ES384", "RS384"])
     jwt_leeway_seconds: int = Field(30, ge=0, le=300)
@@ -150,7 +152,7 @@ class Settings(BaseSettings):
         return path
 
     @model_validator(mode="after")
-    def _production_is_locked_down(self) -> "Settings":
+    def _production_is_locked_down(self) -> Settings:
         # Every problem at once, one per line (python -m cds_service prints each on its own line).
         problems = []
         if self.environment == "production":

@@ -50,7 +50,7 @@ class FhirServerPolicy:
     production: bool = False
 
     @classmethod
-    def from_settings(cls, settings) -> "FhirServerPolicy":
+    def from_settings(cls, settings) -> FhirServerPolicy:
         return cls(tuple(settings.fhir_server_allowlist), settings.environment == "production")
 
     @property

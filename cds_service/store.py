@@ -16,8 +16,8 @@ import threading
 import time as time_
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, time, timezone
-from functools import lru_cache
+from datetime import UTC, date, datetime, time
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 from uuid import UUID, uuid4
@@ -168,7 +168,7 @@ class AssessmentAudit(BaseModel):
     missing_data: list[AuditKey] = Field(
         default_factory=list, description="Keys of the data that were missing (e.g. 'labs', 'afp'), never values."
     )
-    recorded_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    recorded_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     @field_validator("recorded_at")
     @classmethod
@@ -362,7 +362,7 @@ class FeedbackStore:
         The issued cards are locked for the transaction (PostgreSQL ``FOR UPDATE``; SQLite takes
         its write lock first), so two concurrent POSTs about one card are judged one after the
         other. Raises ``StoreUnavailable``."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = [_feedback_row(service_id, entry, now) for entry in entries]
         cards = sorted({row["card_uuid"] for row in rows})
         with self._writing() as connection:
@@ -496,7 +496,9 @@ class FeedbackStore:
             version_timings: dict[str, list[float]] = {}
             missing: dict[str, int] = {}
             for service_id, version, timing_ms, missing_data in connection.execute(
-                select(audit.c.service_id, audit.c.model_version, audit.c.timing_ms, audit.c.missing_data).where(in_period)
+                select(audit.c.service_id, audit.c.model_version, audit.c.timing_ms, audit.c.missing_data).where(
+                    in_period
+                )
             ):
                 timings.setdefault(service_id, []).append(timing_ms)
                 timings["*"].append(timing_ms)
@@ -627,7 +629,9 @@ _ROWS_PER_STATEMENT = 500  # 9 columns: 4,500 bound values, far below SQLite's a
 def _not_stored_yet(connection: Connection, records: Sequence[AssessmentAudit]) -> list[AssessmentAudit]:
     """The records whose ``audit_id`` is not in the table yet (one indexed look-up)."""
     keys = [str(record.audit_id) for record in records if record.audit_id is not None]
-    stored = set(connection.execute(select(assessment_audit.c.audit_id).where(assessment_audit.c.audit_id.in_(keys))).scalars())
+    stored = set(
+        connection.execute(select(assessment_audit.c.audit_id).where(assessment_audit.c.audit_id.in_(keys))).scalars()
+    )
     return [record for record in records if str(record.audit_id) not in stored]
 
 
@@ -641,7 +645,7 @@ def _audit_row(record: AssessmentAudit) -> dict:
         "outcome": record.outcome,
         "timing_ms": record.timing_ms,
         "missing_data": json.dumps(record.missing_data),
-        "recorded_at": record.recorded_at.astimezone(timezone.utc),
+        "recorded_at": record.recorded_at.astimezone(UTC),
     }
 
 
@@ -693,11 +697,13 @@ def _sqlite_insert_rows(connection: Connection, table: Table, rows: list[dict]) 
 _PURGE_EXPIRED_JTI = jwt_replay.delete().where(jwt_replay.c.expires_at < bindparam("now"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _record_jti(dialect_name: str):
     """Insert the id; on a clash, replace the row only if it has expired; return the row if either."""
-    insert = _dialect(dialect_name).insert(jwt_replay).values(
-        issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at")
+    insert = (
+        _dialect(dialect_name)
+        .insert(jwt_replay)
+        .values(issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at"))
     )
     return insert.on_conflict_do_update(
         index_elements=[jwt_replay.c.issuer, jwt_replay.c.jti],
@@ -715,8 +721,8 @@ def _period(since: datetime | None, until: datetime | None):
     """Audit rows recorded from ``since`` up to, not including, ``until`` (either may be open)."""
     recorded = assessment_audit.c.recorded_at
     return and_(
-        recorded >= since.astimezone(timezone.utc) if since is not None else recorded.is_not(None),
-        recorded < until.astimezone(timezone.utc) if until is not None else recorded.is_not(None),
+        recorded >= since.astimezone(UTC) if since is not None else recorded.is_not(None),
+        recorded < until.astimezone(UTC) if until is not None else recorded.is_not(None),
     )
 
 
@@ -725,8 +731,8 @@ def _as_utc(moment: datetime | date | None) -> datetime | None:
     if moment is None:
         return None
     if not isinstance(moment, datetime):
-        return datetime.combine(moment, time.min, tzinfo=timezone.utc)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+        return datetime.combine(moment, time.min, tzinfo=UTC)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _timing(values: list[float]) -> Timing:
@@ -789,7 +795,7 @@ def _model_version_figures(
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -813,7 +819,7 @@ def _feedback_row(service_id: str, entry: FeedbackEntry, received_at: datetime) 
         "override_code": _reason(entry, "code"),
         "override_display": _reason(entry, "display"),
         "user_comment": entry.overrideReason.userComment if entry.overrideReason else None,
-        "outcome_timestamp": entry.outcomeTimestamp.astimezone(timezone.utc),
+        "outcome_timestamp": entry.outcomeTimestamp.astimezone(UTC),
         "received_at": received_at,
     }
 
@@ -858,7 +864,9 @@ def _same_details(a: dict, b: dict) -> bool:
     return suggestions(a) == suggestions(b) and all(a[name] == b[name] for name in _FEEDBACK_DETAILS)
 
 
-def _judge(service_id: str, row: dict, issued: dict[str, set[str] | None], stored: dict[str, list[dict]]) -> FeedbackResult:
+def _judge(
+    service_id: str, row: dict, issued: dict[str, set[str] | None], stored: dict[str, list[dict]]
+) -> FeedbackResult:
     """The fate of one entry (see ``FeedbackStore.add``); an entry to store joins ``stored``, so a
     later entry of the same POST is judged against it."""
     card = row["card_uuid"]
@@ -872,7 +880,9 @@ def _judge(service_id: str, row: dict, issued: dict[str, set[str] | None], store
     if row["accepted_suggestions"] is not None and suggestions is not None:
         unknown = [sid for sid in json.loads(row["accepted_suggestions"]) if sid not in suggestions]
         if unknown:
-            return refused("unknown_suggestion", f"Card '{card}' carried no suggestion with uuid {', '.join(map(repr, unknown))}.")
+            return refused(
+                "unknown_suggestion", f"Card '{card}' carried no suggestion with uuid {', '.join(map(repr, unknown))}."
+            )
     earlier = stored.setdefault(card, [])
     for prior in earlier:
         if prior["outcome"] == row["outcome"] and prior["outcome_timestamp"] == row["outcome_timestamp"]:

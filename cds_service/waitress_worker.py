@@ -101,7 +101,9 @@ class WaitressWorker(Worker):
         """Called by the gunicorn master once at start, just after its own "Listening at" line.
         With ``reuse_port`` the master binds nothing (each worker binds its own socket), so that
         line names no address ("Listening at:  (2081)"): this one names the address bound."""
-        log.info("Listening at: %s (%s), one socket per worker", ",".join(f"http://{bind}" for bind in cfg.bind), os.getpid())
+        log.info(
+            "Listening at: %s (%s), one socket per worker", ",".join(f"http://{bind}" for bind in cfg.bind), os.getpid()
+        )
 
     def run(self) -> None:
         connections: dict = {}  # waitress's socket map: listening sockets, connections, its wake-up pipe
@@ -121,8 +123,15 @@ class WaitressWorker(Worker):
         servers = []
         for listener in self.sockets:
             sock = listener.sock
-            server = _Server(self.wsgi, map=connections, _sock=sock, dispatcher=dispatcher, adj=adjustments,
-                             bind_socket=False, sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()))
+            server = _Server(
+                self.wsgi,
+                map=connections,
+                _sock=sock,
+                dispatcher=dispatcher,
+                adj=adjustments,
+                bind_socket=False,
+                sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
+            )
             server.read_seconds = self.read_seconds
             servers.append(server)
 

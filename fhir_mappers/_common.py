@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from fhir_mappers.features import CodingRef, Feature, MissingReason, Provenance
 from fhir_mappers.fhirdates import FhirDate
@@ -182,7 +183,9 @@ def recent_same_day(candidates: list[Candidate], as_of: date, lookback_days: int
     return []
 
 
-def select_recent(label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]) -> Feature:
+def select_recent(
+    label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]
+) -> Feature:
     """Most recent usable candidate dated within [as_of - lookback_days, as_of], as a `kind` (the
     parametrized Feature the model declares, so that it is validated once) with its value or
     missing reason."""
@@ -197,7 +200,9 @@ def select_recent(label: str, candidates: list[Candidate], as_of: date, lookback
     return kind(value=chosen.value, provenance=chosen.provenance, note=note)
 
 
-def missing_recent(label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]) -> Feature:
+def missing_recent(
+    label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]
+) -> Feature:
     """The `kind` feature missing for the most relevant candidate's reason, when recent_same_day
     found no usable candidate."""
     if not candidates:

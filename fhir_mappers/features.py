@@ -139,11 +139,7 @@ class PatientFeatures(BaseModel):
 
     def missing_features(self) -> dict[str, MissingReason]:
         """Feature name -> why it is missing, for every feature without a value."""
-        return {
-            name: (f.missing or MissingReason.not_found)
-            for name, f in self.features().items()
-            if f.value is None
-        }
+        return {name: (f.missing or MissingReason.not_found) for name, f in self.features().items() if f.value is None}
 
 
 DrugClassName = Literal["sorafenib", "tki", "pd1_inhibitor", "other_systemic"]

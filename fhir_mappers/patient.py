@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import date
 from functools import lru_cache, partial
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from fhir.resources.R4B.quantity import Quantity
 from pydantic import ValidationError
@@ -119,14 +120,12 @@ def _plain_quantity(raw: dict) -> _PlainQuantity | None:
 def _tidy(comparator: str | None, unit: str | None, system: str | None, code: str | None) -> bool:
     """Well-formed strings and a known comparator; cached because every call meets the same units."""
     patterns = (_FHIR_TOKEN, _FHIR_TOKEN, _FHIR_URI, _FHIR_TOKEN)
-    if not all(s is None or p.match(s) for s, p in zip((comparator, unit, system, code), patterns)):
+    if not all(s is None or p.match(s) for s, p in zip((comparator, unit, system, code), patterns, strict=True)):
         return False
     return comparator is None or comparator in COMPARATORS
 
 
-def _quantity(
-    feature: str, resource: dict, raw: object
-) -> tuple[LabValue | None, MissingReason | None, str, dict]:
+def _quantity(feature: str, resource: dict, raw: object) -> tuple[LabValue | None, MissingReason | None, str, dict]:
     """valueQuantity -> value in the model unit, or why not. Also returns the raw dict."""
     label = LAB_LABELS.get(feature) or feature.replace("_", " ")
     if not isinstance(raw, dict):
@@ -178,7 +177,9 @@ def _report_dates(resources: list[dict]) -> dict[str, tuple[FhirDate, str, str |
         for ref in as_list(report.get("result")):
             key = reference_key(ref)
             if key:
-                out.setdefault(key, (when[0], f"DiagnosticReport/{report.get('id')}.{when[1]}", text(report.get("status"))))
+                out.setdefault(
+                    key, (when[0], f"DiagnosticReport/{report.get('id')}.{when[1]}", text(report.get("status")))
+                )
     return out
 
 
@@ -334,7 +335,9 @@ def _tumour_counts(observations: CodeIndex, report_dates: dict) -> list[Candidat
                 reason, note = MissingReason.undecidable, f"tumour count {comparator}{raw} is not a count"
             else:
                 value = (int(raw), comparator)
-        prov = provenance(obs, when=when, when_source=source, value=raw, comparator=comparator, coding=coding_ref(raw_coding))
+        prov = provenance(
+            obs, when=when, when_source=source, value=raw, comparator=comparator, coding=coding_ref(raw_coding)
+        )
         out.append(Candidate.known(when, prov, value, reason, note))
     return out
 
@@ -483,7 +486,8 @@ def _aetiology(conditions: CodeIndex, as_of: date) -> Feature:
             when, source = _condition_date(condition)
             prov = provenance(condition, when=when, when_source=source, value="other", coding=coding)
             return AetiologyFeature(
-                value="other", provenance=prov,
+                value="other",
+                provenance=prov,
                 note=f"non-viral liver disease Condition/{condition.get('id')} and no HBV or HCV Condition",
             )
         return AetiologyFeature(missing=MissingReason.not_found, note="no HBV or HCV Condition found")
@@ -503,7 +507,9 @@ _CHILD_PUGH_TEXT = re.compile(r"(?:child[-\s]*(?:turcotte[-\s]*)?pugh)?\s*(?:cla
 _BCLC_TEXT = re.compile(r"(?:bclc|barcelona(?: clinic liver cancer)?)?\s*(?:stage)?\s*([0abcd])")
 
 
-def _stage_from(concept: object, text_value: object, terminology: Terminology, scale: str) -> tuple[str | None, CodingRef | None]:
+def _stage_from(
+    concept: object, text_value: object, terminology: Terminology, scale: str
+) -> tuple[str | None, CodingRef | None]:
     letters = ("a", "b", "c") if scale == "child_pugh" else ("0", "a", "b", "c", "d")
     matched = terminology.match("staging", concept, keys=[f"{scale}_{x}" for x in letters])
     if matched is not None:
@@ -599,11 +605,16 @@ def _stage(
         for stage in as_list(condition.get("stage")):
             stage = as_dict(stage)
             summary = stage.get("summary")
-            if _names_scale(stage.get("type"), terminology, scale) is None and _names_scale(summary, terminology, scale) is None:
+            if (
+                _names_scale(stage.get("type"), terminology, scale) is None
+                and _names_scale(summary, terminology, scale) is None
+            ):
                 continue
             value, coding = _stage_from(summary, None, terminology, scale)
             when, source = _condition_date(condition)
-            prov = provenance(condition, when=when, when_source=source and f"stage ({source})", value=value, coding=coding)
+            prov = provenance(
+                condition, when=when, when_source=source and f"stage ({source})", value=value, coding=coding
+            )
             reason = None if value is not None else MissingReason.invalid
             candidates.append(Candidate.known(when, prov, value, reason, f"{label} summary not understood"))
     return select_recent(label, candidates, as_of, lookback, _SCALE_FEATURE[scale])
@@ -631,8 +642,14 @@ def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature:
 # --------------------------------------------------------------------------- safety findings
 
 SAFETY_CONDITIONS = (
-    "non_viral_liver_disease", "ascites", "hepatic_encephalopathy", "varices", "variceal_bleeding",
-    "gi_bleeding", "organ_transplant", "autoimmune_disease",
+    "non_viral_liver_disease",
+    "ascites",
+    "hepatic_encephalopathy",
+    "varices",
+    "variceal_bleeding",
+    "gi_bleeding",
+    "organ_transplant",
+    "autoimmune_disease",
 )
 SAFETY_PROCEDURES = ("upper_endoscopy", "variceal_treatment", "organ_transplant")
 
@@ -649,11 +666,17 @@ def _safety_findings(conditions: CodeIndex, procedures: CodeIndex, as_of: date) 
         if when is not None and when.earliest > as_of:
             continue
         clinical = _status_code(condition.get("clinicalStatus"))
-        found.append(ClinicalFinding(
-            key=key, when=when.earliest if when else None, when_text=when.text if when else None,
-            active=clinical is None or clinical in ACTIVE_CLINICAL,
-            provenance=provenance(condition, when=when, when_source=source, value=True, coding=coding_ref(raw_coding)),
-        ))
+        found.append(
+            ClinicalFinding(
+                key=key,
+                when=when.earliest if when else None,
+                when_text=when.text if when else None,
+                active=clinical is None or clinical in ACTIVE_CLINICAL,
+                provenance=provenance(
+                    condition, when=when, when_source=source, value=True, coding=coding_ref(raw_coding)
+                ),
+            )
+        )
     coded = [match for key in SAFETY_PROCEDURES for match in procedures.matching("procedures", (key,))]
     for _, procedure, key, raw_coding in coded:
         if text(procedure.get("status")) != "completed":
@@ -661,10 +684,16 @@ def _safety_findings(conditions: CodeIndex, procedures: CodeIndex, as_of: date) 
         when, source = _procedure_date(procedure)
         if when is not None and when.earliest > as_of:
             continue
-        found.append(ClinicalFinding(
-            key=key, when=when.earliest if when else None, when_text=when.text if when else None,
-            provenance=provenance(procedure, when=when, when_source=source, value=True, coding=coding_ref(raw_coding)),
-        ))
+        found.append(
+            ClinicalFinding(
+                key=key,
+                when=when.earliest if when else None,
+                when_text=when.text if when else None,
+                provenance=provenance(
+                    procedure, when=when, when_source=source, value=True, coding=coding_ref(raw_coding)
+                ),
+            )
+        )
     found.sort(key=lambda f: f.when or date.min, reverse=True)
     return found
 
@@ -716,7 +745,10 @@ def map_patient_features(
     else:
         size_feature = missing_recent("tumour size", sizes, as_of, imaging_lookback_days, FloatFeature)
     count_raw = select_recent(
-        "tumour count", _tumour_counts(coded_observations, report_dates), as_of, imaging_lookback_days,
+        "tumour count",
+        _tumour_counts(coded_observations, report_dates),
+        as_of,
+        imaging_lookback_days,
         Feature,  # (count, comparator): only read here
     )
     if count_raw.value is not None:
@@ -726,8 +758,11 @@ def map_patient_features(
             multiple = (
                 BoolFeature(value=True, provenance=count_raw.provenance, note=f"tumour count {comparator}{count}")
                 if count >= 1
-                else BoolFeature(missing=MissingReason.undecidable, provenance=count_raw.provenance,
-                                 note=f"tumour count {comparator}{count} cannot tell single from multiple")
+                else BoolFeature(
+                    missing=MissingReason.undecidable,
+                    provenance=count_raw.provenance,
+                    note=f"tumour count {comparator}{count} cannot tell single from multiple",
+                )
             )
         else:
             multiple = BoolFeature(value=count >= 2, provenance=count_raw.provenance, note=f"tumour count {count}")
@@ -759,17 +794,42 @@ def map_patient_features(
         **labs,
         tumour_size_cm=size_feature,
         tumour_count=count_feature,
-        vascular_invasion=_finding("vascular_invasion", "vascular invasion", coded_conditions, coded_observations,
-                                   terminology, report_dates, as_of, imaging_lookback_days),
-        extrahepatic_metastasis=_finding("extrahepatic_metastasis", "extrahepatic metastasis", coded_conditions,
-                                         coded_observations, terminology, report_dates, as_of, imaging_lookback_days),
+        vascular_invasion=_finding(
+            "vascular_invasion",
+            "vascular invasion",
+            coded_conditions,
+            coded_observations,
+            terminology,
+            report_dates,
+            as_of,
+            imaging_lookback_days,
+        ),
+        extrahepatic_metastasis=_finding(
+            "extrahepatic_metastasis",
+            "extrahepatic metastasis",
+            coded_conditions,
+            coded_observations,
+            terminology,
+            report_dates,
+            as_of,
+            imaging_lookback_days,
+        ),
         hcc_diagnosis=_condition_feature("hcc", "HCC", coded_conditions, as_of),
         aetiology=_aetiology(coded_conditions, as_of),
         cirrhosis=_condition_feature("cirrhosis", "cirrhosis", coded_conditions, as_of),
-        child_pugh_class=_stage("child_pugh", "Child-Pugh class", named_by["child_pugh"], conditions, terminology,
-                                report_dates, as_of, lab_lookback_days),
-        bclc_stage=_stage("bclc", "BCLC stage", named_by["bclc"], conditions, terminology, report_dates, as_of,
-                          imaging_lookback_days),
+        child_pugh_class=_stage(
+            "child_pugh",
+            "Child-Pugh class",
+            named_by["child_pugh"],
+            conditions,
+            terminology,
+            report_dates,
+            as_of,
+            lab_lookback_days,
+        ),
+        bclc_stage=_stage(
+            "bclc", "BCLC stage", named_by["bclc"], conditions, terminology, report_dates, as_of, imaging_lookback_days
+        ),
         prior_hcc_surgery=_prior_surgery(coded_procedures, as_of),
         afp_over_400=_over(labs["afp"], thresholds.afp_ng_per_ml, "AFP > 400 ng/mL", "ng/mL"),
         alt_over_40=_over(labs["alt"], thresholds.alt_u_per_l, "ALT > 40 U/L", "U/L"),
@@ -818,7 +878,9 @@ def _medication_start(resource: dict) -> tuple[FhirDate | None, str | None]:
     return min(options, key=lambda o: (o[0].earliest, o[0].latest))
 
 
-def _exposures(flat: list[dict], by_ref: dict, terminology: Terminology, as_of: date | None) -> tuple[list[DrugExposure], list[str]]:
+def _exposures(
+    flat: list[dict], by_ref: dict, terminology: Terminology, as_of: date | None
+) -> tuple[list[DrugExposure], list[str]]:
     out, skipped = [], []
     for resource in flat:
         if resource.get("resourceType") not in MEDICATION_HOLDERS:
@@ -865,7 +927,9 @@ def _toxicity_reason(concepts: list, terminology: Terminology) -> CodingRef | No
         if matched is not None:
             return matched[1]
         concept = as_dict(concept)
-        for words in [text(concept.get("text"))] + [text(as_dict(c).get("display")) for c in as_list(concept.get("coding"))]:
+        for words in [text(concept.get("text"))] + [
+            text(as_dict(c).get("display")) for c in as_list(concept.get("coding"))
+        ]:
             if words and _TOXICITY_WORDS.search(words.lower()):
                 return CodingRef(display=words)
     return None
@@ -885,7 +949,9 @@ def _sorafenib_toxicity(
             coding = _toxicity_reason(reasons if isinstance(reasons, list) else [reasons], terminology)
             if coding is not None:
                 prov = provenance(resource, value=text(resource.get("status")), coding=coding)
-                return BoolFeature(value=True, provenance=prov, note=f"sorafenib {rid} status reason: {coding.display or coding.code}")
+                return BoolFeature(
+                    value=True, provenance=prov, note=f"sorafenib {rid} status reason: {coding.display or coding.code}"
+                )
         elif kind == "AdverseEvent" and resource.get("actuality", "actual") == "actual":
             when = parse_fhir_date(resource.get("date"))
             if when is not None and as_of is not None and when.earliest > as_of:
@@ -895,20 +961,32 @@ def _sorafenib_toxicity(
                 key = reference_key(instance)
                 target = by_ref.get(key) if key else None
                 concept = (
-                    target.get("code") if target and target.get("resourceType") == "Medication"
-                    else medication_concept(target, by_ref) if target else {"text": text(instance.get("display"))}
+                    target.get("code")
+                    if target and target.get("resourceType") == "Medication"
+                    else medication_concept(target, by_ref)
+                    if target
+                    else {"text": text(instance.get("display"))}
                 )
                 if key in refs or (terminology.match_drug(concept) or ("",))[0] == "sorafenib":
                     event = as_dict(resource.get("event"))
                     label = text(event.get("text")) or next(
-                        (text(as_dict(c).get("display")) for c in as_list(event.get("coding")) if as_dict(c).get("display")), None
+                        (
+                            text(as_dict(c).get("display"))
+                            for c in as_list(event.get("coding"))
+                            if as_dict(c).get("display")
+                        ),
+                        None,
                     )
                     prov = provenance(resource, when=when, when_source="date", value=label or "adverse event")
-                    return BoolFeature(value=True, provenance=prov, note=f"{rid}: {label or 'adverse event'} with sorafenib suspected")
+                    return BoolFeature(
+                        value=True, provenance=prov, note=f"{rid}: {label or 'adverse event'} with sorafenib suspected"
+                    )
     return BoolFeature(missing=MissingReason.not_found, note="no sorafenib stop for toxicity recorded")
 
 
-def _progression_events(flat: list[dict], terminology: Terminology, report_dates: dict, as_of: date | None) -> list[tuple[FhirDate, Provenance]]:
+def _progression_events(
+    flat: list[dict], terminology: Terminology, report_dates: dict, as_of: date | None
+) -> list[tuple[FhirDate, Provenance]]:
     events = []
     for resource in flat:
         kind = resource.get("resourceType")
@@ -1024,7 +1102,8 @@ def _derive_resistance(
         start = DateFeature(value=start_low, provenance=first.provenance, note=start_desc)
     else:
         start = DateFeature(
-            missing=MissingReason.ambiguous, provenance=first.provenance,
+            missing=MissingReason.ambiguous,
+            provenance=first.provenance,
             note=f"{start_desc} is only known to {first_when.precision} precision",
         )
     after = [(w, p) for w, p in events if w.latest > start_low]
@@ -1044,13 +1123,17 @@ def _derive_resistance(
         first_progression = DateFeature(value=prog_when.earliest, provenance=prog, note=prog_desc)
     else:
         first_progression = DateFeature(
-            missing=MissingReason.ambiguous, provenance=prog, note=f"{prog_desc} is only known to {prog_when.precision} precision"
+            missing=MissingReason.ambiguous,
+            provenance=prog,
+            note=f"{prog_desc} is only known to {prog_when.precision} precision",
         )
     days_low = (prog_when.earliest - start_high).days
     days_high = (prog_when.latest - start_low).days
     both = f"{start_desc}; {prog_desc}"
     if days_low == days_high:
-        months = FloatFeature(value=round(days_low / DAYS_PER_MONTH, 1), provenance=prog, note=f"{days_low} days; {both}")
+        months = FloatFeature(
+            value=round(days_low / DAYS_PER_MONTH, 1), provenance=prog, note=f"{days_low} days; {both}"
+        )
         days = IntFeature(value=days_low, provenance=prog, note=f"{days_low} days; {both}")
     else:
         months = FloatFeature(
@@ -1059,15 +1142,20 @@ def _derive_resistance(
         days = IntFeature(missing=MissingReason.ambiguous, provenance=prog, note=months.note)
     if days_high <= window:
         resistance = ResistanceFeature(
-            value="primary", provenance=prog, note=f"progression {days_high if days_low == days_high else f'<= {days_high}'} days after start (<= {window}); {both}"
+            value="primary",
+            provenance=prog,
+            note=f"progression {days_high if days_low == days_high else f'<= {days_high}'} days after start (<= {window}); {both}",
         )
     elif days_low > window:
         resistance = ResistanceFeature(
-            value="secondary", provenance=prog, note=f"progression {days_low if days_low == days_high else f'>= {days_low}'} days after start (> {window}); {both}"
+            value="secondary",
+            provenance=prog,
+            note=f"progression {days_low if days_low == days_high else f'>= {days_low}'} days after start (> {window}); {both}",
         )
     else:
         resistance = ResistanceFeature(
-            missing=MissingReason.ambiguous, provenance=prog,
+            missing=MissingReason.ambiguous,
+            provenance=prog,
             note=f"progression between {days_low} and {days_high} days after start; the {window}-day window is undecidable; {both}",
         )
     return {
@@ -1077,5 +1165,7 @@ def _derive_resistance(
         "days_to_progression": days,
         "progression_day_range": (days_low, days_high),
         "resistance_type": resistance,
-        "sorafenib_failure": BoolFeature(value=True, provenance=prog, note=f"radiological progression after sorafenib: {both}"),
+        "sorafenib_failure": BoolFeature(
+            value=True, provenance=prog, note=f"radiological progression after sorafenib: {both}"
+        ),
     }

@@ -8,11 +8,12 @@ documented at the top of the YAML file and in README.md.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Collection, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -141,9 +142,7 @@ class Terminology:
                 out.setdefault(section, []).append((keys, coding))
         return out
 
-    def match(
-        self, section: str, concept: object, keys: Collection[str] | None = None
-    ) -> tuple[str, CodingRef] | None:
+    def match(self, section: str, concept: object, keys: Collection[str] | None = None) -> tuple[str, CodingRef] | None:
         """First coding of a CodeableConcept dict that maps to a key of `section` (one of `keys`).
         A plain loop: called for every resource of a kind, where most codes map nowhere."""
         for coding in _concept_codings(concept):
@@ -325,9 +324,7 @@ def _codings(
             raise TerminologyError(f"{where}[{i}]: 'code' must be a (quoted) string")
         uris = systems.get(system, [normalise_system(system)])
         if system not in systems and "://" not in system and not system.startswith("urn:"):
-            raise TerminologyError(
-                f"{where}[{i}]: system {system!r} is neither a declared alias nor a URI"
-            )
+            raise TerminologyError(f"{where}[{i}]: system {system!r} is neither a declared alias nor a URI")
         descendants = entry.get("descendants", False)
         if not isinstance(descendants, bool) or (descendants and not all(is_icd10(u) for u in uris)):
             raise TerminologyError(f"{where}[{i}]: 'descendants: true' is only for ICD-10 codes")
@@ -350,8 +347,7 @@ def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
             unknown = set(block) - keys
             if unknown:
                 raise TerminologyError(
-                    f"{where}: unknown key(s) {sorted(unknown)} in '{section}'; "
-                    f"allowed: {sorted(keys)}"
+                    f"{where}: unknown key(s) {sorted(unknown)} in '{section}'; allowed: {sorted(keys)}"
                 )
             for key, entries in block.items():
                 refs = terminology._keys.setdefault(section, {}).setdefault(key, [])
@@ -359,7 +355,9 @@ def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
                     refs.append(ref)
                     for uri in uris:
                         index_key = (uri, normalise_code(uri, code))
-                        for index in (terminology._index, terminology._prefixes) if descendants else (terminology._index,):
+                        for index in (
+                            (terminology._index, terminology._prefixes) if descendants else (terminology._index,)
+                        ):
                             sections = index.setdefault(index_key, {})
                             known = sections.get(section, ())
                             if key not in known:

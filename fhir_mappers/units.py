@@ -32,6 +32,7 @@ MODEL_UNITS = {
     "tumour_size": "cm",
 }
 
+
 # Plausibility, in model units: outside these bounds a value is a data error, never a measurement.
 # Lower bounds are physical: a concentration, an activity or a count cannot be negative, and an
 # INR, an albumin or a tumour diameter of zero describes no living patient (`zero_allowed`).
@@ -110,7 +111,9 @@ def normalise_unit(unit: str) -> str:
     return u
 
 
-def convert(feature: str, value: float, code: str | None, system: str | None, unit_text: str | None) -> tuple[float, str] | None:
+def convert(
+    feature: str, value: float, code: str | None, system: str | None, unit_text: str | None
+) -> tuple[float, str] | None:
     """Value in the model unit, and the unit string it was recognised by; None if unknown.
 
     Tries valueQuantity.code when its system is UCUM, then the human-readable unit.

@@ -41,8 +41,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print("error: give --out or --replace-shipped, not both", file=sys.stderr)
         return 2
     if args.out and Path(args.out).resolve() == SHIPPED_DIR.resolve() and not args.replace_shipped:
-        print(f"error: {args.out} holds the shipped model; to overwrite it, use --replace-shipped instead of --out",
-              file=sys.stderr)
+        print(
+            f"error: {args.out} holds the shipped model; to overwrite it, use --replace-shipped instead of --out",
+            file=sys.stderr,
+        )
         return 2
     try:
         base = read_bundle(args.base) if args.recalibrate else None
@@ -52,8 +54,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
             bundle = train_from_reconstruction(args.seed, progress=progress)
         else:
             cohort = read_cohort(args.data, terminology=args.terminology, progress=progress)
-            bundle = train_bundle(cohort.frame, training_data=cohort.description, training_data_sha256=cohort.sha256,
-                                  seed=None, base=base, progress=progress, source=cohort.source)
+            bundle = train_bundle(
+                cohort.frame,
+                training_data=cohort.description,
+                training_data_sha256=cohort.sha256,
+                seed=None,
+                base=base,
+                progress=progress,
+                source=cohort.source,
+            )
     except (TrainingDataError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -91,9 +100,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
             return 1
         return 0
     try:
-        evaluation = run_evaluation(artifact_path=Path(args.artifact) if args.artifact else None,
-                                    data=Path(args.data) if args.data else None, out_dir=out, seed=args.seed,
-                                    terminology=args.terminology, progress=progress)
+        evaluation = run_evaluation(
+            artifact_path=Path(args.artifact) if args.artifact else None,
+            data=Path(args.data) if args.data else None,
+            out_dir=out,
+            seed=args.seed,
+            terminology=args.terminology,
+            progress=progress,
+        )
     except (TrainingDataError, ArtifactError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -104,8 +118,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m models", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m models", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("reconstruct", help="write the synthetic cohort reconstructed from the published aggregates")
@@ -114,29 +129,48 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_reconstruct)
 
     p = sub.add_parser("train", help="fit the models and write a versioned JSON artifact")
-    p.add_argument("--data", default=None,
-                   help="CSV in the cohort column format, or a FHIR Bulk Data export (directory or .ndjson); "
-                        "default: the reconstructed cohort")
-    p.add_argument("--out", default=None,
-                   help="artifact directory (default: a new ./model-<model version>/; never the shipped one)")
-    p.add_argument("--replace-shipped", action="store_true",
-                   help="write the shipped models/artifacts/bundle.json instead (maintainers only)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="CSV in the cohort column format, or a FHIR Bulk Data export (directory or .ndjson); "
+        "default: the reconstructed cohort",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="artifact directory (default: a new ./model-<model version>/; never the shipped one)",
+    )
+    p.add_argument(
+        "--replace-shipped",
+        action="store_true",
+        help="write the shipped models/artifacts/bundle.json instead (maintainers only)",
+    )
     p.add_argument("--seed", type=int, default=None, help="reconstruction seed when --data is not given")
-    p.add_argument("--recalibrate", action="store_true",
-                   help="keep the coefficients of --base; refit only the logistic intercept and Cox baselines")
+    p.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="keep the coefficients of --base; refit only the logistic intercept and Cox baselines",
+    )
     p.add_argument("--base", default=None, help="artifact to recalibrate (default: the shipped one)")
-    p.add_argument("--terminology", default=None,
-                   help="fhir_mappers terminology file for a FHIR export (default: the shipped one)")
+    p.add_argument(
+        "--terminology", default=None, help="fhir_mappers terminology file for a FHIR export (default: the shipped one)"
+    )
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("report", help="without --artifact/--data: fitted vs published figures, exit 1 if any is "
-                                      "flagged; with them: discrimination, calibration and Brier score of an "
-                                      "artifact on a cohort")
-    p.add_argument("--artifact", default=None,
-                   help="artifact directory or bundle.json to evaluate (default: the shipped one)")
-    p.add_argument("--data", default=None,
-                   help="cohort to evaluate on: CSV or FHIR Bulk Data export, as for train "
-                        "(default: the reconstructed cohort)")
+    p = sub.add_parser(
+        "report",
+        help="without --artifact/--data: fitted vs published figures, exit 1 if any is "
+        "flagged; with them: discrimination, calibration and Brier score of an "
+        "artifact on a cohort",
+    )
+    p.add_argument(
+        "--artifact", default=None, help="artifact directory or bundle.json to evaluate (default: the shipped one)"
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="cohort to evaluate on: CSV or FHIR Bulk Data export, as for train (default: the reconstructed cohort)",
+    )
     p.add_argument("--terminology", default=None, help="fhir_mappers terminology file for a FHIR export")
     p.add_argument("--out", default=None, help="directory for report.md and plots (default: print only)")
     p.add_argument("--seed", type=int, default=None, help="reconstruction seed (default: the default seed)")

@@ -186,7 +186,7 @@ class TrainingSummary(BaseModel):
     demographics: dict[str, DemographicCount] | None
 
     @classmethod
-    def of(cls, artifact: BundleArtifact) -> "TrainingSummary":
+    def of(cls, artifact: BundleArtifact) -> TrainingSummary:
         md = artifact.metadata
         return cls(
             source=md.training_data,

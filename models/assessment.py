@@ -10,9 +10,10 @@ lists each rule with its source and test.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from enum import Enum
-from typing import Any, Iterable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -103,14 +104,15 @@ def first_line_exclusions(history: TreatmentHistory) -> list[str]:
     if not prior:
         return []
     named = ", ".join(
-        f"{e.drug} ({e.provenance.resource_type}/{e.provenance.resource_id}, {e.start_text or 'undated'})" for e in prior
+        f"{e.drug} ({e.provenance.resource_type}/{e.provenance.resource_id}, {e.start_text or 'undated'})"
+        for e in prior
     )
-    return [f"sorafenib is not first line here: prior systemic therapy {named}; the study's estimate is for first-line sorafenib"]
+    return [
+        f"sorafenib is not first line here: prior systemic therapy {named}; the study's estimate is for first-line sorafenib"
+    ]
 
 
-def out_of_scope_reasons(
-    features: PatientFeatures, liver: ChildPugh, conditions_available: bool
-) -> list[str]:
+def out_of_scope_reasons(features: PatientFeatures, liver: ChildPugh, conditions_available: bool) -> list[str]:
     """The study's exclusions, found in the record. A reason needs evidence: an absent finding
     is not an exclusion, except a missing HCC diagnosis when the problem list could be read."""
     reasons: list[str] = []

@@ -75,8 +75,9 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - n_cases * (n_cases + 1) / 2) / (n_cases * n_controls))
 
 
-def evaluate_resistance(artifact: BundleArtifact, cohort: pd.DataFrame, n_boot: int = EVALUATION_RESAMPLES,
-                        seed: int = EVALUATION_SEED) -> dict:
+def evaluate_resistance(
+    artifact: BundleArtifact, cohort: pd.DataFrame, n_boot: int = EVALUATION_RESAMPLES, seed: int = EVALUATION_SEED
+) -> dict:
     art = artifact.resistance
     X = cohort[list(art.features)].to_numpy(dtype=float)
     y = (cohort["resistance"] == "primary").to_numpy(dtype=int)
@@ -94,26 +95,31 @@ def evaluate_resistance(artifact: BundleArtifact, cohort: pd.DataFrame, n_boot: 
     if np.ptp(logit) > 0:
         slope, slope_cov = logistic_irls(np.column_stack([np.ones(len(y)), logit]), y)
         slope_se = float(np.sqrt(slope_cov[1, 1]))
-        slope_est = Estimate(float(slope[1]), float(slope[1] - Z_95 * slope_se), float(slope[1] + Z_95 * slope_se), "Wald")
+        slope_est = Estimate(
+            float(slope[1]), float(slope[1] - Z_95 * slope_se), float(slope[1] + Z_95 * slope_se), "Wald"
+        )
     else:  # one covariate pattern only: every patient gets the same prediction
         slope_est = Estimate(None)
 
     patterns = []
     for pattern in sorted({tuple(row) for row in X.astype(int).tolist()}):
         members = np.all(X == np.asarray(pattern), axis=1)
-        patterns.append({
-            "pattern": dict(zip(art.features, (bool(v) for v in pattern))),
-            "n": int(members.sum()),
-            "predicted": float(p[members][0]),
-            "observed": float(y[members].mean()),
-        })
+        patterns.append(
+            {
+                "pattern": dict(zip(art.features, (bool(v) for v in pattern), strict=True)),
+                "n": int(members.sum()),
+                "predicted": float(p[members][0]),
+                "observed": float(y[members].mean()),
+            }
+        )
     rate = float(y.mean())
     return {
         "n": int(len(y)),
         "events": int(y.sum()),
         "auc": Estimate(_auc(logit, y), *_percentile_ci(boot_auc), f"bootstrap, {n_boot} resamples"),
-        "calibration_in_the_large": Estimate(float(citl[0]), float(citl[0] - Z_95 * citl_se),
-                                             float(citl[0] + Z_95 * citl_se), "Wald"),
+        "calibration_in_the_large": Estimate(
+            float(citl[0]), float(citl[0] - Z_95 * citl_se), float(citl[0] + Z_95 * citl_se), "Wald"
+        ),
         "calibration_slope": slope_est,
         "brier": Estimate(float(np.mean((p - y) ** 2)), *_percentile_ci(boot_brier), f"bootstrap, {n_boot} resamples"),
         "brier_base_rate": rate * (1 - rate),
@@ -146,7 +152,9 @@ def ipcw_brier(durations: np.ndarray, events: np.ndarray, predicted: np.ndarray,
     died_by_t = (durations <= t) & (events == 1)
     alive_at_t = durations > t
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(died_by_t, predicted**2 / g_before, 0.0) + np.where(alive_at_t, (1 - predicted) ** 2 / g_at_t, 0.0)
+        terms = np.where(died_by_t, predicted**2 / g_before, 0.0) + np.where(
+            alive_at_t, (1 - predicted) ** 2 / g_at_t, 0.0
+        )
     return float(np.mean(terms))
 
 
@@ -164,8 +172,9 @@ def _cox_slope(durations: np.ndarray, events: np.ndarray, lp: np.ndarray) -> Est
     return Estimate(value, value - Z_95 * se, value + Z_95 * se, "Wald")
 
 
-def evaluate_cox(art: CoxArtifact, sl: pd.DataFrame, n_boot: int = EVALUATION_RESAMPLES,
-                 seed: int = EVALUATION_SEED) -> dict:
+def evaluate_cox(
+    art: CoxArtifact, sl: pd.DataFrame, n_boot: int = EVALUATION_RESAMPLES, seed: int = EVALUATION_SEED
+) -> dict:
     endpoint = art.endpoint
     T = sl[f"sl_{endpoint}_months"].to_numpy(dtype=float)
     E = sl[f"sl_{endpoint}_event"].to_numpy(dtype=int)
@@ -201,14 +210,16 @@ def evaluate_cox(art: CoxArtifact, sl: pd.DataFrame, n_boot: int = EVALUATION_RE
             continue
         predicted = np.exp(-float(_step(base_t, base_h, t, 0.0)) * risk)
         km_at_t = float(_step(km_t, km_s, t, 1.0))
-        at.append({
-            "months": t,
-            "reached": True,
-            "observed_km": km_at_t,
-            "mean_predicted": float(predicted.mean()),
-            "brier": ipcw_brier(T, E, predicted, t),
-            "brier_km": ipcw_brier(T, E, np.full(len(T), km_at_t), t),
-        })
+        at.append(
+            {
+                "months": t,
+                "reached": True,
+                "observed_km": km_at_t,
+                "mean_predicted": float(predicted.mean()),
+                "brier": ipcw_brier(T, E, predicted, t),
+                "brier_km": ipcw_brier(T, E, np.full(len(T), km_at_t), t),
+            }
+        )
     grid = np.linspace(0.0, horizon, 60)
     return {
         "endpoint": endpoint,

@@ -23,9 +23,9 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
-from typing import Iterable
 
 import pandas as pd
 
@@ -33,8 +33,17 @@ from models.training import TrainingDataError
 
 SECOND_LINE_COMBINATION_DAYS = 30
 DAYS_PER_MONTH = 365.25 / 12
-DATE_ELEMENTS = ("authoredOn", "recordedDate", "onsetDateTime", "abatementDateTime", "performedDateTime",
-                 "issued", "effectiveDateTime", "occurrenceDateTime", "date")
+DATE_ELEMENTS = (
+    "authoredOn",
+    "recordedDate",
+    "onsetDateTime",
+    "abatementDateTime",
+    "performedDateTime",
+    "issued",
+    "effectiveDateTime",
+    "occurrenceDateTime",
+    "date",
+)
 PERIOD_ELEMENTS = ("effectivePeriod", "performedPeriod", "period", "dispenseRequest")
 
 
@@ -58,8 +67,9 @@ def read_ndjson(path: str | Path) -> list[dict]:
                 try:
                     resource = json.loads(raw.decode("utf-8"))
                 except UnicodeDecodeError as exc:
-                    raise TrainingDataError(f"line {line_no} of {file.name}: byte 0x{raw[exc.start]:02x} is not "
-                                            "UTF-8 text") from exc
+                    raise TrainingDataError(
+                        f"line {line_no} of {file.name}: byte 0x{raw[exc.start]:02x} is not UTF-8 text"
+                    ) from exc
                 except json.JSONDecodeError as exc:
                     raise TrainingDataError(f"line {line_no} of {file.name}: not valid JSON ({exc.msg})") from exc
                 if not isinstance(resource, dict) or "resourceType" not in resource:
@@ -147,12 +157,22 @@ def patient_row(patient_id: str, resources: list[dict], terminology) -> tuple[di
     row["os_event"] = int(death_date is not None)
 
     first_progression = history.first_progression_after_sorafenib.value
-    row.update({"second_line_regimen": "", "sl_pfs_months": None, "sl_pfs_event": None,
-                "sl_os_months": None, "sl_os_event": None})
+    row.update(
+        {
+            "second_line_regimen": "",
+            "sl_pfs_months": None,
+            "sl_pfs_event": None,
+            "sl_os_months": None,
+            "sl_os_event": None,
+        }
+    )
     if first_progression is None:
         return row, None
-    tki = [e.start for e in history.other_tki_exposures + history.sorafenib_exposures
-           if e.start is not None and e.start >= first_progression]
+    tki = [
+        e.start
+        for e in history.other_tki_exposures + history.sorafenib_exposures
+        if e.start is not None and e.start >= first_progression
+    ]
     pd1 = [e.start for e in history.pd1_exposures if e.start is not None and e.start >= first_progression]
     candidates = sorted(tki + pd1)
     if not candidates:
@@ -171,7 +191,9 @@ def patient_row(patient_id: str, resources: list[dict], terminology) -> tuple[di
     return row, None
 
 
-def cohort_from_bulk_export(path: str | Path, terminology_path: str | Path | None = None, progress=None) -> pd.DataFrame:
+def cohort_from_bulk_export(
+    path: str | Path, terminology_path: str | Path | None = None, progress=None
+) -> pd.DataFrame:
     """The training table for an export; reasons for left-out patients go to stderr."""
     from fhir_mappers.errors import MappingError
     from fhir_mappers.terminology import load_terminology

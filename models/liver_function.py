@@ -119,7 +119,9 @@ def _condition_item(name: str, features: PatientFeatures, key: str) -> ChildPugh
     found = features.findings_of(key, active_only=True)
     if found:
         prov = found[0].provenance
-        return ChildPughItem(name=name, low=2, high=3, basis=f"present, grade not coded ({prov.resource_type}/{prov.resource_id})")
+        return ChildPughItem(
+            name=name, low=2, high=3, basis=f"present, grade not coded ({prov.resource_type}/{prov.resource_id})"
+        )
     return ChildPughItem(name=name, low=1, high=3, basis="not recorded")
 
 

@@ -273,9 +273,7 @@ OS_COVARIATES = ("primary_resistance", "tki_alone", "tumour_size_over_5cm")
 
 def _published_medians(evidence: Evidence, endpoint: str) -> list[tuple[dict[str, str], float]]:
     """[(subgroup filter, published median)] for 'pfs' or 'os' after second line."""
-    table = (
-        evidence.second_line.median_pfs_months if endpoint == "pfs" else evidence.second_line.median_os_months
-    )
+    table = evidence.second_line.median_pfs_months if endpoint == "pfs" else evidence.second_line.median_os_months
     regimen_key = {"combination": "tki_pd1", "tki": "tki"}
     rows: list[tuple[dict[str, str], float]] = []
     for group, value in table["by_resistance"].items():
@@ -293,9 +291,7 @@ def second_line_design(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.n
         "primary_resistance": (frame["resistance"] == "primary").astype(float).to_numpy(),
         "tki_alone": (frame["second_line_regimen"] == "tki").astype(float).to_numpy(),
     }
-    return np.column_stack(
-        [derived[c] if c in derived else frame[c].astype(float).to_numpy() for c in covariates]
-    )
+    return np.column_stack([derived[c] if c in derived else frame[c].astype(float).to_numpy() for c in covariates])
 
 
 def _subgroup_mask(frame: pd.DataFrame, filt: dict[str, str]) -> np.ndarray:
@@ -348,9 +344,7 @@ def interaction_share(frame: pd.DataFrame, covariates: tuple[str, ...]) -> np.nd
     return share
 
 
-def fit_weibull_ph(
-    sl: pd.DataFrame, evidence: Evidence, endpoint: str
-) -> tuple[np.ndarray, np.ndarray, list[float]]:
+def fit_weibull_ph(sl: pd.DataFrame, evidence: Evidence, endpoint: str) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """Generating parameters for one second-line endpoint: (beta with the primary x TKI
     interaction last, the main-effect log-HRs a Cox fit should return, [log lambda, log k]).
 
@@ -383,8 +377,9 @@ def fit_weibull_ph(
         return float(np.sum(weights * (pred - log_m) ** 2) + np.sum(((effective(beta) - b_pub) / se_pub) ** 2))
 
     start = np.concatenate([b_pub, [0.0], [-np.mean(log_m), 0.0]])
-    result = optimize.minimize(loss, start, method="Nelder-Mead",
-                               options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 40000, "maxfev": 40000})
+    result = optimize.minimize(
+        loss, start, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 40000, "maxfev": 40000}
+    )
     beta = result.x[:-2]
     return beta, effective(beta), [float(result.x[-2]), float(result.x[-1])]
 
@@ -447,8 +442,9 @@ def _cox_log_hr(durations: np.ndarray, events: np.ndarray, X: np.ndarray) -> np.
 # --- putting it together --------------------------------------------------------------------------
 
 
-def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = None,
-                       calibration_rounds: int = 8) -> pd.DataFrame:
+def reconstruct_cohort(
+    seed: int = DEFAULT_SEED, evidence: Evidence | None = None, calibration_rounds: int = 8
+) -> pd.DataFrame:
     """The synthetic cohort for ``seed``: one row per patient, columns as in README."""
     evidence = evidence or load_evidence()
     rng = np.random.default_rng(seed)
@@ -493,8 +489,13 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
     # strata = every covariate pattern of the two Cox models, so that each pattern's latent
     # times follow the model closely and the sample HRs sit near the generating ones
     strata = (
-        sl["resistance"] + "|" + sl["second_line_regimen"] + "|"
-        + sl["tumour_size_over_5cm"].astype(str) + "|" + sl["multiple_tumours"].astype(str)
+        sl["resistance"]
+        + "|"
+        + sl["second_line_regimen"]
+        + "|"
+        + sl["tumour_size_over_5cm"].astype(str)
+        + "|"
+        + sl["multiple_tumours"].astype(str)
     ).to_numpy()
     u_os = _stratified_uniforms(rng, strata)
     noise = rng.standard_normal(len(sl))
@@ -535,15 +536,26 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
                 pred = np.log([km_median_smooth(observed[mask], events[mask]) for mask in median_masks[ep]])
                 return float(np.sum(w * (pred - log_m) ** 2))
 
-            result = optimize.minimize(loss, np.array(params[ep]), method="Nelder-Mead",
-                                       options={"xatol": 1e-5, "fatol": 1e-9})
+            result = optimize.minimize(
+                loss, np.array(params[ep]), method="Nelder-Mead", options={"xatol": 1e-5, "fatol": 1e-9}
+            )
             params[ep] = [float(result.x[0]), float(result.x[1])]
 
     # Each round: baselines re-searched, times drawn, Cox fitted on the censored sample; the
     # round whose sample HRs are closest to the targets (in published-SE units) is kept.
-    se = {ep: np.array([(np.log(evidence.second_line.cox_multivariable[ep][c].high)
-                         - np.log(evidence.second_line.cox_multivariable[ep][c].low)) / (2 * 1.959963984540054)
-                        for c in (PFS_COVARIATES if ep == "pfs" else OS_COVARIATES)]) for ep in ("pfs", "os")}
+    se = {
+        ep: np.array(
+            [
+                (
+                    np.log(evidence.second_line.cox_multivariable[ep][c].high)
+                    - np.log(evidence.second_line.cox_multivariable[ep][c].low)
+                )
+                / (2 * 1.959963984540054)
+                for c in (PFS_COVARIATES if ep == "pfs" else OS_COVARIATES)
+            ]
+        )
+        for ep in ("pfs", "os")
+    }
     best: tuple | None = None
     for _ in range(calibration_rounds):
         refit_baselines(gen_pfs, gen_os)
@@ -578,11 +590,20 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
     # the resistance, regimen and interaction effects; the resulting Cox HRs are checked by the
     # report like every other figure.
     cells = (sl["resistance"] + "|" + sl["second_line_regimen"]).to_numpy()
-    cell_median = {ep: {f"{g}|{r}": m for g in RESISTANCE_GROUPS
-                        for r, m in zip(("tki_pd1", "tki"),
-                                        (getattr(evidence.second_line, f"median_{ep}_months")[g]["combination"],
-                                         getattr(evidence.second_line, f"median_{ep}_months")[g]["tki"]))}
-                   for ep in ("pfs", "os")}
+    cell_median = {
+        ep: {
+            f"{g}|{r}": m
+            for g in RESISTANCE_GROUPS
+            for r, m in zip(
+                ("tki_pd1", "tki"),
+                (
+                    getattr(evidence.second_line, f"median_{ep}_months")[g]["combination"],
+                    getattr(evidence.second_line, f"median_{ep}_months")[g]["tki"],
+                ), strict=True,
+            )
+        }
+        for ep in ("pfs", "os")
+    }
     scale = {ep: np.ones(len(sl)) for ep in ("pfs", "os")}
     base_pfs, base_os = t_pfs.copy(), t_os.copy()
     for ep in ("pfs", "os"):
@@ -660,10 +681,14 @@ def reconstruct_cohort(seed: int = DEFAULT_SEED, evidence: Evidence | None = Non
 
 def cohort_columns(evidence: Evidence | None = None) -> list[str]:
     evidence = evidence or load_evidence()
-    return (
-        ["patient_id", "resistance", *evidence.table1_features, "os_months", "os_event", "second_line_regimen"]
-        + SL_COLUMNS
-    )
+    return [
+        "patient_id",
+        "resistance",
+        *evidence.table1_features,
+        "os_months",
+        "os_event",
+        "second_line_regimen",
+    ] + SL_COLUMNS
 
 
 def write_cohort_csv(cohort: pd.DataFrame, path) -> None:

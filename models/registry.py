@@ -78,7 +78,7 @@ class ResistanceRiskPredictor:
         expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
         contributions = [
             Contribution(feature=f, present=bool(v), log_odds=float(b * v), odds_ratio=float(np.exp(b * v)))
-            for f, b, v in zip(self.features, self.coefficients, (afp, alt))
+            for f, b, v in zip(self.features, self.coefficients, (afp, alt), strict=True)
         ]
         return RiskEstimate(
             probability=float(expit(eta)),

@@ -106,8 +106,11 @@ class ReportResult:
 
     @property
     def flags(self) -> list[str]:
-        return [f"{r.section}: {r.item}: fitted {r.fitted} vs published {r.published} {r.note}".strip()
-                for r in self.rows if r.flagged]
+        return [
+            f"{r.section}: {r.item}: fitted {r.fitted} vs published {r.published} {r.note}".strip()
+            for r in self.rows
+            if r.flagged
+        ]
 
 
 def _ratio_row(section: str, item: str, pub, fitted) -> Row:
@@ -115,8 +118,14 @@ def _ratio_row(section: str, item: str, pub, fitted) -> Row:
     # same side of 1 (a published ratio printed as 1.00 has no side)
     other_side = round(pub.ratio, 2) != 1.0 and (np.log(pub.ratio) * np.log(fitted.estimate) < 0)
     notes = [n for n, bad in (("outside published 95% CI", outside), ("on the other side of 1", other_side)) if bad]
-    return Row(section, item, f"{pub.ratio:.2f} ({pub.low:.2f}-{pub.high:.2f})",
-               f"{fitted.estimate:.2f} ({fitted.low:.2f}-{fitted.high:.2f})", bool(notes), "; ".join(notes))
+    return Row(
+        section,
+        item,
+        f"{pub.ratio:.2f} ({pub.low:.2f}-{pub.high:.2f})",
+        f"{fitted.estimate:.2f} ({fitted.low:.2f}-{fitted.high:.2f})",
+        bool(notes),
+        "; ".join(notes),
+    )
 
 
 def _wald_p(fitted) -> float:
@@ -129,13 +138,15 @@ def _wald_p(fitted) -> float:
 def _model_p_row(section: str, item: str, published_p: float, fitted) -> Row:
     p = _wald_p(fitted)
     differs = (p < ALPHA) != (published_p < ALPHA)
-    return Row(section, f"{item}, p", f"{published_p:.3f}", f"{p:.3f}", differs,
-               f"other side of {ALPHA}" if differs else "")
+    return Row(
+        section, f"{item}, p", f"{published_p:.3f}", f"{p:.3f}", differs, f"other side of {ALPHA}" if differs else ""
+    )
 
 
 def _count_row(section: str, item: str, published: int, fitted: int) -> Row:
-    return Row(section, item, str(published), str(fitted), fitted != published,
-               "count differs" if fitted != published else "")
+    return Row(
+        section, item, str(published), str(fitted), fitted != published, "count differs" if fitted != published else ""
+    )
 
 
 def _median_row(section: str, item: str, published: float, fitted: float | None) -> Row:
@@ -143,8 +154,14 @@ def _median_row(section: str, item: str, published: float, fitted: float | None)
         return Row(section, item, f"{published:.1f}", "not reached", True, "median not reached")
     tol = median_tolerance(published)
     off = abs(fitted - published)
-    return Row(section, item, f"{published:.1f}", f"{fitted:.1f}", off > tol,
-               f"off by {off:.1f} months ({off / published:.0%}; tolerance {tol:.1f})" if off > tol else "")
+    return Row(
+        section,
+        item,
+        f"{published:.1f}",
+        f"{fitted:.1f}",
+        off > tol,
+        f"off by {off:.1f} months ({off / published:.0%}; tolerance {tol:.1f})" if off > tol else "",
+    )
 
 
 def _step_value(times: list[float], values: list[float], t: float) -> float:
@@ -170,8 +187,16 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
         pub = evidence.table1_counts[feature]
         fitted_counts = [int(cohort.loc[cohort["resistance"] == g, feature].sum()) for g in groups]
         for gi, g in enumerate(groups):
-            rows.append(Row("Table 1 counts", f"{feature} ({g})", str(pub[gi]), str(fitted_counts[gi]),
-                            fitted_counts[gi] != pub[gi], "count differs" if fitted_counts[gi] != pub[gi] else ""))
+            rows.append(
+                Row(
+                    "Table 1 counts",
+                    f"{feature} ({g})",
+                    str(pub[gi]),
+                    str(fitted_counts[gi]),
+                    fitted_counts[gi] != pub[gi],
+                    "count differs" if fitted_counts[gi] != pub[gi] else "",
+                )
+            )
         a, b = fitted_counts
         c = evidence.cohort.n_primary - a
         d = evidence.cohort.n_secondary - b
@@ -180,61 +205,111 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
         from models.artifacts import RatioCI
         from models.evidence import RatioWithCI
 
-        fitted = RatioCI(estimate=float(np.exp(log_or)), low=float(np.exp(log_or - 1.96 * se)),
-                         high=float(np.exp(log_or + 1.96 * se)))
+        fitted = RatioCI(
+            estimate=float(np.exp(log_or)),
+            low=float(np.exp(log_or - 1.96 * se)),
+            high=float(np.exp(log_or + 1.96 * se)),
+        )
         published = RatioWithCI(or_=pub[2], low=pub[3], high=pub[4], p=pub[5])
         or_rows.append(_ratio_row("Table 1 univariate OR", feature, published, fitted))
         from scipy import stats
 
         p = float(2 * stats.norm.sf(abs(log_or) / se))
         off = abs(p - pub[5])
-        or_rows.append(Row("Table 1 univariate OR", f"{feature}, p (Wald, from the counts)", f"{pub[5]:.3f}",
-                           f"{p:.3f}", off > P_ABS_TOL, f"off by {off:.3f}" if off > P_ABS_TOL else ""))
+        or_rows.append(
+            Row(
+                "Table 1 univariate OR",
+                f"{feature}, p (Wald, from the counts)",
+                f"{pub[5]:.3f}",
+                f"{p:.3f}",
+                off > P_ABS_TOL,
+                f"off by {off:.3f}" if off > P_ABS_TOL else "",
+            )
+        )
     rows += or_rows
 
     # cohort sizes
     rows.append(_count_row("Cohort", "patients", evidence.cohort.n, len(cohort)))
     for g in groups:
-        rows.append(_count_row("Cohort", f"{g} resistance", getattr(evidence.cohort, f"n_{g}"),
-                               int((cohort["resistance"] == g).sum())))
+        rows.append(
+            _count_row(
+                "Cohort", f"{g} resistance", getattr(evidence.cohort, f"n_{g}"), int((cohort["resistance"] == g).sum())
+            )
+        )
 
     # second-line regimen counts
     has_sl = cohort["second_line_regimen"].fillna("") != ""
-    rows.append(_count_row("Second-line regimen counts", "second-line patients", sum(evidence.second_line.n.values()),
-                           int(has_sl.sum())))
-    for kind, code, breakdown in (("tki", "tki", evidence.second_line.tki_alone_regimens),
-                                  ("combination", "tki_pd1", evidence.second_line.combination_regimens)):
+    rows.append(
+        _count_row(
+            "Second-line regimen counts",
+            "second-line patients",
+            sum(evidence.second_line.n.values()),
+            int(has_sl.sum()),
+        )
+    )
+    for kind, code, breakdown in (
+        ("tki", "tki", evidence.second_line.tki_alone_regimens),
+        ("combination", "tki_pd1", evidence.second_line.combination_regimens),
+    ):
         got = int((cohort["second_line_regimen"].fillna("") == code).sum())
-        rows.append(_count_row("Second-line regimen counts",
-                               f"{kind} total (= {' + '.join(f'{k} {v}' for k, v in breakdown.items())})",
-                               sum(breakdown.values()), got))
+        rows.append(
+            _count_row(
+                "Second-line regimen counts",
+                f"{kind} total (= {' + '.join(f'{k} {v}' for k, v in breakdown.items())})",
+                sum(breakdown.values()),
+                got,
+            )
+        )
     for key, n in evidence.second_line.n.items():
         group, regimen = key.split("_")
         regimen = "tki_pd1" if regimen == "combination" else "tki"
         got = int(((cohort["resistance"] == group) & (cohort["second_line_regimen"].fillna("") == regimen)).sum())
-        rows.append(Row("Second-line regimen counts", key, str(n), str(got), got != n, "count differs" if got != n else ""))
+        rows.append(
+            Row("Second-line regimen counts", key, str(n), str(got), got != n, "count differs" if got != n else "")
+        )
 
     # multivariable logistic model
     for feature, pub in evidence.resistance_model_multivariable.items():
-        rows.append(_ratio_row("Primary-resistance model (multivariable OR)", feature, pub,
-                               bundle.resistance.odds_ratios[feature]))
-        rows.append(_model_p_row("Primary-resistance model (multivariable OR)", feature, pub.p,
-                                 bundle.resistance.odds_ratios[feature]))
+        rows.append(
+            _ratio_row(
+                "Primary-resistance model (multivariable OR)", feature, pub, bundle.resistance.odds_ratios[feature]
+            )
+        )
+        rows.append(
+            _model_p_row(
+                "Primary-resistance model (multivariable OR)", feature, pub.p, bundle.resistance.odds_ratios[feature]
+            )
+        )
 
     # OS from sorafenib start by resistance group
     published = evidence.os_all_patients_by_resistance
     for g in groups:
         curve = _curve(bundle, "os_from_sorafenib", {"resistance": g})
-        rows.append(_median_row("OS from sorafenib start", f"median, {g}", published.median_months[g], curve.median_months))
+        rows.append(
+            _median_row("OS from sorafenib start", f"median, {g}", published.median_months[g], curve.median_months)
+        )
         for month, s in published.survival_at_months[g].items():
             fitted_s = _step_value(curve.times, curve.survival, float(month))
             off = abs(fitted_s - s)
-            rows.append(Row("OS from sorafenib start", f"{int(month) // 12}-year survival, {g}", f"{s:.3f}",
-                            f"{fitted_s:.3f}", off > LANDMARK_ABS_TOL,
-                            f"off by {off:.3f} (> {LANDMARK_ABS_TOL})" if off > LANDMARK_ABS_TOL else ""))
+            rows.append(
+                Row(
+                    "OS from sorafenib start",
+                    f"{int(month) // 12}-year survival, {g}",
+                    f"{s:.3f}",
+                    f"{fitted_s:.3f}",
+                    off > LANDMARK_ABS_TOL,
+                    f"off by {off:.3f} (> {LANDMARK_ABS_TOL})" if off > LANDMARK_ABS_TOL else "",
+                )
+            )
     reverse = KaplanMeierFitter().fit(cohort["os_months"], 1 - cohort["os_event"])
-    rows.append(_median_row("Follow-up", "median follow-up (reverse KM), months",
-                            evidence.cohort.median_follow_up_months, float(reverse.median_survival_time_)))
+    rows.append(
+        _median_row(
+            "Follow-up",
+            "median follow-up (reverse KM), months",
+            evidence.cohort.median_follow_up_months,
+            float(reverse.median_survival_time_),
+        )
+    )
 
     # second-line medians per subgroup
     regimen_key = {"combination": "tki_pd1", "tki": "tki"}
@@ -255,9 +330,12 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
     for endpoint in ("pfs", "os"):
         art = getattr(bundle, endpoint)
         for covariate, pub in evidence.second_line.cox_multivariable[endpoint].items():
-            rows.append(_ratio_row(f"Cox HR, second-line {endpoint.upper()}", covariate, pub, art.hazard_ratios[covariate]))
-            rows.append(_model_p_row(f"Cox HR, second-line {endpoint.upper()}", covariate, pub.p,
-                                     art.hazard_ratios[covariate]))
+            rows.append(
+                _ratio_row(f"Cox HR, second-line {endpoint.upper()}", covariate, pub, art.hazard_ratios[covariate])
+            )
+            rows.append(
+                _model_p_row(f"Cox HR, second-line {endpoint.upper()}", covariate, pub.p, art.hazard_ratios[covariate])
+            )
     # a pooled median lies between its two cells' medians whatever the curves' shapes
     pfs = evidence.second_line.median_pfs_months
     cells = sorted((pfs["primary"]["combination"], pfs["secondary"]["combination"]))
@@ -266,19 +344,27 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
 
 # Numbers in the evidence file that are not fitted figures, and why; printed in the report.
 NOT_REPRODUCED = [
-    ("second_line.tki_alone_regimens, second_line.combination_regimens (drug-level split)",
-     "the cohort records the regimen class only (TKI alone / TKI + PD-1); the class totals are checked "
-     "(105 and 87); the study found no OS difference between the drugs within a class, so no drug column is "
-     "reconstructed."),
-    ("thresholds, cohort.primary_resistance_window_months",
-     "definitions, not results: they define the binary columns and the primary/secondary split (checked by the "
-     "Table 1 and cohort counts)."),
-    ("cohort.enrolment, cohort.data_cutoff",
-     "used as inputs: they bound the follow-up (no os_months beyond 59 months) and, with the median follow-up, "
-     "set the censoring."),
-    ("p values of the second-line median comparisons",
-     "not in the evidence file (the brief prints them; they are log-rank p values of the KM curves, not "
-     "checked here)."),
+    (
+        "second_line.tki_alone_regimens, second_line.combination_regimens (drug-level split)",
+        "the cohort records the regimen class only (TKI alone / TKI + PD-1); the class totals are checked "
+        "(105 and 87); the study found no OS difference between the drugs within a class, so no drug column is "
+        "reconstructed.",
+    ),
+    (
+        "thresholds, cohort.primary_resistance_window_months",
+        "definitions, not results: they define the binary columns and the primary/secondary split (checked by the "
+        "Table 1 and cohort counts).",
+    ),
+    (
+        "cohort.enrolment, cohort.data_cutoff",
+        "used as inputs: they bound the follow-up (no os_months beyond 59 months) and, with the median follow-up, "
+        "set the censoring.",
+    ),
+    (
+        "p values of the second-line median comparisons",
+        "not in the evidence file (the brief prints them; they are log-rank p values of the KM curves, not "
+        "checked here).",
+    ),
 ]
 
 
@@ -303,12 +389,18 @@ def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | Non
         status = "**FLAG** " + r.note if r.flagged else ("known miss (see below): " + r.note if r.known_miss else "ok")
         lines.append(f"| {r.item} | {r.published} | {r.fitted} | {status} |")
     known = [r for r in rows if r.known_miss]
-    lines += ["", "## Known, explained misses / not reproducible", "",
-              "Figures that no reconstruction from the published aggregates can reproduce (README "
-              "\"What cannot be matched\"); they do not flag. Every other number in the evidence file is checked above.",
-              ""]
+    lines += [
+        "",
+        "## Known, explained misses / not reproducible",
+        "",
+        "Figures that no reconstruction from the published aggregates can reproduce (README "
+        '"What cannot be matched"); they do not flag. Every other number in the evidence file is checked above.',
+        "",
+    ]
     if known:
-        lines += [f"- **{r.section}: {r.item}**: published {r.published}, fitted {r.fitted}. {r.known_miss}" for r in known]
+        lines += [
+            f"- **{r.section}: {r.item}**: published {r.published}, fitted {r.fitted}. {r.known_miss}" for r in known
+        ]
     else:
         lines.append("- No listed figure misses in this run.")
     lines += [f"- **{what}**: {why}" for what, why in NOT_REPRODUCED]
@@ -351,8 +443,10 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
 
     paths = []
     # 1. ratios: fitted vs published, log scale
-    items = [("OR " + f, evidence.resistance_model_multivariable[f], bundle.resistance.odds_ratios[f])
-             for f in evidence.resistance_model_multivariable]
+    items = [
+        ("OR " + f, evidence.resistance_model_multivariable[f], bundle.resistance.odds_ratios[f])
+        for f in evidence.resistance_model_multivariable
+    ]
     for endpoint in ("pfs", "os"):
         art = getattr(bundle, endpoint)
         for cov, pub in evidence.second_line.cox_multivariable[endpoint].items():
@@ -360,10 +454,22 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(items) + 1))
     for i, (label, pub, fit) in enumerate(items):
         y = len(items) - i
-        ax.errorbar(pub.ratio, y + 0.15, xerr=[[pub.ratio - pub.low], [pub.high - pub.ratio]], fmt="o", color="black",
-                    label="published" if i == 0 else None)
-        ax.errorbar(fit.estimate, y - 0.15, xerr=[[fit.estimate - fit.low], [fit.high - fit.estimate]], fmt="s",
-                    color="tab:blue", label="fitted (reconstruction)" if i == 0 else None)
+        ax.errorbar(
+            pub.ratio,
+            y + 0.15,
+            xerr=[[pub.ratio - pub.low], [pub.high - pub.ratio]],
+            fmt="o",
+            color="black",
+            label="published" if i == 0 else None,
+        )
+        ax.errorbar(
+            fit.estimate,
+            y - 0.15,
+            xerr=[[fit.estimate - fit.low], [fit.high - fit.estimate]],
+            fmt="s",
+            color="tab:blue",
+            label="fitted (reconstruction)" if i == 0 else None,
+        )
     ax.set_yticks(range(len(items), 0, -1), [i[0] for i in items])
     ax.set_xscale("log")
     ax.axvline(1, color="grey", lw=0.5)
@@ -379,7 +485,7 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
         ax.step(c.times, c.survival, where="post", color=colour, label=f"{g} (reconstruction KM)")
         ax.fill_between(c.times, c.low, c.high, step="post", color=colour, alpha=0.15)
         pts = [(published.median_months[g], 0.5)] + [(float(m), s) for m, s in published.survival_at_months[g].items()]
-        ax.plot(*zip(*pts), "o", mfc="white", color=colour, label=f"{g} (published)")
+        ax.plot(*zip(*pts, strict=True), "o", mfc="white", color=colour, label=f"{g} (published)")
     ax.set_xlabel("months from sorafenib start")
     ax.set_ylabel("overall survival")
     ax.legend()
@@ -387,9 +493,13 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
 
     # 3. second-line KM by resistance x regimen with published medians
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    colours = {("primary", "tki"): "tab:red", ("primary", "tki_pd1"): "tab:orange",
-               ("secondary", "tki"): "tab:blue", ("secondary", "tki_pd1"): "tab:cyan"}
-    for ax, endpoint in zip(axes, ("pfs", "os")):
+    colours = {
+        ("primary", "tki"): "tab:red",
+        ("primary", "tki_pd1"): "tab:orange",
+        ("secondary", "tki"): "tab:blue",
+        ("secondary", "tki_pd1"): "tab:cyan",
+    }
+    for ax, endpoint in zip(axes, ("pfs", "os"), strict=True):
         table = getattr(evidence.second_line, f"median_{endpoint}_months")
         for (g, reg), colour in colours.items():
             c = _curve(bundle, f"sl_{endpoint}", {"resistance": g, "regimen": reg})
@@ -406,10 +516,18 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
     table = bundle.resistance.evaluation.calibration_table
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
-    ax.scatter([r["predicted"] for r in table], [r["observed"] for r in table], s=[r["n"] for r in table],
-               label="apparent (size = n)")
-    ax.scatter([r["predicted_cv_mean"] for r in table], [r["observed"] for r in table], marker="x",
-               label="10-fold cross-validated")
+    ax.scatter(
+        [r["predicted"] for r in table],
+        [r["observed"] for r in table],
+        s=[r["n"] for r in table],
+        label="apparent (size = n)",
+    )
+    ax.scatter(
+        [r["predicted_cv_mean"] for r in table],
+        [r["observed"] for r in table],
+        marker="x",
+        label="10-fold cross-validated",
+    )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("predicted probability of primary resistance")
@@ -452,17 +570,30 @@ def run_report(out_dir: Path | None = None, seed: int | None = None) -> ReportRe
 def _ratio_comparison_rows(bundle, evidence: Evidence) -> list[Row]:
     """The artifact's own ratios beside the published ones (information: a model fitted to
     other patients may rightly differ)."""
-    rows = [_ratio_row("Primary-resistance model (multivariable OR)", f, pub, bundle.resistance.odds_ratios[f])
-            for f, pub in evidence.resistance_model_multivariable.items() if f in bundle.resistance.odds_ratios]
+    rows = [
+        _ratio_row("Primary-resistance model (multivariable OR)", f, pub, bundle.resistance.odds_ratios[f])
+        for f, pub in evidence.resistance_model_multivariable.items()
+        if f in bundle.resistance.odds_ratios
+    ]
     for endpoint in ("pfs", "os"):
         art = getattr(bundle, endpoint)
-        rows += [_ratio_row(f"Cox HR, second-line {endpoint.upper()}", cov, pub, art.hazard_ratios[cov])
-                 for cov, pub in evidence.second_line.cox_multivariable[endpoint].items() if cov in art.hazard_ratios]
+        rows += [
+            _ratio_row(f"Cox HR, second-line {endpoint.upper()}", cov, pub, art.hazard_ratios[cov])
+            for cov, pub in evidence.second_line.cox_multivariable[endpoint].items()
+            if cov in art.hazard_ratios
+        ]
     return rows
 
 
-def render_evaluation(results: dict, bundle, artifact_label: str, cohort_label: str, cohort_sha256: str,
-                      evidence: Evidence, plots: list[Path]) -> str:
+def render_evaluation(
+    results: dict,
+    bundle,
+    artifact_label: str,
+    cohort_label: str,
+    cohort_sha256: str,
+    evidence: Evidence,
+    plots: list[Path],
+) -> str:
     md = bundle.metadata
     res = results["resistance"]
     same_data = cohort_sha256 == md.training_data_sha256
@@ -471,18 +602,22 @@ def render_evaluation(results: dict, bundle, artifact_label: str, cohort_label: 
         "",
         f"- Artifact: {artifact_label}: model version {md.model_version}, created {md.created}, trained on "
         f"{md.training_data} (n = {md.n}"
-        + (f", recalibrated from {md.recalibrated_from}" if md.recalibrated_from else "") + ").",
+        + (f", recalibrated from {md.recalibrated_from}" if md.recalibrated_from else "")
+        + ").",
         f"- Cohort: {cohort_label} (SHA-256 {cohort_sha256[:16]}...): {res['n']} patients, {res['events']} with "
         f"primary resistance; {results['pfs']['n']} second-line patients, {results['pfs']['events']} PFS and "
         f"{results['os']['events']} OS events.",
         "- Nothing is refitted: the artifact's coefficients and baselines predict every patient of the cohort.",
     ]
     if same_data:
-        lines.append("- **This is the cohort the artifact was trained on**: these are apparent figures, optimistic; "
-                     "the artifact's optimism-corrected figures are in its model card.")
+        lines.append(
+            "- **This is the cohort the artifact was trained on**: these are apparent figures, optimistic; "
+            "the artifact's optimism-corrected figures are in its model card."
+        )
     if "reconstructed cohort" in cohort_label:
-        lines.append("- The reconstructed cohort is synthetic: it reproduces published aggregates, it is not patient "
-                     "data.")
+        lines.append(
+            "- The reconstructed cohort is synthetic: it reproduces published aggregates, it is not patient data."
+        )
     lines += [
         "",
         "## Primary-resistance model (logistic regression on AFP > 400, ALT > 40)",
@@ -524,13 +659,19 @@ def render_evaluation(results: dict, bundle, artifact_label: str, cohort_label: 
         for point in ev["at"]:
             t = point["months"]
             if not point["reached"]:
-                lines.append(f"| at {t} months | not evaluated | beyond the follow-up of the cohort or of the "
-                             f"artifact ({ev['horizon_months']:.1f} months) |")
+                lines.append(
+                    f"| at {t} months | not evaluated | beyond the follow-up of the cohort or of the "
+                    f"artifact ({ev['horizon_months']:.1f} months) |"
+                )
                 continue
-            lines.append(f"| survival at {t} months: observed (KM) / mean predicted | {point['observed_km']:.1%} / "
-                         f"{point['mean_predicted']:.1%} | |")
-            lines.append(f"| Brier score at {t} months | {point['brier']:.3f} | lower is better; the cohort's own "
-                         f"KM given to everyone: {point['brier_km']:.3f} |")
+            lines.append(
+                f"| survival at {t} months: observed (KM) / mean predicted | {point['observed_km']:.1%} / "
+                f"{point['mean_predicted']:.1%} | |"
+            )
+            lines.append(
+                f"| Brier score at {t} months | {point['brier']:.3f} | lower is better; the cohort's own "
+                f"KM given to everyone: {point['brier_km']:.3f} |"
+            )
     comparison = _ratio_comparison_rows(bundle, evidence)
     lines += [
         "",
@@ -564,7 +705,7 @@ def write_evaluation_plot(results: dict, out_dir: Path) -> Path:
     ax.set_xlabel("predicted probability of primary resistance")
     ax.set_ylabel("observed proportion (size = n)")
     ax.set_title("primary resistance, by covariate pattern")
-    for ax, endpoint in zip(axes[1:], ("pfs", "os")):
+    for ax, endpoint in zip(axes[1:], ("pfs", "os"), strict=True):
         curve = results[endpoint]["curve"]
         ax.step(curve["months"], curve["observed_km"], where="post", label="observed (Kaplan-Meier)")
         ax.plot(curve["months"], curve["mean_predicted"], label="mean predicted (artifact)")
@@ -582,8 +723,14 @@ class EvaluationResult:
     plots: list[Path] = field(default_factory=list)
 
 
-def run_evaluation(artifact_path: Path | None = None, data: Path | None = None, out_dir: Path | None = None,
-                   seed: int | None = None, terminology: Path | None = None, progress=None) -> EvaluationResult:
+def run_evaluation(
+    artifact_path: Path | None = None,
+    data: Path | None = None,
+    out_dir: Path | None = None,
+    seed: int | None = None,
+    terminology: Path | None = None,
+    progress=None,
+) -> EvaluationResult:
     """Evaluate an artifact (default: the shipped one) on a cohort file (CSV or FHIR Bulk Data
     export; default: the reconstructed cohort for `seed`). Raises TrainingDataError or
     ArtifactError on bad input."""
@@ -595,7 +742,9 @@ def run_evaluation(artifact_path: Path | None = None, data: Path | None = None, 
     from models.training import cohort_csv_bytes, read_cohort, validate_training_frame
 
     artifact = read_bundle(artifact_path)
-    artifact_label = str(artifact_path) if artifact_path is not None else f"the shipped artifact (models/artifacts/{BUNDLE_FILE})"
+    artifact_label = (
+        str(artifact_path) if artifact_path is not None else f"the shipped artifact (models/artifacts/{BUNDLE_FILE})"
+    )
     if data is None:
         seed = DEFAULT_SEED if seed is None else seed
         frame = reconstruct_cohort(seed)

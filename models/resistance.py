@@ -26,7 +26,7 @@ class PrimaryResistanceModel(BaseEstimator):
         self.features = features
         self.max_iter = max_iter
 
-    def fit(self, X, y, sample_weight=None) -> "PrimaryResistanceModel":
+    def fit(self, X, y, sample_weight=None) -> PrimaryResistanceModel:
         from sklearn.linear_model import LogisticRegression
 
         X = _as_matrix(X, len(self.features))
@@ -69,7 +69,7 @@ class PrimaryResistanceModel(BaseEstimator):
         se = np.sqrt(np.diag(self.covariance_))[1:]
         return {
             f: {"or": float(np.exp(b)), "low": float(np.exp(b - Z_95 * s)), "high": float(np.exp(b + Z_95 * s))}
-            for f, b, s in zip(self.features, self.coef_, se)
+            for f, b, s in zip(self.features, self.coef_, se, strict=True)
         }
 
 
@@ -113,8 +113,7 @@ def recalibrate_intercept(
 # --- evaluation -------------------------------------------------------------------------------------
 
 
-def evaluate_discrimination(X: np.ndarray, y: np.ndarray, n_boot: int = 500, seed: int = 0,
-                            progress=None) -> dict:
+def evaluate_discrimination(X: np.ndarray, y: np.ndarray, n_boot: int = 500, seed: int = 0, progress=None) -> dict:
     """Apparent AUC with a percentile bootstrap CI, Harrell's optimism-corrected AUC, and
     10-fold cross-validated calibration slope / intercept-in-the-large.
 
@@ -154,7 +153,7 @@ def evaluate_discrimination(X: np.ndarray, y: np.ndarray, n_boot: int = 500, see
 
     rng = np.random.default_rng(seed)
     boots, optimism = [], []
-    for _ in (progress(range(n_boot), "bootstrap AUC") if progress else range(n_boot)):
+    for _ in progress(range(n_boot), "bootstrap AUC") if progress else range(n_boot):
         w_b = cell_counts(rng.integers(0, len(y), len(y)))
         try:
             beta_b = fit_counts(w_b)
@@ -179,7 +178,7 @@ def evaluate_discrimination(X: np.ndarray, y: np.ndarray, n_boot: int = 500, see
         members = inverse == k
         calibration_table.append(
             {
-                "pattern": {f: bool(v) for f, v in zip(RISK_FEATURES, pattern)},
+                "pattern": {f: bool(v) for f, v in zip(RISK_FEATURES, pattern, strict=True)},
                 "n": int(members.sum()),
                 "predicted": float(1 / (1 + np.exp(-(beta_full[0] + pattern @ beta_full[1:])))),
                 "predicted_cv_mean": float(cv_p[members].mean()),

@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-
 from fhir_mappers._common import days_before
 from fhir_mappers.features import ClinicalFinding, DrugExposure, PatientFeatures, Provenance, TreatmentHistory
 from models.liver_function import ChildPugh
@@ -84,7 +83,9 @@ def _liver(screen: Screen, data: ScreeningInput) -> None:
     cp = data.child_pugh
     if cp.worst_known_class == "B":
         screen.caveats.append(
-            Reason(f"Child-Pugh B ({cp.describe()}): the pivotal trials enrolled Child-Pugh A; evidence in B is limited")
+            Reason(
+                f"Child-Pugh B ({cp.describe()}): the pivotal trials enrolled Child-Pugh A; evidence in B is limited"
+            )
         )
     elif cp.could_be_c:
         screen.checks.append(f"Child-Pugh class (the record allows up to {cp.points_high} points, class C)")
@@ -129,9 +130,12 @@ def _bevacizumab(screen: Screen, data: ScreeningInput) -> None:
         if treated:
             screen.caveats.append(_finding("varices treated: confirm eradication before bevacizumab", treated[0]))
         else:
-            screen.contraindications.append(_finding("varices with no endoscopic treatment recorded after them", finding))
+            screen.contraindications.append(
+                _finding("varices with no endoscopic treatment recorded after them", finding)
+            )
     endoscopies = [
-        f for f in features.findings_of("upper_endoscopy", "variceal_treatment")
+        f
+        for f in features.findings_of("upper_endoscopy", "variceal_treatment")
         if f.when is not None and f.when >= days_before(as_of, ENDOSCOPY_WINDOW.days)
     ]
     if "procedures" in data.unreadable:
@@ -149,7 +153,9 @@ def _bevacizumab(screen: Screen, data: ScreeningInput) -> None:
 def _bleeding_caveat(screen: Screen, data: ScreeningInput) -> None:
     """Lenvatinib: haemorrhage is a labelled warning; recorded bleeding or varices are named."""
     for finding in data.features.findings_of("variceal_bleeding", "gi_bleeding", "varices", active_only=True):
-        screen.caveats.append(_finding(f"haemorrhage is a labelled risk of lenvatinib; {finding.key.replace('_', ' ')}", finding))
+        screen.caveats.append(
+            _finding(f"haemorrhage is a labelled risk of lenvatinib; {finding.key.replace('_', ' ')}", finding)
+        )
 
 
 def screen_first_line(data: ScreeningInput) -> list[Screen]:

@@ -53,7 +53,7 @@ class SecondLineCoxModel:
     def event_col(self) -> str:
         return f"sl_{self.endpoint}_event"
 
-    def fit(self, df: pd.DataFrame) -> "SecondLineCoxModel":
+    def fit(self, df: pd.DataFrame) -> SecondLineCoxModel:
         """df: second-line patients with the covariates, duration and event columns."""
         from lifelines import CoxPHFitter
         from lifelines.utils import concordance_index
@@ -68,7 +68,7 @@ class SecondLineCoxModel:
         self.c_index_ = float(concordance_index(data[self.duration_col], -risk, data[self.event_col]))
         return self
 
-    def recalibrate(self, df: pd.DataFrame) -> "SecondLineCoxModel":
+    def recalibrate(self, df: pd.DataFrame) -> SecondLineCoxModel:
         """Keep the coefficients (and their covariance), re-estimate the baseline on df."""
         self._check_fitted()
         from lifelines.utils import concordance_index
@@ -107,7 +107,7 @@ class SecondLineCoxModel:
             index=pd.Index(self.covariates, name="covariate"),
         )
 
-    def curve_engine(self) -> "SurvivalCurveEngine":
+    def curve_engine(self) -> SurvivalCurveEngine:
         self._check_fitted()
         return SurvivalCurveEngine(
             covariates=self.covariates,
@@ -120,7 +120,7 @@ class SecondLineCoxModel:
             max_time=self.max_time_,
         )
 
-    def predict_survival(self, x: dict[str, float]) -> "SurvivalEstimate":
+    def predict_survival(self, x: dict[str, float]) -> SurvivalEstimate:
         """Survival estimate for one fully specified covariate vector."""
         return self.curve_engine().estimate([(1.0, x)])
 
@@ -168,7 +168,9 @@ class SurvivalCurveEngine:
         self.times = np.concatenate([[0.0], np.asarray(times, dtype=float)])
         self.h0 = np.concatenate([[0.0], np.asarray(cum_hazard, dtype=float)])
         self.a = np.concatenate([[0.0], np.asarray(var_martingale, dtype=float)])
-        self.b = np.vstack([np.zeros((1, len(self.coef))), np.asarray(cov_term, dtype=float).reshape(-1, len(self.coef))])
+        self.b = np.vstack(
+            [np.zeros((1, len(self.coef))), np.asarray(cov_term, dtype=float).reshape(-1, len(self.coef))]
+        )
         self.max_time = float(max_time)
         self._times_list = self.times.tolist()
 
@@ -209,8 +211,9 @@ class SurvivalCurveEngine:
         return float(self.times[below[0]]) if len(below) else None
 
 
-def evaluate_c_index(model: SecondLineCoxModel, df: pd.DataFrame, n_boot: int = 200, seed: int = 0,
-                     progress=None) -> dict:
+def evaluate_c_index(
+    model: SecondLineCoxModel, df: pd.DataFrame, n_boot: int = 200, seed: int = 0, progress=None
+) -> dict:
     """Harrell's C: apparent, percentile bootstrap CI, and optimism-corrected (Harrell's
     bootstrap: refit on each resample, C on the resample minus C on the original data).
     The refits use the lean Newton-Raphson Cox (`_stats.cox_newton`) and `_stats.harrell_c`."""
@@ -225,7 +228,7 @@ def evaluate_c_index(model: SecondLineCoxModel, df: pd.DataFrame, n_boot: int = 
     rng = np.random.default_rng(seed)
     boots, optimism = [], []
     iterator = range(n_boot)
-    for _ in (progress(iterator, f"bootstrap C-index ({model.endpoint})") if progress else iterator):
+    for _ in progress(iterator, f"bootstrap C-index ({model.endpoint})") if progress else iterator:
         idx = rng.integers(0, len(T), len(T))
         if E[idx].sum() < 2:
             continue
@@ -259,7 +262,7 @@ def covariate_patterns(sl: pd.DataFrame) -> list[dict]:
     counts = sl.groupby(list(PATIENT_COVARIATES)).size()
     rows = []
     for combo in product((0, 1), repeat=len(PATIENT_COVARIATES)):
-        rows.append({**dict(zip(PATIENT_COVARIATES, (bool(v) for v in combo))), "n": int(counts.get(combo, 0))})
+        rows.append({**dict(zip(PATIENT_COVARIATES, (bool(v) for v in combo), strict=True)), "n": int(counts.get(combo, 0))})
     return rows
 
 
@@ -278,7 +281,7 @@ def marginal_mixture(patterns: list[dict], known: dict[str, bool | None]) -> tup
     for p in compatible:
         key = tuple(p[c] for c in PATIENT_COVARIATES)
         mixture[key] = mixture.get(key, 0.0) + p["n"] / total
-    return [(w, dict(zip(PATIENT_COVARIATES, key))) for key, w in mixture.items() if w > 0], unknown
+    return [(w, dict(zip(PATIENT_COVARIATES, key, strict=True))) for key, w in mixture.items() if w > 0], unknown
 
 
 # --- Kaplan-Meier reference curves --------------------------------------------------------------
@@ -317,8 +320,15 @@ def reference_km_curves(cohort: pd.DataFrame) -> list[dict]:
     curves = []
     for group in ("primary", "secondary"):
         d = cohort[cohort["resistance"] == group]
-        curves.append(km_curve(d["os_months"], d["os_event"], f"OS from sorafenib start, {group} resistance",
-                               "os_from_sorafenib", {"resistance": group}))
+        curves.append(
+            km_curve(
+                d["os_months"],
+                d["os_event"],
+                f"OS from sorafenib start, {group} resistance",
+                "os_from_sorafenib",
+                {"resistance": group},
+            )
+        )
     sl = second_line_frame(cohort)
     for endpoint in ("pfs", "os"):
         subgroups: list[dict[str, str]] = [{"resistance": g} for g in ("primary", "secondary")]

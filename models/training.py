@@ -55,14 +55,33 @@ MIN_EVENTS = {"fit": MIN_EVENTS_FIT, "recalibrate": MIN_EVENTS_RECALIBRATE, "eva
 
 BINARY_REQUIRED = ("afp_over_400", "alt_over_40", "tumour_size_over_5cm", "multiple_tumours")
 REQUIRED_COLUMNS = (
-    "resistance", *BINARY_REQUIRED, "os_months", "os_event", "second_line_regimen",
-    "sl_pfs_months", "sl_pfs_event", "sl_os_months", "sl_os_event",
+    "resistance",
+    *BINARY_REQUIRED,
+    "os_months",
+    "os_event",
+    "second_line_regimen",
+    "sl_pfs_months",
+    "sl_pfs_event",
+    "sl_os_months",
+    "sl_os_event",
 )
 SECOND_LINE_COLUMNS = ("sl_pfs_months", "sl_pfs_event", "sl_os_months", "sl_os_event")
 # The other Table 1 columns: optional; when present, 0, 1 or empty (unknown).
 OPTIONAL_BINARY = (
-    "age_over_50", "male", "diabetes", "hypertension", "smoking", "drinking", "hbv", "vascular_invasion",
-    "extrahepatic_metastasis", "portal_hypertension", "splenomegaly", "cirrhosis", "ast_over_40", "child_pugh_b",
+    "age_over_50",
+    "male",
+    "diabetes",
+    "hypertension",
+    "smoking",
+    "drinking",
+    "hbv",
+    "vascular_invasion",
+    "extrahepatic_metastasis",
+    "portal_hypertension",
+    "splenomegaly",
+    "cirrhosis",
+    "ast_over_40",
+    "child_pugh_b",
     "bclc_c",
 )
 
@@ -145,12 +164,16 @@ class _Problems:
 
     def cells(self, column: str, mask, expected: str) -> None:
         values = self.df[column]
-        self.add(mask, lambda i: f"column '{column}': {plain_value(values.iloc[i])}, expected {expected}",
-                 f"column '{column}'")
+        self.add(
+            mask,
+            lambda i: f"column '{column}': {plain_value(values.iloc[i])}, expected {expected}",
+            f"column '{column}'",
+        )
 
 
-def validate_training_frame(df: pd.DataFrame, recalibrate: bool = False, *, source: DataSource | None = None,
-                            purpose: str | None = None) -> pd.DataFrame:
+def validate_training_frame(
+    df: pd.DataFrame, recalibrate: bool = False, *, source: DataSource | None = None, purpose: str | None = None
+) -> pd.DataFrame:
     """Check columns and values; return a cleaned copy (typed columns, index 0..n-1).
 
     Every bad cell is reported once, by its place in the input (`source`: a CSV line or a FHIR
@@ -162,14 +185,16 @@ def validate_training_frame(df: pd.DataFrame, recalibrate: bool = False, *, sour
     if missing:
         by_lower = {str(c).lower(): c for c in df.columns}
         hints = [f" (there is '{by_lower[m]}': names are lower case)" if m in by_lower else "" for m in missing]
-        raise TrainingDataError(f"{where.name}: missing required column(s): "
-                                + ", ".join(f"'{m}'{h}" for m, h in zip(missing, hints)))
+        raise TrainingDataError(
+            f"{where.name}: missing required column(s): " + ", ".join(f"'{m}'{h}" for m, h in zip(missing, hints, strict=True))
+        )
     problems = _Problems(df, source)
     out = df.copy()
 
     resistance = df["resistance"].astype("string").str.strip().str.lower()
-    problems.cells("resistance", ~resistance.isin(["primary", "secondary"]).fillna(False).to_numpy(),
-                   '"primary" or "secondary"')
+    problems.cells(
+        "resistance", ~resistance.isin(["primary", "secondary"]).fillna(False).to_numpy(), '"primary" or "secondary"'
+    )
     out["resistance"] = resistance
     for col in (*BINARY_REQUIRED, "os_event"):
         values = _numbers(df[col])
@@ -202,22 +227,27 @@ def validate_training_frame(df: pd.DataFrame, recalibrate: bool = False, *, sour
     sl_given = ~np.logical_and.reduce([_is_empty(df[c]) for c in SECOND_LINE_COLUMNS])
     problems.add(
         (regimen == "").to_numpy() & sl_given,
-        lambda i: ("second-line values are given but column 'second_line_regimen' is empty: write 'tki' or "
-                   "'tki_pd1' there, or leave the second-line columns empty"),
+        lambda i: (
+            "second-line values are given but column 'second_line_regimen' is empty: write 'tki' or "
+            "'tki_pd1' there, or leave the second-line columns empty"
+        ),
         "second-line values without a regimen",
     )
     both = has_sl & valid["sl_pfs_months"] & valid["sl_os_months"]
     problems.add(
         both & (out["sl_pfs_months"].to_numpy() > out["sl_os_months"].to_numpy() + 1e-9),
-        lambda i: (f"column 'sl_pfs_months': {plain_value(df['sl_pfs_months'].iloc[i])} is more than "
-                   f"sl_os_months {plain_value(df['sl_os_months'].iloc[i])} (progression-free survival cannot "
-                   "exceed overall survival)"),
+        lambda i: (
+            f"column 'sl_pfs_months': {plain_value(df['sl_pfs_months'].iloc[i])} is more than "
+            f"sl_os_months {plain_value(df['sl_os_months'].iloc[i])} (progression-free survival cannot "
+            "exceed overall survival)"
+        ),
         "column 'sl_pfs_months' above sl_os_months",
     )
     if problems.lines:
         count = len(problems.lines)
-        raise TrainingDataError(f"{where.name} cannot be used: {count} problem{'s' if count > 1 else ''}:",
-                                problems.lines)
+        raise TrainingDataError(
+            f"{where.name} cannot be used: {count} problem{'s' if count > 1 else ''}:", problems.lines
+        )
 
     out = out.reset_index(drop=True)
     for col in (*BINARY_REQUIRED, "os_event"):
@@ -272,7 +302,7 @@ def _ratio_dict(names, coef, cov) -> dict[str, RatioCI]:
     se = np.sqrt(np.diag(np.asarray(cov)))
     return {
         n: RatioCI(estimate=float(np.exp(b)), low=float(np.exp(b - Z_95 * s)), high=float(np.exp(b + Z_95 * s)))
-        for n, b, s in zip(names, coef, se)
+        for n, b, s in zip(names, coef, se, strict=True)
     }
 
 
@@ -360,8 +390,9 @@ def train_bundle(
             else:
                 model = SecondLineCoxModel(endpoint).fit(sl)
             try:
-                cox_evaluation[endpoint] = evaluate_c_index(model, sl, n_boot=C_INDEX_RESAMPLES, seed=EVALUATION_SEED,
-                                                            progress=progress)
+                cox_evaluation[endpoint] = evaluate_c_index(
+                    model, sl, n_boot=C_INDEX_RESAMPLES, seed=EVALUATION_SEED, progress=progress
+                )
             except ValueError as exc:
                 raise TrainingDataError(str(exc)) from None
             cox[endpoint] = _cox_artifact(model, recalibrate, cox_evaluation[endpoint])
@@ -371,7 +402,7 @@ def train_bundle(
     version = f"{MODEL_VERSION_BASE}+{training_data_sha256[:8]}" + ("-recal" if recalibrate else "")
     metadata = Metadata(
         model_version=version,
-        created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+        created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
         training_data=training_data,
         training_data_sha256=training_data_sha256,
         n=int(len(cohort)),
@@ -433,8 +464,9 @@ def read_training_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise TrainingDataError(f"line {line} of {path.name}: byte 0x{data[exc.start]:02x} is not UTF-8 text; "
-                                "save the file as CSV UTF-8") from exc
+        raise TrainingDataError(
+            f"line {line} of {path.name}: byte 0x{data[exc.start]:02x} is not UTF-8 text; save the file as CSV UTF-8"
+        ) from exc
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
     header_line = 0
@@ -451,9 +483,11 @@ def read_training_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
                 header, header_line = [name.strip() for name in record], line
                 continue
             # spreadsheets may add empty cells at the end of a line: those are harmless
-            if len(record) < len(header) or any(field.strip() for field in record[len(header):]):
-                problems.append(f"line {line} of {path.name}: {len(record)} values, but the header (line "
-                                f"{header_line}) has {len(header)} columns")
+            if len(record) < len(header) or any(field.strip() for field in record[len(header) :]):
+                problems.append(
+                    f"line {line} of {path.name}: {len(record)} values, but the header (line "
+                    f"{header_line}) has {len(header)} columns"
+                )
                 continue
             rows.append(record[: len(header)])
             lines.append(line)
@@ -470,8 +504,10 @@ def read_training_csv(path: str | Path) -> tuple[pd.DataFrame, str]:
                 )
     duplicates = sorted({name for name in header if header.count(name) > 1})
     if duplicates:
-        raise TrainingDataError(f"line {header_line} of {path.name} (the header) names column(s) twice: "
-                                + ", ".join(f"'{d}'" for d in duplicates))
+        raise TrainingDataError(
+            f"line {header_line} of {path.name} (the header) names column(s) twice: "
+            + ", ".join(f"'{d}'" for d in duplicates)
+        )
     if problems:
         count = len(problems)
         shown = problems[:PROBLEMS_SHOWN_PER_CHECK]

@@ -10,11 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from processes import serving
 from werkzeug.serving import make_server
 
 from cds_service import create_app
 from cds_service.settings import Settings
-from processes import serving
+
 
 class LiveServer:
     """A threaded werkzeug HTTP server around ``create_app(settings)`` on a free loopback port."""
@@ -26,7 +27,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "LiveServer":
+    def __enter__(self) -> LiveServer:
         self._thread.start()
         return self
 

@@ -24,8 +24,17 @@ def _id(prefix: str) -> str:
     return f"{prefix}-{next(_ids)}"
 
 
-def lab(loinc: str, value: float, unit: str, when: str, *, ucum: str | None = None,
-        status: str = "final", comparator: str | None = None, patient: str = "p1") -> dict[str, Any]:
+def lab(
+    loinc: str,
+    value: float,
+    unit: str,
+    when: str,
+    *,
+    ucum: str | None = None,
+    status: str = "final",
+    comparator: str | None = None,
+    patient: str = "p1",
+) -> dict[str, Any]:
     quantity: dict[str, Any] = {"value": value, "unit": unit, "system": UCUM, "code": ucum or unit}
     if comparator:
         quantity["comparator"] = comparator
@@ -33,7 +42,9 @@ def lab(loinc: str, value: float, unit: str, when: str, *, ucum: str | None = No
         "resourceType": "Observation",
         "id": _id("lab"),
         "status": status,
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+        "category": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+        ],
         "code": {"coding": [{"system": LOINC, "code": loinc}]},
         "subject": {"reference": f"Patient/{patient}"},
         "effectiveDateTime": when,
@@ -53,7 +64,9 @@ def condition(code: str, display: str, system: str = ICD10, patient: str = "p1")
     return {
         "resourceType": "Condition",
         "id": _id("cond"),
-        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
         "code": {"coding": [{"system": system, "code": code, "display": display}]},
         "subject": {"reference": f"Patient/{patient}"},
     }
@@ -66,8 +79,15 @@ def hcc_hbv_conditions(patient: str = "p1") -> list[dict[str, Any]]:
     ]
 
 
-def medication_request(coding: dict, authored: str, *, status: str = "active", rid: str | None = None,
-                       patient: str = "p1", intent: str = "order") -> dict[str, Any]:
+def medication_request(
+    coding: dict,
+    authored: str,
+    *,
+    status: str = "active",
+    rid: str | None = None,
+    patient: str = "p1",
+    intent: str = "order",
+) -> dict[str, Any]:
     return {
         "resourceType": "MedicationRequest",
         "id": rid or _id("medrx"),
@@ -79,8 +99,9 @@ def medication_request(coding: dict, authored: str, *, status: str = "active", r
     }
 
 
-def procedure(code: str, display: str, performed: str, *, system: str = SNOMED, status: str = "completed",
-              patient: str = "p1") -> dict[str, Any]:
+def procedure(
+    code: str, display: str, performed: str, *, system: str = SNOMED, status: str = "completed", patient: str = "p1"
+) -> dict[str, Any]:
     return {
         "resourceType": "Procedure",
         "id": _id("proc"),
@@ -105,37 +126,58 @@ def progression(when: str, patient: str = "p1") -> dict[str, Any]:
         "code": {"coding": [{"system": LOINC, "code": "97509-4", "display": "Cancer disease progression"}]},
         "subject": {"reference": f"Patient/{patient}"},
         "effectiveDateTime": when,
-        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "271299001", "display": "Patient's condition worsened (finding)"}]},
+        "valueCodeableConcept": {
+            "coding": [{"system": SNOMED, "code": "271299001", "display": "Patient's condition worsened (finding)"}]
+        },
     }
 
 
 def searchset(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"resource": r} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [{"resource": r} for r in resources],
+    }
 
 
-def hook_request(hook: str, draft_orders: list[dict[str, Any]], *, prefetch: dict[str, Any] | None = None,
-                 selections: list[str] | None = None, patient: str = "p1",
-                 fhir_server: str | None = None, token: str | None = None) -> dict[str, Any]:
+def hook_request(
+    hook: str,
+    draft_orders: list[dict[str, Any]],
+    *,
+    prefetch: dict[str, Any] | None = None,
+    selections: list[str] | None = None,
+    patient: str = "p1",
+    fhir_server: str | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
     context: dict[str, Any] = {
         "userId": "Practitioner/dr-1",
         "patientId": patient,
         "encounterId": "enc-1",
-        "draftOrders": {"resourceType": "Bundle", "type": "collection",
-                        "entry": [{"resource": r} for r in draft_orders]},
+        "draftOrders": {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": r} for r in draft_orders],
+        },
     }
     if hook == "order-select":
-        context["selections"] = selections if selections is not None else [
-            f"{r['resourceType']}/{r['id']}" for r in draft_orders
-        ]
+        context["selections"] = (
+            selections if selections is not None else [f"{r['resourceType']}/{r['id']}" for r in draft_orders]
+        )
     body: dict[str, Any] = {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context}
     if prefetch is not None:
         body["prefetch"] = prefetch
     if fhir_server:
         body["fhirServer"] = fhir_server
     if token:
-        body["fhirAuthorization"] = {"access_token": token, "token_type": "Bearer", "expires_in": 300,
-                                     "scope": "user/*.read", "subject": "hcc-cds"}
+        body["fhirAuthorization"] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/*.read",
+            "subject": "hcc-cds",
+        }
     return body
 
 
@@ -145,7 +187,11 @@ def full_prefetch(patient_resources: list[dict[str, Any]], patient: str = "p1") 
     for resource in patient_resources:
         by_type.setdefault(resource["resourceType"], []).append(resource)
     observations = by_type.get("Observation", [])
-    labs = [o for o in observations if any(c.get("code") == "laboratory" for cat in o.get("category", []) for c in cat.get("coding", []))]
+    labs = [
+        o
+        for o in observations
+        if any(c.get("code") == "laboratory" for cat in o.get("category", []) for c in cat.get("coding", []))
+    ]
     others = [o for o in observations if o not in labs]
     return {
         "patient": {"resourceType": "Patient", "id": patient, "gender": "male", "birthDate": "1960-05-01"},

@@ -51,7 +51,9 @@ class RecordedRequest:
 
     @property
     def relative_url(self) -> str:
-        return self.path + ("?" + "&".join(f"{k}={v}" for k, vs in self.query.items() for v in vs) if self.query else "")
+        return self.path + (
+            "?" + "&".join(f"{k}={v}" for k, vs in self.query.items() for v in vs) if self.query else ""
+        )
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -95,7 +97,7 @@ class FhirStub:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def __enter__(self) -> "FhirStub":
+    def __enter__(self) -> FhirStub:
         if self.behaviour == "down":
             # Reserve a free port, then release it: nothing listens there afterwards.
             with socket.socket() as sock:
@@ -130,7 +132,7 @@ class FhirStub:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 path = parts.path.removeprefix("/fhir").lstrip("/")
                 request = RecordedRequest(path, parse_qs(parts.query), self.headers.get("Authorization"))

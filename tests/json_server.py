@@ -28,7 +28,7 @@ class JsonServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 owner.requests.append(self.path)
                 value = owner.routes.get(self.path, owner.default)
                 if value is None:
@@ -57,7 +57,7 @@ class JsonServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "JsonServer":
+    def __enter__(self) -> JsonServer:
         return self
 
     def __exit__(self, *_exc) -> None:

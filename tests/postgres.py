@@ -19,9 +19,8 @@ from itertools import count
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-
 from processes import free_port
+from sqlalchemy import create_engine, text
 
 SUPERUSER = "cds"
 
@@ -68,9 +67,7 @@ class PostgresCluster:
         return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
     def start(self) -> None:
-        init = self._run(
-            "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync"
-        )
+        init = self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync")
         if init.returncode:
             raise RuntimeError(f"initdb failed: {init.stderr[-2000:]}")
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"

@@ -42,8 +42,10 @@ class SlowClients:
         if i % 2 == 0:
             sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n".encode())
         else:
-            sock.sendall(f"POST {BODY_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-                         "Content-Length: 100000\r\n\r\n{".encode())
+            sock.sendall(
+                f"POST {BODY_PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                "Content-Length: 100000\r\n\r\n{".encode()
+            )
         sock.setblocking(False)
         return sock
 
@@ -87,7 +89,7 @@ class SlowClients:
             if sock is not None:
                 sock.close()
 
-    def __enter__(self) -> "SlowClients":
+    def __enter__(self) -> SlowClients:
         return self
 
     def __exit__(self, *_exc) -> None:

@@ -318,7 +318,9 @@ def _model_description(training: Any) -> tuple[str, str]:
     """(what the model was fitted to, its base rate beside the study's), from the artifact."""
     study = load_evidence().cohort
     if training.reconstructed:
-        fitted_to = "a cohort reconstructed from the study's published aggregates (no patient-level data were published)"
+        fitted_to = (
+            "a cohort reconstructed from the study's published aggregates (no patient-level data were published)"
+        )
     else:
         fitted_to = f"{training.source} (n = {training.n}, trained {training.created_date}), not the study's cohort"
     rates = (

@@ -69,7 +69,9 @@ def survival_svg(panel: SurvivalPanel, chart_id: str) -> str:
         1,
     )
     head_end = svg.index(">", svg.index("<svg")) + 1
-    accessible = f'<title id="{title_id}">{escape(panel.title)}</title><desc id="{desc_id}">{escape(describe(panel))}</desc>'
+    accessible = (
+        f'<title id="{title_id}">{escape(panel.title)}</title><desc id="{desc_id}">{escape(describe(panel))}</desc>'
+    )
     return svg[:head_end] + accessible + svg[head_end:]
 
 

@@ -57,9 +57,7 @@ def app_context(
     draft = None
     if drug_system or drug_code or drug_display:
         draft = DraftDrug(system=drug_system, code=drug_code, display=drug_display)
-    context = AppContext(
-        service=service_id, hook_instance=hook_instance, as_of=as_of, scenario=scenario, draft=draft
-    )
+    context = AppContext(service=service_id, hook_instance=hook_instance, as_of=as_of, scenario=scenario, draft=draft)
     return context.model_dump_json(by_alias=True, exclude_none=True)  # compact, in field order
 
 

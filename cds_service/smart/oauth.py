@@ -38,7 +38,7 @@ class SmartPolicies:
     endpoints: FhirServerPolicy
 
     @classmethod
-    def from_settings(cls, settings) -> "SmartPolicies":
+    def from_settings(cls, settings) -> SmartPolicies:
         production = settings.environment == "production"
         allowlist = tuple(settings.smart_iss_allowlist or settings.fhir_server_allowlist)
         return cls(FhirServerPolicy(allowlist, production), FhirServerPolicy((), production))
@@ -48,9 +48,7 @@ def discover(iss: str, client: FhirClient, policies: SmartPolicies, timeout: flo
     """The endpoints ``iss`` names (its address is checked by ``policies.iss`` before the read)."""
     url = f"{iss.rstrip('/')}/.well-known/smart-configuration"
     try:
-        config = client.request_json(
-            "GET", url, time.monotonic() + timeout, policies.iss, server="the FHIR server"
-        )
+        config = client.request_json("GET", url, time.monotonic() + timeout, policies.iss, server="the FHIR server")
     except FetchError as exc:
         raise SmartError(f"Could not read the SMART configuration of {iss}: {exc.reason}") from None
     authorize, token = config.get("authorization_endpoint"), config.get("token_endpoint")
@@ -78,15 +76,11 @@ def authorization_url(
 ) -> tuple[str, str, str]:
     """(URL to send the browser to, state, code_verifier)."""
     verifier = generate_token(64)
-    session = OAuth2Session(
-        client_id, redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256"
-    )
+    session = OAuth2Session(client_id, redirect_uri=redirect_uri, scope=scope, code_challenge_method="S256")
     extra = {"aud": iss}
     if launch:
         extra["launch"] = launch
-    url, state = session.create_authorization_url(
-        endpoints.authorization_endpoint, code_verifier=verifier, **extra
-    )
+    url, state = session.create_authorization_url(endpoints.authorization_endpoint, code_verifier=verifier, **extra)
     return url, state, verifier
 
 

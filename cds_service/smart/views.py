@@ -20,9 +20,9 @@ from flask.sessions import SecureCookieSessionInterface
 
 from ..fhir_client import FhirClient
 from ..runtime import runtime
+from ..ssrf import FhirServerRefused
 from . import charts
 from .assessment import build_view
-from ..ssrf import FhirServerRefused
 from .context import InvalidAppContext, parse_app_context
 from .data import fetch_patient_record
 from .oauth import SmartError, SmartPolicies, authorization_url, discover, exchange_code
@@ -61,7 +61,9 @@ def init_app(app) -> None:
     settings = runtime_settings(app)
     app.extensions[EXTENSION] = SmartOutbound(
         FhirClient(
-            max_bytes=settings.fetch_max_bytes, max_pages=settings.fetch_max_pages, workers=settings.fetch_workers,
+            max_bytes=settings.fetch_max_bytes,
+            max_pages=settings.fetch_max_pages,
+            workers=settings.fetch_workers,
             ca_bundle=settings.ca_bundle,
         ),
         SmartPolicies.from_settings(settings),
@@ -153,7 +155,9 @@ def launch():
 def app_page():
     settings = runtime().settings
     if request.args.get("error"):
-        return _error(f"Authorization was not granted: {request.args.get('error_description') or request.args['error']}", 403)
+        return _error(
+            f"Authorization was not granted: {request.args.get('error_description') or request.args['error']}", 403
+        )
     outbound = _outbound()
     if not outbound.slots.acquire(blocking=False):
         return _busy()  # before the launch is taken from the cookie: reloading the page retries it
@@ -184,7 +188,9 @@ def app_page():
                 context = parse_app_context(raw_context)
             except InvalidAppContext as exc:
                 return _error(f"The card's context could not be read: {exc}.")
-        service = runtime().services[context.service if context and context.service in runtime().services else SERVICE_ID]
+        service = runtime().services[
+            context.service if context and context.service in runtime().services else SERVICE_ID
+        ]
         patient, resources = fetch_patient_record(
             flow["iss"],
             token["access_token"],
@@ -225,7 +231,9 @@ def app_page():
     )
     response.headers["Cache-Control"] = "no-store"
     # Everything is served from here; the EHR may frame the page. Inline styles: matplotlib's SVG.
-    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
+    )
     return response
 
 

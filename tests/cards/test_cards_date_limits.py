@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from fhir_factory import SORAFENIB, LENVATINIB, endoscopy, medication_request
+from fhir_factory import LENVATINIB, SORAFENIB, endoscopy, medication_request
 from test_cards_e2e import call, first_line_record, second_line_record
 
 

@@ -11,7 +11,6 @@ import json
 import pytest
 import requests
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-
 from fhir_factory import (
     AMOXICILLIN,
     LENVATINIB,
@@ -45,15 +44,24 @@ def sorafenib_draft() -> dict:
 
 def first_line_record(afp_value=1250.0, alt_value=65.0, **afp_kw) -> list[dict]:
     """A patient both alternatives can be offered to: Child-Pugh A, an endoscopy 2 months ago."""
-    return [afp(afp_value, "2026-11-10", **afp_kw), alt(alt_value, "2026-11-12"), *hcc_hbv_conditions(), child_pugh("A"),
-            endoscopy("2026-09-15")]
+    return [
+        afp(afp_value, "2026-11-10", **afp_kw),
+        alt(alt_value, "2026-11-12"),
+        *hcc_hbv_conditions(),
+        child_pugh("A"),
+        endoscopy("2026-09-15"),
+    ]
 
 
 def child_pugh(klass: str) -> dict:
     return {
-        "resourceType": "Observation", "id": f"child-pugh-{klass}", "status": "final",
-        "code": {"text": "Child-Pugh classification"}, "subject": {"reference": "Patient/p1"},
-        "effectiveDateTime": "2026-11-12", "valueString": f"Child-Pugh {klass}",
+        "resourceType": "Observation",
+        "id": f"child-pugh-{klass}",
+        "status": "final",
+        "code": {"text": "Child-Pugh classification"},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-11-12",
+        "valueString": f"Child-Pugh {klass}",
     }
 
 
@@ -90,9 +98,16 @@ def test_both_markers_high_warns_and_offers_valid_alternatives(server):
             assert order.subject.reference == "Patient/p1"
     lenvatinib = created_resources(card["suggestions"][0])[0]
     assert lenvatinib["medicationCodeableConcept"]["coding"][0] == {
-        "system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "1603296", "display": "lenvatinib"}
+        "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+        "code": "1603296",
+        "display": "lenvatinib",
+    }
     assert len(created_resources(card["suggestions"][1])) == 2
-    assert {r["code"] for r in card["overrideReasons"]} >= {"patient-preference", "tumour-board", "contraindication-alternatives"}
+    assert {r["code"] for r in card["overrideReasons"]} >= {
+        "patient-preference",
+        "tumour-board",
+        "contraindication-alternatives",
+    }
     smart = [link for link in card["links"] if link["type"] == "smart"]
     assert smart and json.loads(smart[0]["appContext"])["scenario"] == "first_line"
     assert card["source"]["url"] == f"{server.url}/model-card"  # as the EHR reached the service
@@ -157,8 +172,14 @@ def test_comparator_above_range_counts_as_high(server):
 @pytest.mark.parametrize(
     "record, reason",
     [
-        ([afp(1250, "2026-11-10"), alt(65, "2026-11-12"), *hcc_hbv_conditions(), child_pugh("C")], "Child-Pugh class C"),
-        ([afp(1250, "2026-11-10"), alt(65, "2026-11-12"), condition("B18.1", "Chronic hepatitis B")], "no HCC diagnosis"),
+        (
+            [afp(1250, "2026-11-10"), alt(65, "2026-11-12"), *hcc_hbv_conditions(), child_pugh("C")],
+            "Child-Pugh class C",
+        ),
+        (
+            [afp(1250, "2026-11-10"), alt(65, "2026-11-12"), condition("B18.1", "Chronic hepatitis B")],
+            "no HCC diagnosis",
+        ),
     ],
 )
 def test_out_of_scope_patients_get_no_estimate(server, record, reason):
@@ -175,7 +196,9 @@ def test_irrelevant_order_gets_no_cards(server):
 
 def test_only_selected_orders_trigger(server):
     amoxicillin = medication_request(AMOXICILLIN, ORDER_DATE, status="draft", rid="draft-amox")
-    payload = call(server, first_line_record(), [amoxicillin, sorafenib_draft()], selections=["MedicationRequest/draft-amox"])
+    payload = call(
+        server, first_line_record(), [amoxicillin, sorafenib_draft()], selections=["MedicationRequest/draft-amox"]
+    )
     assert payload["cards"] == []
 
 
@@ -186,7 +209,10 @@ def test_order_sign_gives_the_same_card(server):
 
 def test_missing_prefetch_is_named_in_the_card(server):
     body = hook_request("order-select", [sorafenib_draft()], prefetch=full_prefetch(first_line_record()))
-    body["prefetch"]["conditions"] = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    body["prefetch"]["conditions"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}],
+    }
     response = requests.post(f"{server.url}/cds-services/{SELECT}", json=body, timeout=10).json()
     (card,) = response["cards"]
     assert "`conditions`" in card["detail"] and "OperationOutcome" in card["detail"]
@@ -277,8 +303,16 @@ def test_card_uuids_are_stable_per_hook_call_and_feedback_refers_to_them(server)
     again = requests.post(url, json=body, timeout=10).json()["cards"][0]
     assert first["uuid"] == again["uuid"]
     assert [s["uuid"] for s in first["suggestions"]] == [s["uuid"] for s in again["suggestions"]]
-    feedback = {"feedback": [{"card": first["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z",
-                              "overrideReason": {"reason": first["overrideReasons"][0]}}]}
+    feedback = {
+        "feedback": [
+            {
+                "card": first["uuid"],
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-20T10:00:00Z",
+                "overrideReason": {"reason": first["overrideReasons"][0]},
+            }
+        ]
+    }
     assert requests.post(f"{url}/feedback", json=feedback, timeout=10).status_code == 200
     # The audit rows are queued once each answer is sent, and written by the writer thread.
     server.runtime.pipeline.audit_writer.flush()

@@ -28,7 +28,10 @@ def test_the_first_line_card_shows_the_optimism_corrected_auc_never_the_apparent
 def test_second_line_estimates_are_for_patients_like_this_one_from_a_reconstruction(server):
     (card,) = call(server, second_line_record("2026-05-01"), [lenvatinib_draft()])["cards"]
     assert "for this patient" not in card["detail"]
-    assert "for patients like this one" in card["detail"] and "reconstructed from the study's published figures" in card["detail"]
+    assert (
+        "for patients like this one" in card["detail"]
+        and "reconstructed from the study's published figures" in card["detail"]
+    )
     c_index = ARTIFACT["pfs"]["c_index_optimism_corrected"]
     assert f"C-index PFS {c_index:.2f}" in card["detail"] and "optimism-corrected" in card["detail"]
 
@@ -44,7 +47,10 @@ def test_second_line_card_names_the_licensed_options_with_the_patients_afp_and_d
     labels = " ".join(s["label"] for s in card.get("suggestions") or [])
     assert "ramucirumab" not in labels and "regorafenib" not in labels and "cabozantinib" not in labels
     low = second_line_record("2026-05-01", extra=[afp(35, "2026-11-15")])
-    assert "this patient's AFP 35 ng/mL (below ≥ 400 ng/mL)" in call(server, low, [lenvatinib_draft()])["cards"][0]["detail"]
+    assert (
+        "this patient's AFP 35 ng/mL (below ≥ 400 ng/mL)"
+        in call(server, low, [lenvatinib_draft()])["cards"][0]["detail"]
+    )
 
 
 def test_a_converted_marker_is_shown_beside_the_value_as_received(server):
@@ -62,7 +68,9 @@ def test_alternatives_are_ordered_with_rxnorm_codes_and_afp_by_immunoassay_mass_
     (card,) = call(server, record, [sorafenib_draft()])["cards"]
     assert "LOINC 83073-7" in card["detail"]
     atezo_bev = next(s for s in card["suggestions"] if "atezolizumab" in s["label"])
-    codings = [a["resource"]["medicationCodeableConcept"]["coding"][0] for a in atezo_bev["actions"] if a["type"] == "create"]
+    codings = [
+        a["resource"]["medicationCodeableConcept"]["coding"][0] for a in atezo_bev["actions"] if a["type"] == "create"
+    ]
     assert {(c["system"], c["code"]) for c in codings} == {
         ("http://www.nlm.nih.gov/research/umls/rxnorm", "1792776"),
         ("http://www.nlm.nih.gov/research/umls/rxnorm", "253337"),
@@ -72,7 +80,9 @@ def test_alternatives_are_ordered_with_rxnorm_codes_and_afp_by_immunoassay_mass_
 def test_atc_only_agents_are_never_drafted_until_a_hospital_gives_them_a_local_code(server, live_server, tmp_path):
     (card,) = call(server, second_line_record("2026-05-01"), [lenvatinib_draft()])["cards"]
     assert [s["label"] for s in card["suggestions"]] == [
-        "Add a PD-1 inhibitor: nivolumab", "Add a PD-1 inhibitor: pembrolizumab"]  # RxNorm-coded only
+        "Add a PD-1 inhibitor: nivolumab",
+        "Add a PD-1 inhibitor: pembrolizumab",
+    ]  # RxNorm-coded only
     local = tmp_path / "terminology.yaml"
     local.write_text(
         "version: 1\nextends: default\nsystems:\n  his: http://his.hospital.example.cn/drugs\n"

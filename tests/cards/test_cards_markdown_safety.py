@@ -7,10 +7,9 @@ from __future__ import annotations
 import re
 
 import markdown
+from fhir_factory import condition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from fhir_factory import condition
 from test_cards_e2e import call, first_line_record, sorafenib_draft
 
 HOSTILE = [

@@ -19,9 +19,9 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from json_server import JsonServer
 
 from cds_service.store import AssessmentAudit, AuditCard
-from json_server import JsonServer
 
 HERE = Path(__file__).resolve().parent
 SPEC_EXAMPLES = HERE / "spec_examples"
@@ -67,7 +67,14 @@ def issue_cards(store, service_id: str, feedback: list[dict[str, Any]]) -> None:
         suggestions.setdefault(entry["card"], []).extend(s["id"] for s in entry.get("acceptedSuggestions", []))
     cards = [AuditCard(uuid=card, indicator="warning", suggestions=tuple(ids)) for card, ids in suggestions.items()]
     store.record_assessment(
-        AssessmentAudit(hook_instance=uuid.uuid4(), service_id=service_id, hook="order-select", outcome="cards", timing_ms=1.0, cards=cards)
+        AssessmentAudit(
+            hook_instance=uuid.uuid4(),
+            service_id=service_id,
+            hook="order-select",
+            outcome="cards",
+            timing_ms=1.0,
+            cards=cards,
+        )
     )
 
 
@@ -101,7 +108,7 @@ def rsa_key(kid: str) -> SigningKey:
     return SigningKey(kid, "RS384", rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
-def JwksServer(sets: dict[str, list[dict[str, Any]]]) -> JsonServer:  # noqa: N802 (reads as a class)
+def JwksServer(sets: dict[str, list[dict[str, Any]]]) -> JsonServer:
     """Serves JWK Sets at ``/<name>.json`` and records every path requested (``.requests``)."""
     return JsonServer({f"/{name}.json": {"keys": keys} for name, keys in sets.items()})
 

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-
 from cds_testkit import ISSUER, JwksServer, SigningKey, ec_key, rsa_key
 from fhir_stub import FhirStub
 

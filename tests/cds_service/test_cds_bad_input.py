@@ -7,15 +7,16 @@ import json
 
 import pytest
 import requests
+from cds_testkit import SELECT_SERVICE, SIGN_SERVICE, sorafenib_order, spec_example
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from cds_testkit import SELECT_SERVICE, SIGN_SERVICE, sorafenib_order, spec_example
 
 TIMEOUT = 10
 
 
-def post(server, body=None, *, service_id: str = SIGN_SERVICE, data: bytes | None = None, content_type="application/json"):
+def post(
+    server, body=None, *, service_id: str = SIGN_SERVICE, data: bytes | None = None, content_type="application/json"
+):
     return requests.post(
         f"{server.url}/cds-services/{service_id}",
         json=body if data is None else None,
@@ -230,7 +231,9 @@ def test_arbitrary_feedback_bodies_never_cause_a_500(server, feedback):
 # --- CORS ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/cds-services", f"/cds-services/{SIGN_SERVICE}", f"/cds-services/{SIGN_SERVICE}/feedback"])
+@pytest.mark.parametrize(
+    "path", ["/cds-services", f"/cds-services/{SIGN_SERVICE}", f"/cds-services/{SIGN_SERVICE}/feedback"]
+)
 def test_cors_preflight_from_the_cds_hooks_sandbox(server, path):
     origin = "https://sandbox.cds-hooks.org"
     response = requests.options(
@@ -262,8 +265,15 @@ def test_cors_headers_on_an_actual_call(server):
 
 
 def test_cors_headers_on_a_hook_call_from_the_sandbox_only(server):
-    body = {"hook": "order-sign", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
-            "context": {"userId": "Practitioner/1", "patientId": "1", "draftOrders": {"resourceType": "Bundle", "entry": []}}}
+    body = {
+        "hook": "order-sign",
+        "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+        "context": {
+            "userId": "Practitioner/1",
+            "patientId": "1",
+            "draftOrders": {"resourceType": "Bundle", "entry": []},
+        },
+    }
     url = f"{server.url}/cds-services/{SIGN_SERVICE}"
     sandbox = requests.post(url, json=body, headers={"Origin": "https://sandbox.cds-hooks.org"}, timeout=TIMEOUT)
     assert sandbox.status_code == 200, sandbox.text

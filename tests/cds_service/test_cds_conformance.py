@@ -12,7 +12,6 @@ from urllib.parse import parse_qsl
 import jsonschema
 import pytest
 import requests
-
 from cds_testkit import SELECT_SERVICE, SIGN_SERVICE, all_null_prefetch, schema, sorafenib_order, spec_example
 
 RESPONSE_SCHEMA = "cds-hooks-2.0-response.schema.json"
@@ -50,8 +49,12 @@ def test_spec_example_responses_validate(example):
         # §Example "using autolaunchable": the card has no `indicator`, which §Card Attributes REQUIRES.
         ("response-autolaunchable.json", ["cards", 0], "indicator", lambda r: r["cards"][0].update(indicator="info")),
         # §System Action: the action has no `description`, which §Action REQUIRES.
-        ("response-system-action.json", ["systemActions", 0], "description",
-         lambda r: r["systemActions"][0].update(description="Update the MRI order")),
+        (
+            "response-system-action.json",
+            ["systemActions", 0],
+            "description",
+            lambda r: r["systemActions"][0].update(description="Update the MRI order"),
+        ),
     ],
 )
 def test_spec_examples_that_contradict_the_spec_tables_fail_only_on_that_field(example, path, missing, fix):
@@ -92,7 +95,10 @@ def test_spec_discovery_examples_validate(example):
         ({"selectionBehavior": "all"}, "is not one of"),
         ({"source": {"url": "https://example.org"}}, "'label' is a required property"),
         ({"overrideReasons": [{"system": "http://example.org", "code": "x"}]}, "'display' is a required property"),
-        ({"links": [{"label": "App", "url": "https://app.example", "type": "absolute", "appContext": "x"}]}, "should not be valid"),
+        (
+            {"links": [{"label": "App", "url": "https://app.example", "type": "absolute", "appContext": "x"}]},
+            "should not be valid",
+        ),
         ({"links": [{"label": "App", "url": "https://app.example", "type": "launch"}]}, "is not one of"),
         ({"sumary": "typo"}, "Additional properties are not allowed"),
         (
@@ -103,13 +109,20 @@ def test_spec_discovery_examples_validate(example):
             "expected at most 1",
         ),
         (
-            {"selectionBehavior": "any", "suggestions": [{"label": "A", "actions": [{"type": "create", "description": "d"}]}]},
+            {
+                "selectionBehavior": "any",
+                "suggestions": [{"label": "A", "actions": [{"type": "create", "description": "d"}]}],
+            },
             "'resource' is a required property",
         ),
     ],
 )
 def test_schema_rejects_what_the_spec_forbids(card_change, complaint):
-    card = {"summary": "Estimated risk of primary sorafenib resistance", "indicator": "info", "source": {"label": "Lei 2025"}}
+    card = {
+        "summary": "Estimated risk of primary sorafenib resistance",
+        "indicator": "info",
+        "source": {"label": "Lei 2025"},
+    }
     card.update(card_change)
     messages = " | ".join(message for _, message in errors(validator(RESPONSE_SCHEMA), {"cards": [card]}))
     assert complaint in messages
@@ -150,7 +163,9 @@ def check_prefetch_template(template: str) -> list[str]:
             # a resource reference: the id, or Type/id where the parameter allows several types
             ok = not modifier and bool(_TOKEN.fullmatch(value.removeprefix("Patient/")))
         elif base == "code":
-            ok = modifier in ("", "in") and all(re.fullmatch(r"[^|,\s]+\|[^|,\s]+|[^|,\s]+", v) for v in value.split(","))
+            ok = modifier in ("", "in") and all(
+                re.fullmatch(r"[^|,\s]+\|[^|,\s]+|[^|,\s]+", v) for v in value.split(",")
+            )
         elif base == "date":
             ok = not modifier and value[:2] in _DATE_PREFIXES
         elif base == "_count":
@@ -176,8 +191,12 @@ def test_prefetch_checker_catches_out_of_subset_templates():
     assert check_prefetch_template("Observation?patient={{context.patientId}}&date=2024")
     assert check_prefetch_template("MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:subject")
     assert check_prefetch_template("MedicationRequest?patient={{context.patientId}}&_revinclude=Provenance:target")
-    assert not check_prefetch_template("MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication")
-    assert not check_prefetch_template("Observation?patient={{context.patientId}}&date=ge2024-01-01&_sort=-date&_count=1")
+    assert not check_prefetch_template(
+        "MedicationRequest?patient={{context.patientId}}&_include=MedicationRequest:medication"
+    )
+    assert not check_prefetch_template(
+        "Observation?patient={{context.patientId}}&date=ge2024-01-01&_sort=-date&_count=1"
+    )
     assert not check_prefetch_template("Patient/{{context.patientId}}")
 
 
@@ -212,7 +231,9 @@ def _post(server, service_id: str, body: dict) -> requests.Response:
     return requests.post(f"{server.url}/cds-services/{service_id}", json=body, timeout=TIMEOUT)
 
 
-@pytest.mark.parametrize(("example", "service_id"), [("order-select-r4.json", SELECT_SERVICE), ("order-sign-r4.json", SIGN_SERVICE)])
+@pytest.mark.parametrize(
+    ("example", "service_id"), [("order-select-r4.json", SELECT_SERVICE), ("order-sign-r4.json", SIGN_SERVICE)]
+)
 def test_spec_order_example_with_its_data_prefetched_as_null_gets_no_cards(server, example, service_id):
     """Amoxicillin and a pureed diet are no HCC systemic therapy: the answer is no card, and valid."""
     body = spec_example(example)
@@ -223,7 +244,9 @@ def test_spec_order_example_with_its_data_prefetched_as_null_gets_no_cards(serve
     assert response.json() == {"cards": []}
 
 
-@pytest.mark.parametrize(("example", "service_id"), [("order-select-r4.json", SELECT_SERVICE), ("order-sign-r4.json", SIGN_SERVICE)])
+@pytest.mark.parametrize(
+    ("example", "service_id"), [("order-select-r4.json", SELECT_SERVICE), ("order-sign-r4.json", SIGN_SERVICE)]
+)
 def test_spec_order_example_as_published_gets_no_cards(server, example, service_id):
     """Without prefetch or fhirServer: no 412, since an irrelevant order needs no data."""
     response = _post(server, service_id, spec_example(example))

@@ -7,9 +7,9 @@ import copy
 
 import pytest
 import requests
+from cds_testkit import SELECT_SERVICE, SIGN_SERVICE, issue_cards, service_process, spec_example
 
 from cds_service.store import FeedbackStore
-from cds_testkit import SELECT_SERVICE, SIGN_SERVICE, issue_cards, service_process, spec_example
 
 TIMEOUT = 10
 EXAMPLES = ["feedback-suggestion-accepted.json", "feedback-overridden.json", "feedback-overridden-with-reason.json"]
@@ -34,7 +34,10 @@ def test_spec_feedback_example_is_accepted_and_stored_once(server, example):
     response = post(server.url, SELECT_SERVICE, body)
     assert response.status_code == 200, response.text
     assert response.json() == {
-        "stored": 1, "duplicates": 0, "refused": 0, "results": [{"card": body["feedback"][0]["card"], "status": "stored"}]
+        "stored": 1,
+        "duplicates": 0,
+        "refused": 0,
+        "results": [{"card": body["feedback"][0]["card"], "status": "stored"}],
     }
     assert server.runtime.store.count() == 1
     [row] = server.runtime.store.entries()

@@ -14,9 +14,6 @@ import time
 import jwt
 import pytest
 import requests
-from postgres import postgres_cluster, postgres_url  # noqa: F401  (session cluster, fresh databases)
-from postgres import unreachable_database
-
 from cds_testkit import (
     ISSUER,
     SELECT_SERVICE,
@@ -26,11 +23,12 @@ from cds_testkit import (
     claims,
     hs256_with_public_key,
     issue_cards,
+    service_process,
     sign,
     sorafenib_order,
-    service_process,
     unsigned,
 )
+from postgres import postgres_cluster, postgres_url, unreachable_database  # noqa: F401  (session cluster, fresh databases)
 
 TIMEOUT = 10
 
@@ -270,7 +268,7 @@ def test_non_allowlisted_jku_is_never_fetched(secured, jwks):
     token = sign(jwks.attacker, claims(aud(secured)), jku=jwks.attacker_jku)
     assert_rejected(call(secured, token), token, "jku")
     assert "/attacker.json" not in jwks.server.requests
-    assert jwks.server.requests[len(before):].count("/attacker.json") == 0
+    assert jwks.server.requests[len(before) :].count("/attacker.json") == 0
 
 
 def test_oversize_token(secured, jwks):

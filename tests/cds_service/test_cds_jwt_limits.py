@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-
 from cds_testkit import ISSUER, JwksServer, claims, ec_key, rsa_key, sign
 from test_cds_jwt import assert_rejected, aud, call
 

@@ -12,7 +12,6 @@ import time
 
 import pytest
 import requests
-
 from fhir_factory import (
     AMOXICILLIN,
     LENVATINIB,
@@ -64,9 +63,13 @@ def lenvatinib_draft() -> dict:
 
 def child_pugh_a() -> dict:
     return {
-        "resourceType": "Observation", "id": "child-pugh-A", "status": "final",
-        "code": {"text": "Child-Pugh classification"}, "subject": {"reference": "Patient/p1"},
-        "effectiveDateTime": "2026-11-12", "valueString": "Child-Pugh A",
+        "resourceType": "Observation",
+        "id": "child-pugh-A",
+        "status": "final",
+        "code": {"text": "Child-Pugh classification"},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": "2026-11-12",
+        "valueString": "Child-Pugh A",
     }
 
 
@@ -206,13 +209,17 @@ def test_an_irrelevant_coded_draft_makes_no_fhir_request(ok_server, fhir_stub):
 
 def test_an_irrelevant_draft_by_reference_is_read_and_stays_irrelevant(ok_server, fhir_stub):
     stub = fhir_stub("ok", resources={"Medication/med-amox": medication("med-amox", AMOXICILLIN)})
-    amoxicillin = by_reference(medication_request(AMOXICILLIN, ORDER_DATE, status="draft", rid="draft-amox"), "med-amox")
+    amoxicillin = by_reference(
+        medication_request(AMOXICILLIN, ORDER_DATE, status="draft", rid="draft-amox"), "med-amox"
+    )
     assert call(ok_server, [amoxicillin], full_prefetch(first_line_record()), stub=stub)["cards"] == []
     assert [r.path for r in stub.seen()] == ["Medication/med-amox"]
 
 
 def test_an_unresolvable_reference_without_prefetch_or_fhir_server_is_not_a_412(server):
-    amoxicillin = by_reference(medication_request(AMOXICILLIN, ORDER_DATE, status="draft", rid="draft-amox"), "med-amox")
+    amoxicillin = by_reference(
+        medication_request(AMOXICILLIN, ORDER_DATE, status="draft", rid="draft-amox"), "med-amox"
+    )
     assert call(server, [amoxicillin], None)["cards"] == []
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from cds_testkit import SELECT_SERVICE, bearer, claims, issue_cards, sign
+from fhir_factory import AMOXICILLIN, hook_request, medication_request
 
 from cds_service import auth
 from cds_service.observability import AUTH_FAILURE_REASONS, JsonFormatter, auth_failure_reason
 from cds_service.store import StoreUnavailable
-from cds_testkit import SELECT_SERVICE, bearer, claims, issue_cards, sign
-from fhir_factory import AMOXICILLIN, hook_request, medication_request
 
 TIMEOUT = 10
 
@@ -65,7 +65,9 @@ def test_refused_tokens_are_counted_by_reason_and_logged_as_events(live_server, 
     server = live_server(**jwks.settings())
     url = f"{server.url}/cds-services/{SELECT_SERVICE}"
     expired = sign(jwks.ec, claims(url, exp=int(time.time()) - 600, iat=int(time.time()) - 900))
-    before = {reason: metric(server, "cds_auth_failures_total", reason=reason) for reason in ("missing_token", "expired")}
+    before = {
+        reason: metric(server, "cds_auth_failures_total", reason=reason) for reason in ("missing_token", "expired")
+    }
 
     assert requests.post(url, json={}, timeout=TIMEOUT).status_code == 401
     assert requests.post(url, json={}, headers=bearer(expired), timeout=TIMEOUT).status_code == 401
@@ -103,7 +105,12 @@ def test_the_fast_path_and_feedback_results_are_counted(server):
         requests.post(feedback, json={"feedback": body}, timeout=TIMEOUT)
     after = results()
     # stored; the same again (a retry); the card accepted after being overridden; a card never issued
-    assert {k: after[k] - results_before[k] for k in after} == {"stored": 1, "duplicate": 1, "refused": 1, "conflict": 1}
+    assert {k: after[k] - results_before[k] for k in after} == {
+        "stored": 1,
+        "duplicate": 1,
+        "refused": 1,
+        "conflict": 1,
+    }
 
 
 def test_a_503_for_the_database_is_logged_as_a_warning_and_the_database_shown_down(server, monkeypatch, json_log):
@@ -113,10 +120,14 @@ def test_a_503_for_the_database_is_logged_as_a_warning_and_the_database_shown_do
     monkeypatch.setattr(server.runtime.store, "add", unavailable)
     monkeypatch.setattr(server.runtime.store, "ping", lambda: False)
     entry = {"card": "card-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
-    answer = requests.post(f"{server.url}/cds-services/{SELECT_SERVICE}/feedback", json={"feedback": [entry]}, timeout=TIMEOUT)
+    answer = requests.post(
+        f"{server.url}/cds-services/{SELECT_SERVICE}/feedback", json={"feedback": [entry]}, timeout=TIMEOUT
+    )
     assert answer.status_code == 503
     warnings = [e for e in json_log() if e["level"] == "WARNING" and e.get("event") == "database_unavailable"]
-    assert [(w["error"], w["endpoint"]) for w in warnings] == [("store_unavailable", "/cds-services/<service_id>/feedback")]
+    assert [(w["error"], w["endpoint"]) for w in warnings] == [
+        ("store_unavailable", "/cds-services/<service_id>/feedback")
+    ]
     assert metric(server, "cds_database_up") == 0
     monkeypatch.undo()
     assert metric(server, "cds_database_up") == 1  # each scrape asks the database

@@ -11,12 +11,12 @@ import time
 
 import pytest
 import requests
+from cds_testkit import SIGN_SERVICE, sorafenib_order, with_fhir_server
+from fhir_stub import BEHAVIOURS, FhirStub
 
 from cds_service.fhir_client import FhirClient
 from cds_service.prefetch import render, resolve
 from cds_service.schemas import HookRequest
-from cds_testkit import SIGN_SERVICE, sorafenib_order, with_fhir_server
-from fhir_stub import BEHAVIOURS, FhirStub
 
 BUDGET = 0.5
 SLACK = 0.5
@@ -134,7 +134,9 @@ def test_keys_sent_as_null_are_not_fetched(ok_server, fhir_stub):
 def test_everything_prefetched_means_no_fetch_at_all(ok_server, fhir_stub):
     stub = fhir_stub("ok")
     body = with_fhir_server(sorafenib_order(patient_id=PATIENT), stub.url, TOKEN)
-    body["prefetch"] = {t.key: {"resourceType": "Bundle", "type": "searchset", "entry": []} for t in templates(ok_server)}
+    body["prefetch"] = {
+        t.key: {"resourceType": "Bundle", "type": "searchset", "entry": []} for t in templates(ok_server)
+    }
     body["prefetch"]["patient"] = {"resourceType": "Patient", "id": PATIENT}
     assert call(ok_server, body)[0].status_code == 200
     assert stub.seen() == []
@@ -164,7 +166,9 @@ def test_operation_outcome_in_prefetch_is_not_refetched(ok_server, fhir_stub):
     """An OperationOutcome in place of a prefetch value counts as missing but was *sent*: not fetched."""
     stub = fhir_stub("ok")
     body = with_fhir_server(sorafenib_order(patient_id=PATIENT), stub.url, TOKEN)
-    body["prefetch"] = {"patient": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}}
+    body["prefetch"] = {
+        "patient": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    }
     assert call(ok_server, body)[0].status_code == 200
     assert not any(r.resource_type == "Patient" for r in stub.seen())
 

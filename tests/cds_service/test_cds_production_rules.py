@@ -13,17 +13,26 @@ from pathlib import Path
 
 import pytest
 import requests
+from cds_testkit import (
+    ISSUER,
+    SELECT_SERVICE,
+    all_null_prefetch,
+    bearer,
+    claims,
+    sign,
+    sorafenib_order,
+    with_fhir_server,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from json_server import JsonServer
 from pydantic import ValidationError
 
 from cds_service.auth import JwtVerifier, ReplayCache
 from cds_service.fhir_client import FetchError, FhirClient
 from cds_service.settings import Settings
-from cds_testkit import ISSUER, SELECT_SERVICE, all_null_prefetch, bearer, claims, sign, sorafenib_order, with_fhir_server
-from json_server import JsonServer
 
 TIMEOUT = 10
 
@@ -45,8 +54,10 @@ def test_a_token_without_sub_is_accepted_since_cds_hooks_2_defines_no_sub(live_s
     url = f"{server.url}/cds-services/{SELECT_SERVICE}"
     payload = claims(url)
     assert "sub" not in payload
-    assert requests.post(url, json=hook_body(server), headers=bearer(sign(jwks.ec, payload)),
-                         timeout=TIMEOUT).status_code == 200
+    assert (
+        requests.post(url, json=hook_body(server), headers=bearer(sign(jwks.ec, payload)), timeout=TIMEOUT).status_code
+        == 200
+    )
     for required in ("iss", "aud", "exp", "iat", "jti"):
         token = sign(jwks.ec, claims(url, **{required: None}))
         response = requests.post(url, json=hook_body(server), headers=bearer(token), timeout=TIMEOUT)
@@ -63,8 +74,9 @@ def test_anonymous_discovery_is_a_setting_that_opens_the_service_list_only(live_
     assert {s["id"] for s in discovery.json()["services"]} >= {SELECT_SERVICE}
     service = requests.post(f"{server.url}/cds-services/{SELECT_SERVICE}", json=hook_body(server), timeout=TIMEOUT)
     assert service.status_code == 401
-    feedback = requests.post(f"{server.url}/cds-services/{SELECT_SERVICE}/feedback", json={"feedback": []},
-                             timeout=TIMEOUT)
+    feedback = requests.post(
+        f"{server.url}/cds-services/{SELECT_SERVICE}/feedback", json={"feedback": []}, timeout=TIMEOUT
+    )
     assert feedback.status_code == 401
     assert Settings().discovery_requires_jwt is True  # the default keeps discovery behind the JWT
 
@@ -78,8 +90,12 @@ def test_a_call_refused_for_its_fhir_server_still_spends_the_jti(live_server, jw
     server = live_server(**jwks.settings())
     url = f"{server.url}/cds-services/{SELECT_SERVICE}"
     token = sign(jwks.ec, claims(url))
-    refused = requests.post(url, json=with_fhir_server(hook_body(server), "http://169.254.169.254/fhir"),
-                            headers=bearer(token), timeout=TIMEOUT)
+    refused = requests.post(
+        url,
+        json=with_fhir_server(hook_body(server), "http://169.254.169.254/fhir"),
+        headers=bearer(token),
+        timeout=TIMEOUT,
+    )
     assert refused.status_code == 400 and refused.json()["error"] == "fhir_server_not_allowed"
     again = requests.post(url, json=hook_body(server), headers=bearer(token), timeout=TIMEOUT)
     assert again.status_code == 401 and "replay" in again.json()["message"]
@@ -93,26 +109,42 @@ def internal_ca(tmp_path_factory) -> tuple[Path, ssl.SSLContext]:
     """A self-signed 'hospital CA' certificate for 127.0.0.1 (PEM file) and a server context using it."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Hospital Internal CA")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     public = key.public_key()
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(public), critical=False)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
     directory = tmp_path_factory.mktemp("internal-ca")
     cert_path, key_path = directory / "ca.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     return cert_path, context

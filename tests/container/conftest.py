@@ -15,7 +15,6 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
-
 from podman_kit import BASE_IMAGE, BUILD_COMMAND, IMAGE, PODMAN_ENV, podman, record
 from postgres import postgres_cluster  # noqa: F401  (the session's PostgreSQL, shared with the pods)
 from processes import ROOT

@@ -17,7 +17,6 @@ import uuid
 from pathlib import Path
 
 import requests
-
 from processes import ROOT
 
 HERE = Path(__file__).resolve().parent
@@ -42,7 +41,9 @@ BUILD_COMMAND = [
 TIMINGS: dict[str, float] = {}
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120, input: str | None = None) -> subprocess.CompletedProcess:
+def podman(
+    *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess:
     result = subprocess.run(
         ["podman", *args], env=PODMAN_ENV, capture_output=True, text=True, timeout=timeout, input=input
     )

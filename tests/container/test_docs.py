@@ -15,7 +15,10 @@ def test_build_command_is_documented():
     flags = [a for a in BUILD_COMMAND[2:] if a not in sandbox_only and not a.startswith(("/", "localhost/hcc-cds:"))]
     documented = " ".join(flags).replace("-t -f Dockerfile .", "-t hcc-cds:0.1.0 -f Dockerfile .")
     assert f"podman build {documented}" in ONE_LINE
-    for mount in ("/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro", "tests/container/pip.conf:/etc/pip.conf:ro"):
+    for mount in (
+        "/etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/ca-certificates.crt:ro",
+        "tests/container/pip.conf:/etc/pip.conf:ro",
+    ):
         assert mount in ONE_LINE
     assert f"deploy/build-debian-base.sh {BASE_IMAGE}" in ONE_LINE
 

@@ -15,9 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
+from fhir_stub import FhirStub
+from hook_calls import check_response
+from json_server import JsonServer
 from packaging.utils import canonicalize_name
-from sqlalchemy import create_engine, text
-
 from podman_kit import (
     ARTIFACTS,
     PODMAN_ENV,
@@ -30,10 +31,8 @@ from podman_kit import (
     run_command,
     wait_healthy,
 )
-from fhir_stub import FhirStub
-from hook_calls import check_response
-from json_server import JsonServer
 from processes import ROOT, free_port
+from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.container
 
@@ -116,7 +115,10 @@ def test_smart_launch_redirects_to_the_ehr_authorization_endpoint(service):
             "code_challenge_methods_supported": ["S256"],
         }
         response = requests.get(
-            f"{service.url}/smart/launch", params={"iss": iss, "launch": "launch-xyz"}, allow_redirects=False, timeout=10
+            f"{service.url}/smart/launch",
+            params={"iss": iss, "launch": "launch-xyz"},
+            allow_redirects=False,
+            timeout=10,
         )
     assert response.status_code == 302, response.text
     location = urlsplit(response.headers["Location"])
@@ -130,7 +132,7 @@ def test_metrics_count_the_calls(service):
     requests.get(f"{service.url}/cds-services", timeout=10)
     metrics = requests.get(f"{service.url}/metrics", timeout=10)
     assert metrics.status_code == 200
-    assert re.search(r'cds_http_requests_total\{[^}]*\} [1-9]', metrics.text)
+    assert re.search(r"cds_http_requests_total\{[^}]*\} [1-9]", metrics.text)
     assert "cds_model_info" in metrics.text
 
 

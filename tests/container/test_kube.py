@@ -26,7 +26,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
@@ -34,12 +34,11 @@ import pytest
 import requests
 import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import create_engine, text
-
 from json_server import JsonServer, es384_jwks
 from k8s_manifests import manifests
 from podman_kit import NETWORK, SELECT, container_url, first_line_call, log_problems, podman, record
 from processes import free_port
+from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.container
 
@@ -61,7 +60,13 @@ class Ehr:
 
     def token(self, path: str) -> str:
         now = int(time.time())
-        claims = {"iss": ISSUER, "aud": f"{PUBLIC_BASE_URL}{path}", "iat": now, "exp": now + 300, "jti": str(uuid.uuid4())}
+        claims = {
+            "iss": ISSUER,
+            "aud": f"{PUBLIC_BASE_URL}{path}",
+            "iat": now,
+            "exp": now + 300,
+            "jti": str(uuid.uuid4()),
+        }
         return jwt.encode(claims, self.key, algorithm="ES384", headers={"kid": "ehr-1", "typ": "JWT"})
 
     def post(self, base: str, path: str, body: dict, token: str | None = None) -> requests.Response:
@@ -73,7 +78,7 @@ class Ehr:
 
 
 def feedback_for(card: dict) -> dict:
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     return {"feedback": [{"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": now}]}
 
 
@@ -298,7 +303,9 @@ def test_replicas_share_jwt_replay_state_and_feedback(cluster, ehr, database):
     assert stored.status_code == 200, stored.text
     engine = create_engine(database)
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT count(*) FROM feedback WHERE card_uuid = :c"), {"c": card["uuid"]}).scalar()
+        rows = connection.execute(
+            text("SELECT count(*) FROM feedback WHERE card_uuid = :c"), {"c": card["uuid"]}
+        ).scalar()
     engine.dispose()
     assert rows == 1
 

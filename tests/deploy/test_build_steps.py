@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from processes import ROOT, free_port, serving
 
 PREFIX_IN_IMAGE = "/opt/hcc-cds"
@@ -91,7 +90,14 @@ def test_build_steps_install_serves_discovery_and_health(tmp_path, postgres_url)
         "CDS_THREADS": "4",
     }
     port = free_port()
-    with serving(_entrypoint(prefix), env=env, cwd=workdir, log_path=tmp_path / "service.log", port=port, drop_env=("PYTHONPATH",)) as service:
+    with serving(
+        _entrypoint(prefix),
+        env=env,
+        cwd=workdir,
+        log_path=tmp_path / "service.log",
+        port=port,
+        drop_env=("PYTHONPATH",),
+    ) as service:
         discovery = requests.get(f"{service.url}/cds-services", timeout=5)
         assert discovery.status_code == 200
         assert {s["id"] for s in discovery.json()["services"]} == {

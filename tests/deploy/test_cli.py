@@ -7,17 +7,19 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+from processes import ROOT, free_port
 
 from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore, head_revision
-from processes import ROOT, free_port
 
 
 def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CDS_DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, "-m", "cds_service", *args], env=env, cwd=ROOT, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "cds_service", *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -42,7 +44,10 @@ def test_audit_report_needs_a_migrated_database(tmp_path):
 
 @pytest.mark.parametrize(
     ("command", "status", "says"),
-    [("audit-report", 2, "audit-report: cannot read the database"), ("migrate", 1, "migrate: cannot migrate the database")],
+    [
+        ("audit-report", 2, "audit-report: cannot read the database"),
+        ("migrate", 1, "migrate: cannot migrate the database"),
+    ],
 )
 def test_cli_with_the_database_unreachable_says_so_in_one_line(command, status, says):
     result = cli(command, database_url="postgresql+psycopg://cds:s3cret-pw@127.0.0.1:1/cds")
@@ -53,8 +58,9 @@ def test_cli_with_the_database_unreachable_says_so_in_one_line(command, status, 
 
 def serve(database_url: str, **env: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "CDS_DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(free_port()), **env}
-    return subprocess.run([sys.executable, "-m", "cds_service", "serve"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cds_service", "serve"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_serve_refuses_an_unmigrated_database_before_starting_workers(tmp_path):
@@ -82,7 +88,7 @@ def test_audit_report_prints_counts_timings_and_rates(database_url):
             outcome="cards",
             timing_ms=120,
             cards=[AuditCard(uuid="card-1", indicator="warning", kind="sorafenib-resistance")],
-            recorded_at=datetime(2026, 11, 20, tzinfo=timezone.utc),
+            recorded_at=datetime(2026, 11, 20, tzinfo=UTC),
         )
     )
     text = cli("audit-report", "--since", "2026-11-01", database_url=database_url)
@@ -128,13 +134,25 @@ def test_audit_report_takes_a_period_and_splits_by_model_version(database_url):
     for day, version in ((5, "2025.1"), (15, "2026.1"), (25, "2026.1")):
         store.record_assessment(
             AssessmentAudit(
-                hook_instance=uuid.uuid4(), service_id="hcc-systemic-therapy-select", hook="order-select",
-                model_version=version, outcome="no_cards", timing_ms=40, missing_data=["afp"],
-                recorded_at=datetime(2026, 11, day, 23, 59, tzinfo=timezone.utc),
+                hook_instance=uuid.uuid4(),
+                service_id="hcc-systemic-therapy-select",
+                hook="order-select",
+                model_version=version,
+                outcome="no_cards",
+                timing_ms=40,
+                missing_data=["afp"],
+                recorded_at=datetime(2026, 11, day, 23, 59, tzinfo=UTC),
             )
         )
-    text = cli("audit-report", "--since", "2026-11-01", "--until", "2026-11-15", "--by-model-version",
-               database_url=database_url)
+    text = cli(
+        "audit-report",
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-11-15",
+        "--by-model-version",
+        database_url=database_url,
+    )
     assert text.returncode == 0, text.stderr
     assert "Assessments since 2026-11-01 up to 2026-11-15: 2" in text.stdout  # the last day is included
     assert "  afp: 2" in text.stdout

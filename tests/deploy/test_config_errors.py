@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from processes import ROOT, free_port
 
 SESSION_SECRET = "smart-session-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -25,8 +24,14 @@ def serve(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
         "PORT": str(free_port()),
         **env,
     }
-    return subprocess.run([sys.executable, "-m", "cds_service", *(args or ("serve",))], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "cds_service", *(args or ("serve",))],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def assert_refused(result: subprocess.CompletedProcess, *says: str) -> list[str]:
@@ -93,8 +98,10 @@ def test_a_ca_bundle_that_is_not_a_pem_file_is_named(tmp_path):
     [
         ({"CDS_JWT_ISSUERS": "not json"}, "CDS_JWT_ISSUERS: is not valid JSON"),
         ({"CDS_ENVIRONMENT": "prod"}, "CDS_ENVIRONMENT: Input should be 'demo' or 'production'"),
-        ({"CDS_DATABASE_URL": f"postgresql+psycopg://cds:{DATABASE_PASSWORD}@db/cds", "CDS_THREADS": "many"},
-         "CDS_THREADS: Input should be a valid integer"),
+        (
+            {"CDS_DATABASE_URL": f"postgresql+psycopg://cds:{DATABASE_PASSWORD}@db/cds", "CDS_THREADS": "many"},
+            "CDS_THREADS: Input should be a valid integer",
+        ),
     ],
 )
 def test_a_bad_value_is_named_never_echoed(tmp_path, env, says):
@@ -102,4 +109,6 @@ def test_a_bad_value_is_named_never_echoed(tmp_path, env, says):
 
 
 def test_other_commands_refuse_a_bad_configuration_too(tmp_path):
-    assert_refused(serve(tmp_path, "migrate", **production(CDS_FHIR_SERVER_ALLOWLIST="[]")), "CDS_FHIR_SERVER_ALLOWLIST")
+    assert_refused(
+        serve(tmp_path, "migrate", **production(CDS_FHIR_SERVER_ALLOWLIST="[]")), "CDS_FHIR_SERVER_ALLOWLIST"
+    )

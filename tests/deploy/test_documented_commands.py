@@ -40,8 +40,8 @@ DOCS = ("README.md", "models/README.md", "docs/integration.md")
 INPUT_OPTIONS = ("--data", "--artifact", "--base", "--terminology")
 NOT_RUN = {
     "python -m cds_service": "serves until stopped: tests/deploy/test_build_steps.py::"
-                             "test_build_steps_install_serves_discovery_and_health and the serve tests of "
-                             "tests/deploy/test_cli.py",
+    "test_build_steps_install_serves_discovery_and_health and the serve tests of "
+    "tests/deploy/test_cli.py",
     "python -m cds_service serve": "the same as python -m cds_service",
 }
 FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)
@@ -86,12 +86,16 @@ def _argv(command: str) -> list[str]:
 
 def run_documented(commands: list[str], workdir: Path) -> list[str]:
     """Run the commands in order in `workdir`; return what failed (empty: all ran as promised)."""
-    env = {**os.environ, "CDS_DATABASE_URL": f"sqlite:///{workdir}/cds.sqlite3",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "CDS_DATABASE_URL": f"sqlite:///{workdir}/cds.sqlite3",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     for name in ("CDS_MODEL_DIR", "CDS_TERMINOLOGY_PATH"):  # the documented defaults, not this shell's
         env.pop(name, None)
-    migrate = subprocess.run([sys.executable, "-m", "cds_service", "migrate"], cwd=workdir, env=env,
-                             capture_output=True, text=True)
+    migrate = subprocess.run(
+        [sys.executable, "-m", "cds_service", "migrate"], cwd=workdir, env=env, capture_output=True, text=True
+    )
     assert migrate.returncode == 0, migrate.stderr
     failures = []
     for command in commands:
@@ -129,14 +133,16 @@ def test_the_documents_show_the_model_commands_a_hospital_needs():
 
 
 def test_a_command_that_does_not_run_is_caught(tmp_path):
-    doc = "\n".join([
-        "```bash",
-        "python -m models report --artifact absent-model --out r/   # no such artifact",
-        "python -m models report --bogus-option",
-        "CDS_LOG_LEVEL=DEBUG python -m cds_service audit-report",
-        "python -m cds_service   # serves until stopped: not run, by name",
-        "```",
-    ])
+    doc = "\n".join(
+        [
+            "```bash",
+            "python -m models report --artifact absent-model --out r/   # no such artifact",
+            "python -m models report --bogus-option",
+            "CDS_LOG_LEVEL=DEBUG python -m cds_service audit-report",
+            "python -m cds_service   # serves until stopped: not run, by name",
+            "```",
+        ]
+    )
     commands = documented_commands(doc)
     assert len(commands) == 4
     failures = run_documented(commands, tmp_path)

@@ -17,7 +17,6 @@ sys.path.insert(0, str(ROOT))
 
 from cds_service.settings import Settings  # noqa: E402
 
-
 # Meaning of the settings whose Field has no description (settings.py's own text wins when it has one).
 NOTES = {
     "environment": "`production` requires JWT (`CDS_JWT_*`) and `CDS_FHIR_SERVER_ALLOWLIST`.",
@@ -83,7 +82,9 @@ def settings_table() -> str:
 
 
 def test_every_setting_has_a_meaning():
-    assert not [n for n, f in Settings.model_fields.items() if not meaning(n, f)], "add it to NOTES or a Field description"
+    assert not [n for n, f in Settings.model_fields.items() if not meaning(n, f)], (
+        "add it to NOTES or a Field description"
+    )
 
 
 def documented_table() -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import kubernetes_validate
 import pytest
 import yaml
+from k8s_manifests import K8S, manifests
 
 from cds_service.settings import Settings
-from k8s_manifests import K8S, manifests
 
 KUBERNETES_VERSION = "1.30.0"
 DOCS = manifests()
@@ -51,7 +51,11 @@ def test_secrets_are_referenced_not_inlined():
     # Every SecretStr setting is among them: none may sit in the ConfigMap.
     from pydantic import SecretStr
 
-    secret_settings = {f"CDS_{n.upper()}" for n, f in Settings.model_fields.items() if SecretStr in getattr(f.annotation, "__args__", (f.annotation,))}
+    secret_settings = {
+        f"CDS_{n.upper()}"
+        for n, f in Settings.model_fields.items()
+        if SecretStr in getattr(f.annotation, "__args__", (f.annotation,))
+    }
     assert secret_settings <= secret_names
     assert not secret_settings & set(DOCS["ConfigMap/hcc-cds-config"]["data"])
 

@@ -48,7 +48,9 @@ def pins(lock: Path) -> dict[str, tuple[str, list[str]]]:
 @pytest.mark.parametrize("kind", sorted(LOCKS))
 def test_lock_was_generated_from_this_pyproject(kind):
     header = LOCKS[kind].read_text().splitlines()[:5]
-    recorded = next((l.split(":", 1)[1].strip() for l in header if l.startswith("# pyproject-dependencies-sha256:")), None)
+    recorded = next(
+        (l.split(":", 1)[1].strip() for l in header if l.startswith("# pyproject-dependencies-sha256:")), None
+    )
     assert recorded == dependencies_digest(), f"{LOCKS[kind].name} is {OUT_OF_DATE}"
 
 
@@ -56,7 +58,9 @@ def test_lock_was_generated_from_this_pyproject(kind):
 def test_every_pin_carries_hashes(kind):
     locked = pins(LOCKS[kind])
     assert locked
-    unhashed = [name for name, (_, hashes) in locked.items() if not hashes or not all(h.startswith("sha256:") for h in hashes)]
+    unhashed = [
+        name for name, (_, hashes) in locked.items() if not hashes or not all(h.startswith("sha256:") for h in hashes)
+    ]
     assert not unhashed, f"{LOCKS[kind].name}: pins without sha256 hashes: {unhashed}"
 
 

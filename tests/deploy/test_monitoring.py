@@ -11,10 +11,9 @@ import sys
 import pytest
 import requests
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
-
 from fhir_factory import AMOXICILLIN, hook_request, medication_request
 from processes import ROOT, free_port, serving
+from prometheus_client.parser import text_string_to_metric_families
 
 MONITORING = ROOT / "deploy" / "monitoring"
 SERVICE = "hcc-systemic-therapy-select"
@@ -71,7 +70,11 @@ def test_the_rules_file_has_prometheus_rule_file_structure():
         assert set(group) <= {"name", "interval", "limit", "rules"} and group["rules"]
         for rule in group["rules"]:
             assert ("alert" in rule) != ("record" in rule), rule
-            allowed = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"} if "alert" in rule else {"record", "expr", "labels"}
+            allowed = (
+                {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+                if "alert" in rule
+                else {"record", "expr", "labels"}
+            )
             assert set(rule) <= allowed, rule
             assert isinstance(rule["expr"], str) and rule["expr"].strip()
             assert _balanced(rule["expr"]), rule["expr"]
@@ -85,8 +88,14 @@ def test_the_rules_file_has_prometheus_rule_file_structure():
     assert len(alerts) == len(set(alerts))
     # The alerts docs/integration.md §6 promises, by the metric each watches.
     watched = used(rule_expressions())
-    for metric in ("cds_http_requests_total", "cds_http_request_duration_seconds_bucket", "cds_database_up",
-                   "cds_audit_queue_depth", "cds_auth_failures_total", "cds_fetch_fallbacks_total"):
+    for metric in (
+        "cds_http_requests_total",
+        "cds_http_request_duration_seconds_bucket",
+        "cds_database_up",
+        "cds_audit_queue_depth",
+        "cds_auth_failures_total",
+        "cds_fetch_fallbacks_total",
+    ):
         assert metric in watched
 
 
@@ -117,7 +126,9 @@ def test_the_dashboard_and_rules_name_only_metrics_and_labels_a_live_service_exp
         ("cds_audit_records_dropped_total", {}),
         ("cds_audit_queue_depth", {}),
     ]:
-        assert [value for sample_labels, value in at_start.get(name, []) if labels.items() <= sample_labels.items()] == [0.0], name
+        assert [
+            value for sample_labels, value in at_start.get(name, []) if labels.items() <= sample_labels.items()
+        ] == [0.0], name
     assert [value for _, value in at_start["cds_database_up"]] == [1.0]
     assert [labels["outcome"] for labels, value in exposed["cds_assessments_total"] if value == 1] == ["fast_path"]
 
@@ -149,6 +160,6 @@ def _balanced(expr: str) -> bool:
     return not depth
 
 
-@pytest.mark.parametrize("expr", ['sum(rate(x[5m])', 'a{b="}"}'])
+@pytest.mark.parametrize("expr", ["sum(rate(x[5m])", 'a{b="}"}'])
 def test_the_bracket_check_finds_an_unclosed_bracket_but_not_one_in_a_string(expr):
     assert _balanced(expr) == (expr == 'a{b="}"}')

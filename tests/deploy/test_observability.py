@@ -12,9 +12,9 @@ import uuid
 
 import pytest
 import requests
+from processes import ROOT, free_port, serving
 
 from cds_service.observability import JsonFormatter, observe_cards, observe_fetch, scrub, set_model_version
-from processes import ROOT, free_port, serving
 
 TOKEN = "eyJhbGciOiJSUzM4NCJ9.eyJzdWIiOiJzZWNyZXQtdXNlciJ9.c2lnbmF0dXJlLXZhbHVl"
 SERVICE = "hcc-systemic-therapy-select"
@@ -57,7 +57,7 @@ def test_request_id_is_honoured_or_generated_and_logged(server, json_log):
     given = requests.get(f"{server.url}/cds-services", headers={"X-Request-ID": "ehr-req-0001"}, timeout=5)
     assert given.headers["X-Request-ID"] == "ehr-req-0001"
     made = requests.get(f"{server.url}/cds-services", timeout=5).headers["X-Request-ID"]
-    hostile = requests.get(f"{server.url}/cds-services", headers={"X-Request-ID": "x\" ,{evil}"}, timeout=5)
+    hostile = requests.get(f"{server.url}/cds-services", headers={"X-Request-ID": 'x" ,{evil}'}, timeout=5)
     assert len(made) == 32 and hostile.headers["X-Request-ID"] not in ("", 'x" ,{evil}')
     access = [e for e in json_log() if e["logger"] == "cds_service.access"]
     assert [e["request_id"] for e in access] == ["ehr-req-0001", made, hostile.headers["X-Request-ID"]]
@@ -123,8 +123,9 @@ def test_gunicorn_workers_share_metrics_and_log_json(tmp_path):
             requests.get(f"{service.url}/cds-services", headers={"Connection": "close"}, timeout=5)
         text = requests.get(f"{service.url}/metrics", timeout=5).text
         served = float(
-            next(l for l in text.splitlines() if l.startswith('cds_http_requests_total{endpoint="/cds-services"'))
-            .rsplit(" ", 1)[1]
+            next(
+                l for l in text.splitlines() if l.startswith('cds_http_requests_total{endpoint="/cds-services"')
+            ).rsplit(" ", 1)[1]
         )
         assert served == 20
         pids = {p.name.rsplit("_", 1)[-1] for p in (tmp_path / "metrics").glob("counter_*.db")}
@@ -143,8 +144,12 @@ def test_a_second_instance_on_a_taken_port_exits_instead_of_sharing_it(tmp_path)
     command = [sys.executable, "-m", "cds_service", "serve"]
     with serving(command, env=env, cwd=ROOT, log_path=tmp_path / "first.log", port=port, drop_env=("PYTHONPATH",)):
         second = subprocess.run(
-            command, env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)}, cwd=ROOT,
-            capture_output=True, text=True, timeout=60,
+            command,
+            env={**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert second.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr

@@ -75,7 +75,7 @@ class CollapsingProxy:
         self.base = f"http://127.0.0.1:{self._server.server_port}{upstream.path}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def start(self) -> "CollapsingProxy":
+    def start(self) -> CollapsingProxy:
         self._thread.start()
         return self
 

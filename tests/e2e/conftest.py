@@ -26,12 +26,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from processes import stop
 from werkzeug.serving import make_server
 
 from cds_service import create_app
 from cds_service.settings import Settings
-
-from processes import stop
 
 from .collapsing_proxy import CollapsingProxy
 from .ehr_simulator import EhrSimulator

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import requests
@@ -73,7 +73,9 @@ class EhrSimulator:
 
     # --- hook call ------------------------------------------------------------------------------
 
-    def order_select(self, service_id: str, patient_id: str, draft_order: dict, *, with_prefetch: bool = True) -> HookCall:
+    def order_select(
+        self, service_id: str, patient_id: str, draft_order: dict, *, with_prefetch: bool = True
+    ) -> HookCall:
         services = {s["id"]: s for s in self.discover()}
         service = services[service_id]
         draft_order = {**draft_order, "subject": {"reference": f"Patient/{patient_id}"}}
@@ -112,24 +114,32 @@ class EhrSimulator:
             kind = action["type"]
             if kind == "create":
                 resource = action["resource"]
-                entries.append({
-                    "fullUrl": f"urn:uuid:{uuid.uuid4()}",
-                    "resource": resource,
-                    "request": {"method": "POST", "url": resource["resourceType"]},
-                })
+                entries.append(
+                    {
+                        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                        "resource": resource,
+                        "request": {"method": "POST", "url": resource["resourceType"]},
+                    }
+                )
             elif kind == "update":
                 resource = action["resource"]
-                entries.append({
-                    "resource": resource,
-                    "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
-                })
+                entries.append(
+                    {
+                        "resource": resource,
+                        "request": {"method": "PUT", "url": f"{resource['resourceType']}/{resource['id']}"},
+                    }
+                )
             elif kind == "delete":
                 # CDS Hooks 2.0 shows resourceId as one relative reference in its example and
                 # as an array in its table; a tolerant client takes either.
                 references = action.get("resourceId")
                 if isinstance(references, str):
                     references = [references]
-                if not isinstance(references, list) or not references or not all(isinstance(r, str) for r in references):
+                if (
+                    not isinstance(references, list)
+                    or not references
+                    or not all(isinstance(r, str) for r in references)
+                ):
                     raise SimulatorError(f"delete action needs resourceId (relative reference), got {references!r}")
                 for reference in references:
                     if reference in draft_orders:
@@ -150,12 +160,14 @@ class EhrSimulator:
 
     def feedback(self, service_id: str, card: dict, suggestion: dict) -> requests.Response:
         body = {
-            "feedback": [{
-                "card": card["uuid"],
-                "outcome": "accepted",
-                "acceptedSuggestions": [{"id": suggestion["uuid"]}],
-                "outcomeTimestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }]
+            "feedback": [
+                {
+                    "card": card["uuid"],
+                    "outcome": "accepted",
+                    "acceptedSuggestions": [{"id": suggestion["uuid"]}],
+                    "outcomeTimestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                }
+            ]
         }
         return self.session.post(f"{self.cds_base}/cds-services/{service_id}/feedback", json=body, timeout=TIMEOUT)
 

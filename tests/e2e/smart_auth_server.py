@@ -230,7 +230,9 @@ def create_auth_app(fhir_base: str, client_id: str, redirect_uris: list[str]) ->
                 return jsonify({"error": getattr(exc, "error", "invalid_request"), "error_description": str(exc)}), 400
             return login_page(grant.client.client_id, grant.request.scope or "")
         if request.form.get("username") != USERNAME or request.form.get("password") != PASSWORD:
-            return login_page(request.values.get("client_id", ""), request.values.get("scope", ""), "Wrong user name or password."), 401
+            return login_page(
+                request.values.get("client_id", ""), request.values.get("scope", ""), "Wrong user name or password."
+            ), 401
         launch = state.launches.get(request.values.get("launch", ""))
         user = LaunchContext(
             username=USERNAME,
@@ -264,7 +266,7 @@ def create_auth_app(fhir_base: str, client_id: str, redirect_uris: list[str]) ->
         return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Test EHR sign-in</title></head>
 <body><main><h1>Test EHR sign-in</h1>
 <p>{escape(client_id)} asks for: {escape(scope)}</p>
-{f'<p role="alert">{escape(error)}</p>' if error else ''}
+{f'<p role="alert">{escape(error)}</p>' if error else ""}
 <form method="post" action="/authorize">{hidden}
 <p><label for="username">User name</label> <input id="username" name="username" autocomplete="username"></p>
 <p><label for="password">Password</label> <input id="password" name="password" type="password"></p>
@@ -319,7 +321,7 @@ class AuthServer:
     def allow_redirect_uri(self, uri: str) -> None:
         self.state.clients[self.client_id].redirect_uris.append(uri)
 
-    def start(self) -> "AuthServer":
+    def start(self) -> AuthServer:
         self._thread.start()
         return self
 

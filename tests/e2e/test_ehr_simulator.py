@@ -28,6 +28,8 @@ SORAFENIB_DRAFT = {
     "authoredOn": ORDER_DATE,
     "dosageInstruction": [{"text": "400 mg orally twice daily"}],
 }
+
+
 def _as_list(value):
     return [value] if isinstance(value, str) else list(value)
 
@@ -44,11 +46,7 @@ def test_prefetch_is_filled_from_the_fhir_server(stack):
     prefetch = ehr.prefetch(service, {"patientId": FIRST_LINE, "userId": ehr.user_id})
     assert set(prefetch) == set(service["prefetch"])
     assert prefetch["patient"]["id"] == FIRST_LINE
-    codes = {
-        coding["code"]
-        for entry in prefetch["labs"]["entry"]
-        for coding in entry["resource"]["code"]["coding"]
-    }
+    codes = {coding["code"] for entry in prefetch["labs"]["entry"] for coding in entry["resource"]["code"]["coding"]}
     assert {"1834-1", "1742-6"} <= codes
     assert prefetch["medicationRequests"]["resourceType"] == "Bundle"
 
@@ -72,11 +70,10 @@ def test_first_suggestion_is_applied_and_feedback_stored(stack, first_line_call)
     assert all(status.startswith(("200", "201", "204")) for status in statuses), statuses
     # What was created is now in the record, found by a patient search.
     stored_actions = [
-        a for a in suggestion["actions"]
-        if not (a["type"] == "delete" and set(_as_list(a["resourceId"])) <= drafts)
+        a for a in suggestion["actions"] if not (a["type"] == "delete" and set(_as_list(a["resourceId"])) <= drafts)
     ]
     assert len(stored_actions) == len(result["entry"])
-    for action, entry in zip(stored_actions, result["entry"]):
+    for action, entry in zip(stored_actions, result["entry"], strict=True):
         if action["type"] == "create":
             kind = action["resource"]["resourceType"]
             found = requests.get(f"{stack.fhir_base}/{kind}", params={"patient": FIRST_LINE}, timeout=10).json()
@@ -101,6 +98,8 @@ def test_card_smart_link_opens_the_same_assessment(stack, first_line_call, page)
     page.wait_for_url(re.compile(r"/smart/app\?"))
     assert ORDER_DATE in page.locator(".context").first.inner_text()
     card_text = " ".join(card.get("detail", "") + card.get("summary", "") for card in call.response["cards"])
-    shown = page.locator("section", has=page.get_by_role("heading", name="Risk of primary sorafenib resistance")).inner_text()
+    shown = page.locator(
+        "section", has=page.get_by_role("heading", name="Risk of primary sorafenib resistance")
+    ).inner_text()
     percent = re.search(r"(\d+)%", shown)
     assert percent and f"{percent.group(1)}%" in card_text, "the app shows the risk the card showed"

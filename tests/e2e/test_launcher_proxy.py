@@ -78,8 +78,13 @@ def test_fallback_fetch_through_the_proxy_gives_the_same_cards(stack, collapsing
 
 def test_smart_app_through_the_proxy_shows_the_afp(stack, collapsing_proxy, page):
     context = app_context(
-        as_of=AS_OF, scenario="first_line", hook_instance=str(uuid.uuid4()),
-        service_id=SERVICE, drug_system=RXNORM, drug_code="495881", drug_display="sorafenib",
+        as_of=AS_OF,
+        scenario="first_line",
+        hook_instance=str(uuid.uuid4()),
+        service_id=SERVICE,
+        drug_system=RXNORM,
+        drug_code="495881",
+        drug_display="sorafenib",
     )
     sent = len(collapsing_proxy.seen)
     _ehr_launch(stack, page, FIRST_LINE, context, iss=collapsing_proxy.base)

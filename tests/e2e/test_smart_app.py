@@ -10,7 +10,6 @@ import uuid
 from datetime import date
 from urllib.parse import parse_qs, urlencode, urlparse
 
-import pytest
 import requests
 
 from cds_service.smart import app_context, parse_app_context
@@ -89,14 +88,25 @@ def test_pkce_is_enforced(stack):
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
     approved = requests.post(
         f"{stack.auth.url}/authorize",
-        data={**base, "code_challenge": challenge, "code_challenge_method": "S256",
-              "username": "clinician", "password": "test-password", "patient": FIRST_LINE},
+        data={
+            **base,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "username": "clinician",
+            "password": "test-password",
+            "patient": FIRST_LINE,
+        },
         allow_redirects=False,
         timeout=10,
     )
     assert approved.status_code == 302, approved.text
     code = parse_qs(urlparse(approved.headers["Location"]).query)["code"][0]
-    token_request = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "client_id": CLIENT_ID}
+    token_request = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "client_id": CLIENT_ID,
+    }
     wrong = requests.post(f"{stack.auth.url}/token", data={**token_request, "code_verifier": "w" * 64}, timeout=10)
     assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
 
@@ -115,8 +125,13 @@ def test_launch_refuses_a_non_http_iss(stack):
 
 def test_app_context_round_trip():
     text = app_context(
-        as_of=AS_OF, scenario="second_line", hook_instance="h-1", service_id="hcc-systemic-therapy-select",
-        drug_system=RXNORM, drug_code="1603296", drug_display="lenvatinib",
+        as_of=AS_OF,
+        scenario="second_line",
+        hook_instance="h-1",
+        service_id="hcc-systemic-therapy-select",
+        drug_system=RXNORM,
+        drug_code="1603296",
+        drug_display="lenvatinib",
     )
     assert isinstance(text, str) and len(text) < 400
     parsed = parse_app_context(text)
@@ -128,8 +143,13 @@ def test_app_context_round_trip():
 def test_ehr_launch_second_line_shows_curves(stack, page, artifacts):
     hook_instance = str(uuid.uuid4())
     context = app_context(
-        as_of=AS_OF, scenario="second_line", hook_instance=hook_instance, service_id="hcc-systemic-therapy-select",
-        drug_system=RXNORM, drug_code="1603296", drug_display="lenvatinib",
+        as_of=AS_OF,
+        scenario="second_line",
+        hook_instance=hook_instance,
+        service_id="hcc-systemic-therapy-select",
+        drug_system=RXNORM,
+        drug_code="1603296",
+        drug_display="lenvatinib",
     )
     _ehr_launch(stack, page, SECOND_LINE, context)
     page.screenshot(path=str(artifacts / "smart-app-second-line.png"), full_page=True)
@@ -165,8 +185,13 @@ def test_ehr_launch_second_line_shows_curves(stack, page, artifacts):
 
 def test_ehr_launch_first_line_shows_risk(stack, page, artifacts):
     context = app_context(
-        as_of=AS_OF, scenario="first_line", hook_instance=str(uuid.uuid4()),
-        service_id="hcc-systemic-therapy-select", drug_system=RXNORM, drug_code="495881", drug_display="sorafenib",
+        as_of=AS_OF,
+        scenario="first_line",
+        hook_instance=str(uuid.uuid4()),
+        service_id="hcc-systemic-therapy-select",
+        drug_system=RXNORM,
+        drug_code="495881",
+        drug_display="sorafenib",
     )
     _ehr_launch(stack, page, FIRST_LINE, context)
     page.screenshot(path=str(artifacts / "smart-app-first-line.png"), full_page=True)

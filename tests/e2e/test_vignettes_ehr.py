@@ -55,7 +55,10 @@ def stored(stack) -> dict[str, tuple[str, dict]]:
 
 def expected_through_the_ehr(card: dict) -> dict:
     """The vignette's expectation, with 'check first: Child-Pugh class' allowed after each label."""
-    return {**card, "offered": [label if label.startswith(STARTSWITH) else STARTSWITH + label for label in card["offered"]]}
+    return {
+        **card,
+        "offered": [label if label.startswith(STARTSWITH) else STARTSWITH + label for label in card["offered"]],
+    }
 
 
 @pytest.mark.parametrize("with_prefetch", [True, False], ids=["prefetch", "service-fetches"])
@@ -67,7 +70,7 @@ def test_vignette_through_the_ehr(stack, stored, vignette_id, with_prefetch):
     cards = call.response["cards"]
     expected = BY_ID[vignette_id]["expect"]["cards"]
     assert len(cards) == len(expected), [c["summary"] for c in cards]
-    for card, card_expected in zip(cards, expected):
+    for card, card_expected in zip(cards, expected, strict=True):
         check_card(card, expected_through_the_ehr(card_expected), {f"MedicationRequest/{draft['id']}"})
         for suggestion in card.get("suggestions") or []:
             assert "check first: Child-Pugh class" in suggestion["label"], suggestion["label"]

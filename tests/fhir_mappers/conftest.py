@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from fhir_mappers.terminology import Terminology, load_terminology
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read(name: str) -> dict:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 

@@ -36,7 +36,9 @@ def test_imaging_and_conditions(fixture, terminology):
     # The BCLC stage sits on the HCC Condition dated at diagnosis: older than the imaging window.
     assert f.bclc_stage.missing is MissingReason.stale
     assert f.bclc_stage.provenance.resource_id == "hcc" and "2024-09-15" in f.bclc_stage.note
-    wide = map_patient_features([fixture("imaging_conditions.json")], as_of=AS_OF, terminology=terminology, imaging_lookback_days=365)
+    wide = map_patient_features(
+        [fixture("imaging_conditions.json")], as_of=AS_OF, terminology=terminology, imaging_lookback_days=365
+    )
     assert wide.bclc_stage.value == "C"
     assert f.child_pugh_class.value == "B"
     assert f.child_pugh_class.provenance.resource_id == "child-pugh"
@@ -47,15 +49,20 @@ def test_stale_imaging(fixture, terminology):
     f = map_patient_features([fixture("imaging_conditions.json")], as_of=date(2025, 6, 1), terminology=terminology)
     assert f.tumour_size_cm.missing is MissingReason.stale
     assert f.tumour_size_over_5cm.missing is MissingReason.stale
-    longer = map_patient_features([fixture("imaging_conditions.json")], as_of=date(2025, 6, 1), terminology=terminology, imaging_lookback_days=120)
+    longer = map_patient_features(
+        [fixture("imaging_conditions.json")], as_of=date(2025, 6, 1), terminology=terminology, imaging_lookback_days=120
+    )
     assert longer.tumour_size_cm.value == pytest.approx(6.2)
 
 
 def test_single_small_lesion(terminology):
     obs = {
-        "resourceType": "Observation", "id": "l", "status": "final",
+        "resourceType": "Observation",
+        "id": "l",
+        "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "33728-7"}]},
-        "effectiveDateTime": "2025-03-01", "valueQuantity": {"value": 45, "unit": "mm"},
+        "effectiveDateTime": "2025-03-01",
+        "valueQuantity": {"value": 45, "unit": "mm"},
     }
     f = map_patient_features([obs], as_of=AS_OF, terminology=terminology)
     assert f.tumour_size_cm.value == pytest.approx(4.5)
@@ -65,13 +72,29 @@ def test_single_small_lesion(terminology):
 
 def test_refuted_and_inactive_conditions_are_skipped(terminology):
     conditions = [
-        {"resourceType": "Condition", "id": "c1", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "19943007"}]},
-         "verificationStatus": {"coding": [{"code": "entered-in-error"}]}},
-        {"resourceType": "Condition", "id": "c2", "code": {"coding": [{"system": "http://snomed.info/sct", "code": "25370001"}]},
-         "clinicalStatus": {"coding": [{"code": "resolved"}]}},
-        {"resourceType": "Condition", "id": "c3", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B18.2"}]},
-         "clinicalStatus": {"coding": [{"code": "relapse"}]}},
-        {"resourceType": "Condition", "id": "c4", "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B18.1"}]}},
+        {
+            "resourceType": "Condition",
+            "id": "c1",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "19943007"}]},
+            "verificationStatus": {"coding": [{"code": "entered-in-error"}]},
+        },
+        {
+            "resourceType": "Condition",
+            "id": "c2",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "25370001"}]},
+            "clinicalStatus": {"coding": [{"code": "resolved"}]},
+        },
+        {
+            "resourceType": "Condition",
+            "id": "c3",
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B18.2"}]},
+            "clinicalStatus": {"coding": [{"code": "relapse"}]},
+        },
+        {
+            "resourceType": "Condition",
+            "id": "c4",
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "B18.1"}]},
+        },
     ]
     f = map_patient_features(conditions, as_of=AS_OF, terminology=terminology)
     assert f.cirrhosis.missing is MissingReason.not_found and "entered-in-error" in f.cirrhosis.note
@@ -111,18 +134,53 @@ def test_local_codes_via_an_extended_terminology_file(tmp_path, terminology):
     local = load_terminology(path)
     lis = "http://lis.hospital.example.cn/codes"
     resources = [
-        {"resourceType": "Observation", "id": "afp-local", "status": "final", "code": {"coding": [{"system": lis, "code": "AFP-01"}], "text": "甲胎蛋白"},
-         "effectiveDateTime": "2025-03-03", "valueQuantity": {"value": 1250.5, "unit": "ng/ml"}},
-        {"resourceType": "Observation", "id": "count", "status": "final", "code": {"coding": [{"system": lis, "code": "RAD-NODULES"}]},
-         "effectiveDateTime": "2025-02-01", "valueInteger": 1},
-        {"resourceType": "Observation", "id": "pvtt", "status": "final", "code": {"coding": [{"system": lis, "code": "PVTT"}]},
-         "effectiveDateTime": "2025-02-01", "valueBoolean": False},
-        {"resourceType": "Observation", "id": "bclc", "status": "final", "code": {"coding": [{"system": lis, "code": "BCLC"}]},
-         "effectiveDateTime": "2025-02-01", "valueCodeableConcept": {"coding": [{"system": lis, "code": "BCLC-B"}]}},
-        {"resourceType": "Procedure", "id": "op", "status": "completed", "code": {"coding": [{"system": lis, "code": "OP-HEP-07"}]},
-         "performedDateTime": "2022-05-04"},
-        {"resourceType": "Observation", "id": "afp-loinc", "status": "final", "code": {"coding": [{"system": "http://loinc.org", "code": "1834-1"}]},
-         "effectiveDateTime": "2025-02-01", "valueQuantity": {"value": 3, "unit": "ng/mL"}},
+        {
+            "resourceType": "Observation",
+            "id": "afp-local",
+            "status": "final",
+            "code": {"coding": [{"system": lis, "code": "AFP-01"}], "text": "甲胎蛋白"},
+            "effectiveDateTime": "2025-03-03",
+            "valueQuantity": {"value": 1250.5, "unit": "ng/ml"},
+        },
+        {
+            "resourceType": "Observation",
+            "id": "count",
+            "status": "final",
+            "code": {"coding": [{"system": lis, "code": "RAD-NODULES"}]},
+            "effectiveDateTime": "2025-02-01",
+            "valueInteger": 1,
+        },
+        {
+            "resourceType": "Observation",
+            "id": "pvtt",
+            "status": "final",
+            "code": {"coding": [{"system": lis, "code": "PVTT"}]},
+            "effectiveDateTime": "2025-02-01",
+            "valueBoolean": False,
+        },
+        {
+            "resourceType": "Observation",
+            "id": "bclc",
+            "status": "final",
+            "code": {"coding": [{"system": lis, "code": "BCLC"}]},
+            "effectiveDateTime": "2025-02-01",
+            "valueCodeableConcept": {"coding": [{"system": lis, "code": "BCLC-B"}]},
+        },
+        {
+            "resourceType": "Procedure",
+            "id": "op",
+            "status": "completed",
+            "code": {"coding": [{"system": lis, "code": "OP-HEP-07"}]},
+            "performedDateTime": "2022-05-04",
+        },
+        {
+            "resourceType": "Observation",
+            "id": "afp-loinc",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1834-1"}]},
+            "effectiveDateTime": "2025-02-01",
+            "valueQuantity": {"value": 3, "unit": "ng/mL"},
+        },
     ]
     f = map_patient_features(resources, as_of=AS_OF, terminology=local)
     assert f.afp.provenance.resource_id == "afp-local"
@@ -136,7 +194,10 @@ def test_local_codes_via_an_extended_terminology_file(tmp_path, terminology):
     default = map_patient_features(resources, as_of=AS_OF, terminology=terminology)
     assert default.afp.provenance.resource_id == "afp-loinc"
     assert default.vascular_invasion.missing is MissingReason.not_found
-    assert "sintilimab" in local.drugs and local.match_drug({"coding": [{"system": lis, "code": "XD-0042"}]})[0] == "sintilimab"
+    assert (
+        "sintilimab" in local.drugs
+        and local.match_drug({"coding": [{"system": lis, "code": "XD-0042"}]})[0] == "sintilimab"
+    )
 
 
 @pytest.mark.parametrize(

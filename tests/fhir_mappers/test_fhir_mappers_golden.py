@@ -32,7 +32,9 @@ def local_terminology():
 def test_outputs_unchanged(case, local_terminology):
     as_of = date.fromisoformat(case["as_of"])
     features = map_patient_features(
-        copy.deepcopy(case["resources"]), as_of=as_of, terminology=local_terminology,
+        copy.deepcopy(case["resources"]),
+        as_of=as_of,
+        terminology=local_terminology,
         imaging_lookback_days=case["imaging_lookback_days"],
     )
     assert features.model_dump(mode="json") == case["features"]

@@ -48,11 +48,21 @@ def test_progression_five_months_after_start_is_secondary(fixture, terminology):
 
 def test_year_only_sorafenib_start_is_ambiguous(terminology):
     resources = [
-        {"resourceType": "MedicationStatement", "id": "s", "status": "completed",
-         "medicationCodeableConcept": {"text": "Sorafenib (Nexavar) 400mg bid"}, "effectiveDateTime": "2024"},
-        {"resourceType": "Observation", "id": "p", "status": "final",
-         "code": {"coding": [{"system": "http://loinc.org", "code": "97509-4"}]}, "effectiveDateTime": "2024-09-01",
-         "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "271299001"}]}},
+        {
+            "resourceType": "MedicationStatement",
+            "id": "s",
+            "status": "completed",
+            "medicationCodeableConcept": {"text": "Sorafenib (Nexavar) 400mg bid"},
+            "effectiveDateTime": "2024",
+        },
+        {
+            "resourceType": "Observation",
+            "id": "p",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "97509-4"}]},
+            "effectiveDateTime": "2024-09-01",
+            "valueCodeableConcept": {"coding": [{"system": "http://snomed.info/sct", "code": "271299001"}]},
+        },
     ]
     h = map_treatment_history(resources, terminology=terminology)
     assert h.sorafenib_start.missing is MissingReason.ambiguous
@@ -63,11 +73,23 @@ def test_year_only_sorafenib_start_is_ambiguous(terminology):
 
 def test_month_precision_can_still_decide(terminology):
     resources = [
-        {"resourceType": "MedicationStatement", "id": "s", "status": "active",
-         "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "495881"}]},
-         "effectiveDateTime": "2024-01"},
-        {"resourceType": "DiagnosticReport", "id": "ct", "status": "final", "code": {"text": "CT"}, "effectiveDateTime": "2024-12-01",
-         "conclusionCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "271299001"}]}]},
+        {
+            "resourceType": "MedicationStatement",
+            "id": "s",
+            "status": "active",
+            "medicationCodeableConcept": {
+                "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "495881"}]
+            },
+            "effectiveDateTime": "2024-01",
+        },
+        {
+            "resourceType": "DiagnosticReport",
+            "id": "ct",
+            "status": "final",
+            "code": {"text": "CT"},
+            "effectiveDateTime": "2024-12-01",
+            "conclusionCode": [{"coding": [{"system": "http://snomed.info/sct", "code": "271299001"}]}],
+        },
     ]
     h = map_treatment_history(resources, terminology=terminology)
     assert h.sorafenib_start.missing is MissingReason.ambiguous
@@ -108,4 +130,6 @@ def test_as_of_hides_later_events_and_unusable_statuses(fixture, terminology):
 def test_preliminary_progression_does_not_count(fixture, terminology):
     bundle = fixture("history_primary.json")
     bundle["entry"][1]["resource"]["status"] = "preliminary"
-    assert map_treatment_history([bundle], terminology=terminology).resistance_type.missing is MissingReason.no_progression
+    assert (
+        map_treatment_history([bundle], terminology=terminology).resistance_type.missing is MissingReason.no_progression
+    )

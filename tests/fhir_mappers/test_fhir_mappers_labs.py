@@ -13,7 +13,19 @@ from fhir_mappers.units import AFP_NG_PER_IU, convert
 AS_OF = date(2025, 3, 10)
 
 
-def lab(rid, code, value=None, unit=None, *, ucum=None, when="2025-03-01", status="final", comparator=None, system="http://loinc.org", **extra):
+def lab(
+    rid,
+    code,
+    value=None,
+    unit=None,
+    *,
+    ucum=None,
+    when="2025-03-01",
+    status="final",
+    comparator=None,
+    system="http://loinc.org",
+    **extra,
+):
     quantity = {k: v for k, v in {"value": value, "unit": unit, "comparator": comparator}.items() if v is not None}
     if ucum is not None:
         quantity.update(system="http://unitsofmeasure.org", code=ucum)
@@ -181,7 +193,12 @@ def test_stale_value_is_reported_with_its_date_not_used(terminology):
     assert f.afp.provenance.resource_id == "old"
     assert f.afp_over_400.missing is MissingReason.stale
     # A longer look-back makes the same value usable.
-    assert features([lab("old", "1834-1", 900, ucum="ng/mL", when="2025-01-24")], terminology, lab_lookback_days=60).afp_over_400.value is True
+    assert (
+        features(
+            [lab("old", "1834-1", 900, ucum="ng/mL", when="2025-01-24")], terminology, lab_lookback_days=60
+        ).afp_over_400.value
+        is True
+    )
 
 
 def test_future_values_are_ignored(terminology):
@@ -194,7 +211,10 @@ def test_future_values_are_ignored(terminology):
 def test_data_absent_reason(terminology):
     obs = lab("absent", "1834-1")
     del obs["valueQuantity"]
-    obs["dataAbsentReason"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "error"}], "text": "Haemolysed sample"}
+    obs["dataAbsentReason"] = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/data-absent-reason", "code": "error"}],
+        "text": "Haemolysed sample",
+    }
     f = features([obs], terminology)
     assert f.afp.missing is MissingReason.data_absent
     assert "Haemolysed" in f.afp.note
@@ -202,7 +222,11 @@ def test_data_absent_reason(terminology):
 
 def test_most_recent_usable_value_wins(terminology):
     f = features(
-        [lab("a", "1742-6", 30, ucum="U/L", when="2025-02-20"), lab("b", "1742-6", 70, ucum="U/L", when="2025-03-05"), lab("c", "1743-4", 35, ucum="U/L", when="2025-02-28")],
+        [
+            lab("a", "1742-6", 30, ucum="U/L", when="2025-02-20"),
+            lab("b", "1742-6", 70, ucum="U/L", when="2025-03-05"),
+            lab("c", "1743-4", 35, ucum="U/L", when="2025-02-28"),
+        ],
         terminology,
     )
     assert f.alt.provenance.resource_id == "b"

@@ -36,15 +36,32 @@ def test_order_select_considers_only_the_selected_orders(fixture, terminology):
 
 
 def test_name_match_when_no_code_is_known(terminology):
-    bundle = {"resourceType": "Bundle", "entry": [{"resource": {
-        "resourceType": "MedicationRequest", "id": "x", "status": "draft", "intent": "order",
-        "medicationCodeableConcept": {"text": "Camrelizumab 200 mg IV q3w"}}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "x",
+                    "status": "draft",
+                    "intent": "order",
+                    "medicationCodeableConcept": {"text": "Camrelizumab 200 mg IV q3w"},
+                }
+            }
+        ],
+    }
     summary = classify_draft_orders(bundle, None, terminology)
     assert summary.orders[0].drug == "camrelizumab" and summary.has_pd1_inhibitor
 
 
 def test_garbage_never_raises(terminology):
-    for bad in (None, {}, {"entry": "x"}, {"entry": [None, 1, {"resource": "x"}, {"resource": {"resourceType": 3}}]}, []):
+    for bad in (
+        None,
+        {},
+        {"entry": "x"},
+        {"entry": [None, 1, {"resource": "x"}, {"resource": {"resourceType": 3}}]},
+        [],
+    ):
         assert classify_draft_orders(bad, None, terminology).orders == []  # type: ignore[arg-type]
     assert classify_draft_orders({"entry": []}, [None, 5], terminology).orders == []  # type: ignore[list-item]
 
@@ -53,18 +70,26 @@ def test_garbage_never_raises(terminology):
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SORAFENIB_MEDICATION = {
-    "resourceType": "Medication", "id": "med-sora",
+    "resourceType": "Medication",
+    "id": "med-sora",
     "code": {"coding": [{"system": RXNORM, "code": "597747", "display": "sorafenib 200 MG Oral Tablet"}]},
 }
 AMOXICILLIN_MEDICATION = {
-    "resourceType": "Medication", "id": "med-sora",
+    "resourceType": "Medication",
+    "id": "med-sora",
     "code": {"coding": [{"system": RXNORM, "code": "617993", "display": "Amoxicillin 120 MG/ML Oral Suspension"}]},
 }
 
 
 def draft_bundle(reference: dict, *extra: dict) -> dict:
-    order = {"resourceType": "MedicationRequest", "id": "draft-ref", "status": "draft", "intent": "order",
-             "medicationReference": reference, "authoredOn": "2026-11-20"}
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "draft-ref",
+        "status": "draft",
+        "intent": "order",
+        "medicationReference": reference,
+        "authoredOn": "2026-11-20",
+    }
     return {"resourceType": "Bundle", "entry": [{"resource": r} for r in (order, *extra)]}
 
 
@@ -91,28 +116,52 @@ def test_the_draft_bundle_medication_beats_the_known_ones(terminology):
 def test_the_reference_display_is_the_last_resort(terminology):
     reference = {"reference": "Medication/med-x", "display": "sorafenib 200 MG Oral Tablet"}
     (order,) = classify_draft_orders(draft_bundle(reference), None, terminology).orders
-    assert (order.drug, order.identified_by, order.unresolved_reference) == ("sorafenib", "reference_display", "Medication/med-x")
+    assert (order.drug, order.identified_by, order.unresolved_reference) == (
+        "sorafenib",
+        "reference_display",
+        "Medication/med-x",
+    )
     assert order.coding.display == "sorafenib 200 MG Oral Tablet" and order.coding.code is None
     # A Medication that is found names the drug, whatever the display says.
-    (order,) = classify_draft_orders(draft_bundle(reference), None, terminology, {"Medication/med-x": AMOXICILLIN_MEDICATION}).orders
+    (order,) = classify_draft_orders(
+        draft_bundle(reference), None, terminology, {"Medication/med-x": AMOXICILLIN_MEDICATION}
+    ).orders
     assert order.drug_class is DrugClass.IRRELEVANT and order.unresolved_reference is None
 
 
 def test_identified_by_code_or_text(fixture, terminology):
     summary = classify_draft_orders(fixture("draft_orders.json"), None, terminology)
     assert {o.resource_id: o.identified_by for o in summary.orders} == {
-        "draft-sora": "code", "draft-lenva": "code", "draft-pembro": "code", "draft-amox": None,
+        "draft-sora": "code",
+        "draft-lenva": "code",
+        "draft-pembro": "code",
+        "draft-amox": None,
     }
-    bundle = {"resourceType": "Bundle", "entry": [{"resource": {
-        "resourceType": "MedicationRequest", "id": "x", "medicationCodeableConcept": {"text": "Nexavar 200 mg"}}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "x",
+                    "medicationCodeableConcept": {"text": "Nexavar 200 mg"},
+                }
+            }
+        ],
+    }
     assert classify_draft_orders(bundle, None, terminology).orders[0].identified_by == "text"
 
 
 def test_medication_concept_falls_back_to_the_reference_display():
-    request = {"resourceType": "MedicationRequest", "medicationReference": {"reference": "Medication/m", "display": "sorafenib"}}
+    request = {
+        "resourceType": "MedicationRequest",
+        "medicationReference": {"reference": "Medication/m", "display": "sorafenib"},
+    }
     assert medication_concept(request, {}) == {"text": "sorafenib"}
     assert medication_concept(request, {"Medication/m": SORAFENIB_MEDICATION}) == SORAFENIB_MEDICATION["code"]
-    assert medication_concept({"medicationReference": {"reference": "#gone", "display": "sorafenib"}}, {}) == {"text": "sorafenib"}
+    assert medication_concept({"medicationReference": {"reference": "#gone", "display": "sorafenib"}}, {}) == {
+        "text": "sorafenib"
+    }
     assert medication_concept({"medicationReference": {"reference": "Medication/m"}}, {}) is None
     assert medication_concept({"medicationReference": {"display": "  "}}, {}) is None
 
@@ -126,4 +175,7 @@ def test_history_references_that_need_reading():
         {"resourceType": "MedicationRequest", "medicationReference": {"reference": "#contained"}},
         {"resourceType": "Observation", "medicationReference": {"reference": "Medication/c"}},
     ]
-    assert medication_references(resources, {"Medication/known": SORAFENIB_MEDICATION}) == ["Medication/a", "Medication/b"]
+    assert medication_references(resources, {"Medication/known": SORAFENIB_MEDICATION}) == [
+        "Medication/a",
+        "Medication/b",
+    ]

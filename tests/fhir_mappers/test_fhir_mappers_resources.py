@@ -12,18 +12,46 @@ def test_flattens_bundles_and_records_operation_outcomes():
     outcomes = OperationOutcomes()
     prefetch = {
         "patient": {"resourceType": "Patient", "id": "p1"},
-        "labs": {"resourceType": "Bundle", "entry": [
-            {"resource": {"resourceType": "Observation", "id": "o1"}},
-            {"resource": {"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Condition", "id": "c1"}}]}},
-            {"resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "processing", "details": {"text": "timeout"}}]}},
-            {"response": {"status": "404", "outcome": {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]}}},
-            "junk",
-        ]},
+        "labs": {
+            "resourceType": "Bundle",
+            "entry": [
+                {"resource": {"resourceType": "Observation", "id": "o1"}},
+                {
+                    "resource": {
+                        "resourceType": "Bundle",
+                        "entry": [{"resource": {"resourceType": "Condition", "id": "c1"}}],
+                    }
+                },
+                {
+                    "resource": {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "processing", "details": {"text": "timeout"}}],
+                    }
+                },
+                {
+                    "response": {
+                        "status": "404",
+                        "outcome": {
+                            "resourceType": "OperationOutcome",
+                            "issue": [{"severity": "error", "code": "not-found"}],
+                        },
+                    }
+                },
+                "junk",
+            ],
+        },
         "meds": None,
-        "failed": {"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "diagnostics": "Prefetch query failed"}]},
+        "failed": {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "fatal", "diagnostics": "Prefetch query failed"}],
+        },
     }
     resources = list(iter_resources(prefetch, outcomes))
-    assert [(r["resourceType"], r["id"]) for r in resources] == [("Patient", "p1"), ("Observation", "o1"), ("Condition", "c1")]
+    assert [(r["resourceType"], r["id"]) for r in resources] == [
+        ("Patient", "p1"),
+        ("Observation", "o1"),
+        ("Condition", "c1"),
+    ]
     assert outcomes.messages() == ["error: timeout", "error: not-found", "fatal: Prefetch query failed"]
     assert outcomes.skipped == 1
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-
 from fhir_factory import (
     ICD10,
     PEMBROLIZUMAB,
@@ -19,6 +18,7 @@ from fhir_factory import (
     medication_request,
     progression,
 )
+
 from fhir_mappers.errors import TerminologyError
 from fhir_mappers.patient import map_patient_features, map_treatment_history
 from fhir_mappers.terminology import load_terminology
@@ -43,14 +43,19 @@ def test_icd10_subcodes_match_a_category_declared_with_descendants(terminology):
 
 def test_one_code_can_mean_two_findings(terminology):
     # K70.31 is ascites (itself) and alcoholic liver disease (through K70).
-    keys = {f.key for f in features([condition("K70.31", "Alcoholic cirrhosis with ascites", system=ICD10CM)], terminology).findings}
+    keys = {
+        f.key
+        for f in features(
+            [condition("K70.31", "Alcoholic cirrhosis with ascites", system=ICD10CM)], terminology
+        ).findings
+    }
     assert keys == {"ascites", "non_viral_liver_disease"}
 
 
 def test_descendants_are_refused_outside_icd10(tmp_path):
     path = tmp_path / "local.yaml"
     path.write_text(
-        'version: 1\nextends: default\nconditions:\n  varices:\n'
+        "version: 1\nextends: default\nconditions:\n  varices:\n"
         '    - {system: snomed, code: "28670008", descendants: true}\n'
     )
     with pytest.raises(TerminologyError, match="only for ICD-10"):
@@ -110,8 +115,15 @@ def test_documented_failure_needs_progression_after_the_start(terminology):
 
 def test_toxicity_stop_by_status_reason_code_or_words(terminology):
     coded = medication_request(SORAFENIB, "2026-03-01", status="stopped")
-    coded["statusReason"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
-                                         "code": "sintol", "display": "Suspected intolerance"}]}
+    coded["statusReason"] = {
+        "coding": [
+            {
+                "system": "http://terminology.hl7.org/CodeSystem/medicationrequest-status-reason",
+                "code": "sintol",
+                "display": "Suspected intolerance",
+            }
+        ]
+    }
     assert history([coded], terminology).sorafenib_toxicity.value is True
     words = medication_request(SORAFENIB, "2026-03-01", status="stopped")
     words["statusReason"] = {"text": "Hand-foot skin reaction grade 3"}
@@ -122,12 +134,23 @@ def test_toxicity_stop_by_status_reason_code_or_words(terminology):
 
 
 def test_toxicity_stop_from_an_adverse_event_naming_sorafenib(terminology):
-    statement = {"resourceType": "MedicationStatement", "id": "ms-1", "status": "stopped",
-                 "medicationCodeableConcept": {"coding": [SORAFENIB]}, "effectiveDateTime": "2026-03-01",
-                 "subject": {"reference": "Patient/p1"}}
-    event = {"resourceType": "AdverseEvent", "id": "ae-1", "actuality": "actual", "subject": {"reference": "Patient/p1"},
-             "date": "2026-04-01", "event": {"text": "Grade 3 diarrhoea"},
-             "suspectEntity": [{"instance": {"reference": "MedicationStatement/ms-1"}}]}
+    statement = {
+        "resourceType": "MedicationStatement",
+        "id": "ms-1",
+        "status": "stopped",
+        "medicationCodeableConcept": {"coding": [SORAFENIB]},
+        "effectiveDateTime": "2026-03-01",
+        "subject": {"reference": "Patient/p1"},
+    }
+    event = {
+        "resourceType": "AdverseEvent",
+        "id": "ae-1",
+        "actuality": "actual",
+        "subject": {"reference": "Patient/p1"},
+        "date": "2026-04-01",
+        "event": {"text": "Grade 3 diarrhoea"},
+        "suspectEntity": [{"instance": {"reference": "MedicationStatement/ms-1"}}],
+    }
     found = history([statement, event], terminology).sorafenib_toxicity
     assert found.value is True and "Grade 3 diarrhoea" in found.note
     potential = {**event, "actuality": "potential"}
@@ -135,7 +158,9 @@ def test_toxicity_stop_from_an_adverse_event_naming_sorafenib(terminology):
 
 
 def test_checkpoint_exposures_whatever_the_class(terminology):
-    atezolizumab = medication_request({"system": "http://www.whocc.no/atc", "code": "L01FF05"}, "2026-01-01", status="completed")
+    atezolizumab = medication_request(
+        {"system": "http://www.whocc.no/atc", "code": "L01FF05"}, "2026-01-01", status="completed"
+    )
     pembrolizumab = medication_request(PEMBROLIZUMAB, "2026-02-01", status="completed")
     exposures = history([atezolizumab, pembrolizumab], terminology).checkpoint_exposures
     assert {(e.drug, e.checkpoint) for e in exposures} == {("atezolizumab", "pdl1"), ("pembrolizumab", "pd1")}
@@ -143,4 +168,6 @@ def test_checkpoint_exposures_whatever_the_class(terminology):
 
 def test_icd10_alias_still_matches_both_systems(terminology):
     for system in (ICD10, ICD10CM):
-        assert [f.key for f in features([condition("K92.2", "GI bleeding", system=system)], terminology).findings] == ["gi_bleeding"]
+        assert [f.key for f in features([condition("K92.2", "GI bleeding", system=system)], terminology).findings] == [
+            "gi_bleeding"
+        ]

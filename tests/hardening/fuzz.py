@@ -74,10 +74,22 @@ def fuzz(url: str, max_examples: int, seed: int | None = None, workdir: Path | N
     har = workdir / "fuzz.har"
     before = metric_total(url, "cds_http_requests_total")
     command = [
-        str(SCHEMATHESIS), "run", f"{url}/openapi.json",
-        "--checks", "all", "--exclude-checks", "negative_data_rejection",
-        "--max-examples", str(max_examples), "--report", "har", "--report-har-path", str(har),
-        "--wait-for-schema", "30", "--no-color",
+        str(SCHEMATHESIS),
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "negative_data_rejection",
+        "--max-examples",
+        str(max_examples),
+        "--report",
+        "har",
+        "--report-har-path",
+        str(har),
+        "--wait-for-schema",
+        "30",
+        "--no-color",
     ]
     if seed is not None:
         command += ["--seed", str(seed)]
@@ -104,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     bad: list[str] = []
     failed_passes = served = scrapes = 0
     with tempfile.TemporaryDirectory(prefix="cds-fuzz-") as tmp:
-        with (nullcontext(None) if args.url else gunicorn_service(Path(tmp), CDS_LOG_LEVEL="WARNING")) as service:
+        with nullcontext(None) if args.url else gunicorn_service(Path(tmp), CDS_LOG_LEVEL="WARNING") as service:
             url = args.url or service.url
             seed = args.seed
             # Passes of bounded size (one huge run keeps its whole HAR log in memory).
@@ -117,16 +129,23 @@ def main(argv: list[str] | None = None) -> int:
                 served += result.served
                 scrapes += result.scrapes
                 failed_passes += result.exit_code != 0
-                print(f"pass seed={seed}: {result.total:,} requests, exit {result.exit_code}, "
-                      f"5xx {result.server_errors}, 4xx not in the error shape {len(result.bad_errors)}", flush=True)
+                print(
+                    f"pass seed={seed}: {result.total:,} requests, exit {result.exit_code}, "
+                    f"5xx {result.server_errors}, 4xx not in the error shape {len(result.bad_errors)}",
+                    flush=True,
+                )
                 if result.exit_code != 0:
                     print(result.output[-3000:])
                 seed += 1
     server_errors = sum(n for status, n in totals.items() if status >= 500)
-    print(f"requests: {sum(totals.values()):,}; by status: "
-          + ", ".join(f"{status} × {n:,}" for status, n in sorted(totals.items())))
-    print(f"service counted {served:,.0f}: the HAR's less {scrapes} /metrics scrapes is "
-          f"{sum(totals.values()) - scrapes:,}, and schemathesis probes once a pass outside its HAR")
+    print(
+        f"requests: {sum(totals.values()):,}; by status: "
+        + ", ".join(f"{status} × {n:,}" for status, n in sorted(totals.items()))
+    )
+    print(
+        f"service counted {served:,.0f}: the HAR's less {scrapes} /metrics scrapes is "
+        f"{sum(totals.values()) - scrapes:,}, and schemathesis probes once a pass outside its HAR"
+    )
     print(f"5xx: {server_errors}; 4xx not in the error shape: {len(bad)}; passes failing a check: {failed_passes}")
     for problem in bad[:10]:
         print("  ", problem)

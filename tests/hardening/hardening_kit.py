@@ -14,7 +14,6 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from processes import ServiceProcess, free_port, serving  # noqa: E402
 from fhir_factory import (  # noqa: E402
     AMOXICILLIN,
     SORAFENIB,
@@ -25,6 +24,7 @@ from fhir_factory import (  # noqa: E402
     hook_request,
     medication_request,
 )
+from processes import ServiceProcess, free_port, serving  # noqa: E402
 
 from cds_service.services import prefetch_templates  # noqa: E402
 from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore  # noqa: E402
@@ -54,8 +54,11 @@ def gunicorn_service(tmp_path: Path, **env: str) -> Iterator[ServiceProcess]:
 def sorafenib_call(patient: str = "p1", **kw) -> dict:
     """A first-line sorafenib order-select with everything prefetched."""
     draft = medication_request(SORAFENIB, "2026-11-20", status="draft", rid="draft-1", patient=patient)
-    resources = [afp(1250, "2026-11-10", patient=patient), alt(65, "2026-11-12", patient=patient),
-                 *hcc_hbv_conditions(patient)]
+    resources = [
+        afp(1250, "2026-11-10", patient=patient),
+        alt(65, "2026-11-12", patient=patient),
+        *hcc_hbv_conditions(patient),
+    ]
     return hook_request("order-select", [draft], prefetch=full_prefetch(resources, patient), patient=patient, **kw)
 
 
@@ -77,7 +80,11 @@ def issue_cards(database_url: str, service_id: str, cards: list[str]) -> None:
     try:
         store.record_assessment(
             AssessmentAudit(
-                hook_instance=uuid.uuid4(), service_id=service_id, hook="order-select", outcome="cards", timing_ms=1.0,
+                hook_instance=uuid.uuid4(),
+                service_id=service_id,
+                hook="order-select",
+                outcome="cards",
+                timing_ms=1.0,
                 cards=[AuditCard(uuid=card, indicator="warning") for card in cards],
             )
         )
@@ -87,8 +94,16 @@ def issue_cards(database_url: str, service_id: str, cards: list[str]) -> None:
 
 
 def feedback_body(card: str) -> dict:
-    return {"feedback": [{"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z",
-                          "overrideReason": {"userComment": "not now"}}]}
+    return {
+        "feedback": [
+            {
+                "card": card,
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-20T10:00:00Z",
+                "overrideReason": {"userComment": "not now"},
+            }
+        ]
+    }
 
 
 def metric_total(url: str, name: str, **labels: str) -> float:

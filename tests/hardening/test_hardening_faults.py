@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-
 from fhir_stub import FhirStub
 from hardening_kit import (
     PREFETCH_KEYS,
@@ -38,12 +37,19 @@ def post_hook(url: str, body: dict, timeout: float = 15) -> tuple[requests.Respo
 
 def test_hanging_fhir_burst_leaves_no_thread_stuck(tmp_path):
     # 2 workers × 2 threads and 4 fetch threads each: a stuck thread would show at once.
-    env = {"CDS_WORKERS": "2", "CDS_THREADS": "2", "CDS_FETCH_WORKERS": "4",
-           "CDS_FETCH_BUDGET_SECONDS": str(BUDGET), "CDS_LOG_LEVEL": "WARNING"}
+    env = {
+        "CDS_WORKERS": "2",
+        "CDS_THREADS": "2",
+        "CDS_FETCH_WORKERS": "4",
+        "CDS_FETCH_BUDGET_SECONDS": str(BUDGET),
+        "CDS_LOG_LEVEL": "WARNING",
+    }
     with FhirStub("hang") as hanging, FhirStub("ok") as healthy, gunicorn_service(tmp_path, **env) as service:
         burst = 16
         with ThreadPoolExecutor(burst) as pool:
-            answers = list(pool.map(lambda _: post_hook(service.url, sorafenib_call_to_fetch(hanging.url)), range(burst)))
+            answers = list(
+                pool.map(lambda _: post_hook(service.url, sorafenib_call_to_fetch(hanging.url)), range(burst))
+            )
         assert [r.status_code for r, _ in answers] == [200] * burst
         assert len(hanging.seen()) >= 4  # the hanging server really was called and held connections
 
@@ -62,8 +68,13 @@ def test_hanging_fhir_burst_leaves_no_thread_stuck(tmp_path):
 
 def test_huge_fhir_answer_is_read_only_up_to_the_cap(tmp_path):
     cap = 256 * 1024
-    env = {"CDS_WORKERS": "1", "CDS_THREADS": "4", "CDS_FETCH_MAX_BYTES": str(cap),
-           "CDS_FETCH_BUDGET_SECONDS": "3", "CDS_LOG_LEVEL": "WARNING"}
+    env = {
+        "CDS_WORKERS": "1",
+        "CDS_THREADS": "4",
+        "CDS_FETCH_MAX_BYTES": str(cap),
+        "CDS_FETCH_BUDGET_SECONDS": "3",
+        "CDS_LOG_LEVEL": "WARNING",
+    }
     with FhirStub("huge", huge_bytes=64 * 1024 * 1024) as huge, gunicorn_service(tmp_path, **env) as service:
         (worker,) = service.worker_pids()
         post_hook(service.url, sorafenib_call())  # warm: everything imported and allocated once

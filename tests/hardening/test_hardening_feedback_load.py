@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from hardening_kit import SELECT, feedback_body, gunicorn_service, issue_cards
 
 PROCESSES = 4
@@ -102,5 +101,7 @@ def test_a_worker_killed_mid_load_loses_nothing_acknowledged(tmp_path):
     # what was stored but not acknowledged died with the worker between commit and answer
     unacknowledged_but_stored = stored - set(acknowledged) - {"after-kill"}
     assert len(unacknowledged_but_stored) <= failed
-    print(f"kill -9 of worker {killed[0]}: {len(acknowledged)} acknowledged, {failed} failed, "
-          f"{len(unacknowledged_but_stored)} stored without acknowledgement, 0 lost")
+    print(
+        f"kill -9 of worker {killed[0]}: {len(acknowledged)} acknowledged, {failed} failed, "
+        f"{len(unacknowledged_but_stored)} stored without acknowledgement, 0 lost"
+    )

@@ -12,11 +12,11 @@ import uuid
 
 import pytest
 import requests
+from hardening_kit import SELECT, SIGN, sorafenib_call
 from jsonschema import Draft202012Validator
 
 from cds_service.openapi import description
 from cds_service.store import AssessmentAudit, AuditCard
-from hardening_kit import SELECT, SIGN, sorafenib_call
 
 AT = "2026-11-20T10:00:00Z"
 LATER = "2026-11-20T10:05:00Z"
@@ -26,7 +26,11 @@ def issue(server, *cards: str, service_id: str = SELECT, suggestions: tuple[str,
     """Audit an assessment by ``service_id`` that issued ``cards``, each with ``suggestions``."""
     server.runtime.store.record_assessment(
         AssessmentAudit(
-            hook_instance=uuid.uuid4(), service_id=service_id, hook="order-select", outcome="cards", timing_ms=1.0,
+            hook_instance=uuid.uuid4(),
+            service_id=service_id,
+            hook="order-select",
+            outcome="cards",
+            timing_ms=1.0,
             cards=[AuditCard(uuid=card, indicator="warning", suggestions=suggestions) for card in cards],
         )
     )
@@ -80,9 +84,14 @@ def stored(server) -> list[tuple[str, str]]:
         (overridden("card-1") | {"overrideReason": None}, "feedback.0.overrideReason"),  # SHALL NOT be null
         (overridden("card-1", comment=""), "feedback.0.overrideReason.userComment"),
         # Coding: code and system REQUIRED.
-        (overridden("card-1") | {"overrideReason": {"reason": {"code": "x"}}}, "feedback.0.overrideReason.reason.system"),
-        (overridden("card-1") | {"overrideReason": {"reason": {"system": "urn:x", "code": ""}}},
-         "feedback.0.overrideReason.reason.code"),
+        (
+            overridden("card-1") | {"overrideReason": {"reason": {"code": "x"}}},
+            "feedback.0.overrideReason.reason.system",
+        ),
+        (
+            overridden("card-1") | {"overrideReason": {"reason": {"system": "urn:x", "code": ""}}},
+            "feedback.0.overrideReason.reason.code",
+        ),
         # An entry carrying the other outcome's field contradicts itself.
         (accepted("card-1") | {"overrideReason": {"userComment": "no"}}, "feedback.0.overrideReason"),
         (overridden("card-1") | {"acceptedSuggestions": [{"id": "sugg-1"}]}, "feedback.0.acceptedSuggestions"),
@@ -136,7 +145,12 @@ def test_feedback_on_a_card_never_issued_is_404_and_not_stored(server):
     body = response.json()
     assert (body["error"], body["stored"], body["refused"]) == ("feedback_refused", 0, 1)
     assert body["details"] == [{"field": "feedback.0.card", "problem": body["results"][0]["problem"]}]
-    assert body["results"][0] | {"problem": ""} == {"card": "never-issued", "status": "refused", "error": "unknown_card", "problem": ""}
+    assert body["results"][0] | {"problem": ""} == {
+        "card": "never-issued",
+        "status": "refused",
+        "error": "unknown_card",
+        "problem": "",
+    }
     assert stored(server) == []
 
 
@@ -154,7 +168,9 @@ def test_a_mixed_batch_says_which_entries_were_stored_and_which_refused(server):
     body = response.json()
     assert (body["stored"], body["duplicates"], body["refused"]) == (2, 0, 1)
     assert [(r["card"], r["status"]) for r in body["results"]] == [
-        ("card-1", "stored"), ("never-issued", "refused"), ("card-2", "stored")
+        ("card-1", "stored"),
+        ("never-issued", "refused"),
+        ("card-2", "stored"),
     ]
     assert [d["field"] for d in body["details"]] == ["feedback.1.card"]
     again = post(server, *batch).json()  # the client's retry: nothing stored twice, the refusal stands
@@ -263,5 +279,9 @@ def test_a_conflict_in_a_mixed_batch_is_409_and_the_rest_is_stored(server):
 def test_a_contradiction_within_one_post_is_refused(server):
     response = post(server, accepted("card-1"), copy.deepcopy(accepted("card-1")), overridden("card-1", at=LATER))
     assert response.status_code == 409, response.text
-    assert [r.get("error", r["status"]) for r in response.json()["results"]] == ["stored", "duplicate", "outcome_conflict"]
+    assert [r.get("error", r["status"]) for r in response.json()["results"]] == [
+        "stored",
+        "duplicate",
+        "outcome_conflict",
+    ]
     assert stored(server) == [("card-1", "accepted")]

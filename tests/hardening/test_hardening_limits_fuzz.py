@@ -69,36 +69,143 @@ class Raw(str):
 
 
 DATE_LIMITS: list[Any] = [
-    "0001-01-01", "0001-01", "0001", "9999-12-31", "9999-12", "9999",
-    "0001-01-01T00:00:00+14:00", "0001-01-01T00:00:00-14:00", "9999-12-31T23:59:59-14:00",
-    "9999-12-31T23:59:59.999999999+14:00", "9999-12-31T23:59:60Z", "2016-12-31T23:59:60Z",
-    "2026-11-10T23:59:60+14:00", "2026-11-10T00:00:00-14:00", "2026-11-20T23:59:59+14:00",
-    "2023-02-29", "2100-02-29", "2024-02-29", "2023-02", "2026", "2026-11",
-    "0000-01-01", "0000", "2026-13-01", "2026-00-10", "2026-11-31", "2026-11-00", "2026-11-10T",
-    "2026-11-10T25:61:61Z", "10000-01-01", "-0001-01-01", "+2026-11-10", "2026-1-1", "20261110",
-    "", " ", "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0661\u0660", "2026-11-10\u0000", "9" * 4000,
-    20261110, 0, -1, 1e308, True, None, [], {}, ["2026-11-10"], {"start": "2026-11-10"},
+    "0001-01-01",
+    "0001-01",
+    "0001",
+    "9999-12-31",
+    "9999-12",
+    "9999",
+    "0001-01-01T00:00:00+14:00",
+    "0001-01-01T00:00:00-14:00",
+    "9999-12-31T23:59:59-14:00",
+    "9999-12-31T23:59:59.999999999+14:00",
+    "9999-12-31T23:59:60Z",
+    "2016-12-31T23:59:60Z",
+    "2026-11-10T23:59:60+14:00",
+    "2026-11-10T00:00:00-14:00",
+    "2026-11-20T23:59:59+14:00",
+    "2023-02-29",
+    "2100-02-29",
+    "2024-02-29",
+    "2023-02",
+    "2026",
+    "2026-11",
+    "0000-01-01",
+    "0000",
+    "2026-13-01",
+    "2026-00-10",
+    "2026-11-31",
+    "2026-11-00",
+    "2026-11-10T",
+    "2026-11-10T25:61:61Z",
+    "10000-01-01",
+    "-0001-01-01",
+    "+2026-11-10",
+    "2026-1-1",
+    "20261110",
+    "",
+    " ",
+    "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0661\u0660",
+    "2026-11-10\u0000",
+    "9" * 4000,
+    20261110,
+    0,
+    -1,
+    1e308,
+    True,
+    None,
+    [],
+    {},
+    ["2026-11-10"],
+    {"start": "2026-11-10"},
 ]
 NUMBER_LIMITS: list[Any] = [
-    0, -0.0, Raw("-0"), -1, -1e308, 1e308, 5e-324, -5e-324, 2**63 - 1, -(2**63), 2**64 - 1,
-    Raw("1e309"), Raw("-1e309"), Raw("1e-400"), Raw("1" + "0" * 30), Raw("1" + "0" * 400),
-    Raw("0." + "3" * 500), Raw("1234.5678901234567890123456789"), 0.1, 1e-7, 400.0000000000001,
-    True, False, "80", "1e309", "NaN", "Infinity", None, [], {}, {"value": 1},
+    0,
+    -0.0,
+    Raw("-0"),
+    -1,
+    -1e308,
+    1e308,
+    5e-324,
+    -5e-324,
+    2**63 - 1,
+    -(2**63),
+    2**64 - 1,
+    Raw("1e309"),
+    Raw("-1e309"),
+    Raw("1e-400"),
+    Raw("1" + "0" * 30),
+    Raw("1" + "0" * 400),
+    Raw("0." + "3" * 500),
+    Raw("1234.5678901234567890123456789"),
+    0.1,
+    1e-7,
+    400.0000000000001,
+    True,
+    False,
+    "80",
+    "1e309",
+    "NaN",
+    "Infinity",
+    None,
+    [],
+    {},
+    {"value": 1},
 ]
 COMPARATORS: list[Any] = ["<", "<=", ">=", ">", "ad", "", "=", " <", None, 5, True]
 PERIOD_LIMITS: list[Any] = [
-    {}, {"start": None}, {"end": "0001"}, {"start": "9999-12-31", "end": "0001-01-01"},
-    {"start": "0001-01-01T00:00:00+14:00", "end": "9999-12-31T23:59:60-14:00"}, "2026-11-10", [], 5, None,
+    {},
+    {"start": None},
+    {"end": "0001"},
+    {"start": "9999-12-31", "end": "0001-01-01"},
+    {"start": "0001-01-01T00:00:00+14:00", "end": "9999-12-31T23:59:60-14:00"},
+    "2026-11-10",
+    [],
+    5,
+    None,
 ]
 UNITS: list[Any] = ["ng/mL", "ug/mL", "IU/mL", "ng/L", "mg/dL", "umol/L", "g/dL", "%", "", " ", None, 5, "10*9/L"]
 ID_LIMITS: list[Any] = [
-    "p1", "", " ", "x" * 5000, "../Patient/p2", "p1?x=1&_include=*", "{{context.userId}}", "p1\u0000",
-    "\ud7ff\ue000\U0010ffff", "\ud800", "Practitioner/", "Practitioner/dr-1/_history/2", "PractitionerRole/r",
-    "/", 0, -1, 1e308, True, None, [], {},
+    "p1",
+    "",
+    " ",
+    "x" * 5000,
+    "../Patient/p2",
+    "p1?x=1&_include=*",
+    "{{context.userId}}",
+    "p1\u0000",
+    "\ud7ff\ue000\U0010ffff",
+    "\ud800",
+    "Practitioner/",
+    "Practitioner/dr-1/_history/2",
+    "PractitionerRole/r",
+    "/",
+    0,
+    -1,
+    1e308,
+    True,
+    None,
+    [],
+    {},
 ]
 EXPIRES_LIMITS: list[Any] = [
-    0, -1, 1, 300, 2**63 - 1, 2**64 - 1, -(2**63), 1e308, Raw("1e309"), 1.5, -0.0, "300", "", True,
-    None, [], {},
+    0,
+    -1,
+    1,
+    300,
+    2**63 - 1,
+    2**64 - 1,
+    -(2**63),
+    1e308,
+    Raw("1e309"),
+    1.5,
+    -0.0,
+    "300",
+    "",
+    True,
+    None,
+    [],
+    {},
 ]
 
 
@@ -116,169 +223,327 @@ class Slot:
         self.name, self.default, self.kind = name, default, kind
 
 
-def D(name: str, default: str) -> Slot:  # noqa: N802 - reads as a type in the record below
+def D(name: str, default: str) -> Slot:
     return Slot(name, default, "date")
 
 
-def N(name: str, default: float) -> Slot:  # noqa: N802
+def N(name: str, default: float) -> Slot:
     return Slot(name, default, "number")
 
 
-def U(name: str, default: Any) -> Slot:  # noqa: N802 - a unit or a unit code
+def U(name: str, default: Any) -> Slot:
     return Slot(name, default, "unit")
 
 
-def C(name: str) -> Slot:  # noqa: N802 - a Quantity comparator, absent unless the fuzzer sets one
+def C(name: str) -> Slot:
     return Slot(name, ABSENT, "comparator")
 
 
-def Q(name: str) -> Slot:  # noqa: N802 - a Quantity id: with one, the full FHIR validation runs
+def Q(name: str) -> Slot:
     return Slot(name, ABSENT, "quantity_id")
 
 
-def P(name: str, default: dict) -> Slot:  # noqa: N802 - a whole Period (its bounds are slots too)
+def P(name: str, default: dict) -> Slot:
     return Slot(name, default, "period")
-
-
 
 
 def _lab(rid: str, loinc: str, value: float, unit: str, when: str) -> dict[str, Any]:
     return {
-        "resourceType": "Observation", "id": rid, "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "laboratory"}]}],
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "category": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+        ],
         "code": {"coding": [{"system": LOINC, "code": loinc}]},
         "subject": {"reference": "Patient/p1"},
         "effectiveDateTime": D(f"{rid}.effectiveDateTime", when),
         "issued": D(f"{rid}.issued", when + "T12:00:00+01:00"),
-        "valueQuantity": {"value": N(f"{rid}.value", value), "unit": U(f"{rid}.unit", unit),
-                          "system": UCUM, "code": U(f"{rid}.code", unit),
-                          "comparator": C(f"{rid}.comparator"), "id": Q(f"{rid}.quantity-id")},
-        "referenceRange": [{"low": {"value": N(f"{rid}.referenceRange.low", 0), "unit": unit},
-                            "high": {"value": N(f"{rid}.referenceRange.high", 40), "unit": unit},
-                            "age": {"low": {"value": N(f"{rid}.referenceRange.age", 18), "unit": "a"}}}],
+        "valueQuantity": {
+            "value": N(f"{rid}.value", value),
+            "unit": U(f"{rid}.unit", unit),
+            "system": UCUM,
+            "code": U(f"{rid}.code", unit),
+            "comparator": C(f"{rid}.comparator"),
+            "id": Q(f"{rid}.quantity-id"),
+        },
+        "referenceRange": [
+            {
+                "low": {"value": N(f"{rid}.referenceRange.low", 0), "unit": unit},
+                "high": {"value": N(f"{rid}.referenceRange.high", 40), "unit": unit},
+                "age": {"low": {"value": N(f"{rid}.referenceRange.age", 18), "unit": "a"}},
+            }
+        ],
     }
 
 
 def _dosage(prefix: str, when: str) -> list[dict[str, Any]]:
-    return [{
-        "timing": {"event": [D(f"{prefix}.timing.event", when)],
-                   "repeat": {"boundsPeriod": P(f"{prefix}.boundsPeriod", {
-                                  "start": D(f"{prefix}.boundsPeriod.start", when),
-                                  "end": D(f"{prefix}.boundsPeriod.end", "2027-01-01")}),
-                              "frequency": N(f"{prefix}.frequency", 2), "period": N(f"{prefix}.period", 1)}},
-        "doseAndRate": [{"doseQuantity": {"value": N(f"{prefix}.dose", 400), "unit": "mg"},
-                         "rateRatio": {"numerator": {"value": N(f"{prefix}.rate.numerator", 400)},
-                                       "denominator": {"value": N(f"{prefix}.rate.denominator", 1)}}}],
-        "maxDosePerPeriod": {"numerator": {"value": N(f"{prefix}.maxDose.numerator", 800)},
-                             "denominator": {"value": N(f"{prefix}.maxDose.denominator", 1)}},
-    }]
+    return [
+        {
+            "timing": {
+                "event": [D(f"{prefix}.timing.event", when)],
+                "repeat": {
+                    "boundsPeriod": P(
+                        f"{prefix}.boundsPeriod",
+                        {
+                            "start": D(f"{prefix}.boundsPeriod.start", when),
+                            "end": D(f"{prefix}.boundsPeriod.end", "2027-01-01"),
+                        },
+                    ),
+                    "frequency": N(f"{prefix}.frequency", 2),
+                    "period": N(f"{prefix}.period", 1),
+                },
+            },
+            "doseAndRate": [
+                {
+                    "doseQuantity": {"value": N(f"{prefix}.dose", 400), "unit": "mg"},
+                    "rateRatio": {
+                        "numerator": {"value": N(f"{prefix}.rate.numerator", 400)},
+                        "denominator": {"value": N(f"{prefix}.rate.denominator", 1)},
+                    },
+                }
+            ],
+            "maxDosePerPeriod": {
+                "numerator": {"value": N(f"{prefix}.maxDose.numerator", 800)},
+                "denominator": {"value": N(f"{prefix}.maxDose.denominator", 1)},
+            },
+        }
+    ]
 
 
 def _medication(kind: str, rid: str, coding: dict, status: str, **fields: Any) -> dict[str, Any]:
-    return {"resourceType": kind, "id": rid, "status": status,
-            "medicationCodeableConcept": {"coding": [coding], "text": coding["display"]},
-            "subject": {"reference": "Patient/p1"}, **fields}
+    return {
+        "resourceType": kind,
+        "id": rid,
+        "status": status,
+        "medicationCodeableConcept": {"coding": [coding], "text": coding["display"]},
+        "subject": {"reference": "Patient/p1"},
+        **fields,
+    }
 
 
 def _record(second_line: bool) -> list[dict[str, Any]]:
     """A first-line patient (HCC on HBV, every lab, imaging, an endoscopy, varices) or, for the
     second line, the same after sorafenib (request, statement, administration) and progression."""
     hcc, hbv = condition("C22.0", "Liver cell carcinoma"), condition("B18.1", "Chronic viral hepatitis B")
-    hcc.update(id="hcc", onsetDateTime=D("hcc.onsetDateTime", "2026-01-10"),
-               abatementDateTime=D("hcc.abatementDateTime", "2027-01-01"),
-               recordedDate=D("hcc.recordedDate", "2026-01-12"))
-    hbv.update(id="hbv", onsetPeriod=P("hbv.onsetPeriod", {"start": D("hbv.onsetPeriod.start", "2001"),
-                                                           "end": D("hbv.onsetPeriod.end", "2026-11")}),
-               abatementAge={"value": N("hbv.abatementAge", 90), "unit": "a"},
-               recordedDate=D("hbv.recordedDate", "2001-05-01"))
+    hcc.update(
+        id="hcc",
+        onsetDateTime=D("hcc.onsetDateTime", "2026-01-10"),
+        abatementDateTime=D("hcc.abatementDateTime", "2027-01-01"),
+        recordedDate=D("hcc.recordedDate", "2026-01-12"),
+    )
+    hbv.update(
+        id="hbv",
+        onsetPeriod=P(
+            "hbv.onsetPeriod", {"start": D("hbv.onsetPeriod.start", "2001"), "end": D("hbv.onsetPeriod.end", "2026-11")}
+        ),
+        abatementAge={"value": N("hbv.abatementAge", 90), "unit": "a"},
+        recordedDate=D("hbv.recordedDate", "2001-05-01"),
+    )
     varices = condition("I85.00", "Esophageal varices without bleeding")
-    varices.update(id="varices", onsetAge={"value": N("varices.onsetAge", 62), "unit": "a"},
-                   recordedDate=D("varices.recordedDate", "2026-09-15"),
-                   abatementPeriod={"start": D("varices.abatementPeriod.start", "2026-10")})
-    egd = {"resourceType": "Procedure", "id": "egd", "status": "completed",
-           "code": {"coding": [{"system": SNOMED, "code": "76009000", "display": "Esophagogastroduodenoscopy"}]},
-           "subject": {"reference": "Patient/p1"}, "performedDateTime": D("egd.performedDateTime", "2026-09-15")}
-    egd_period = {**{k: v for k, v in egd.items() if k != "performedDateTime"}, "id": "egd-2",
-                  "performedPeriod": P("egd-2.performedPeriod", {"start": D("egd-2.performedPeriod.start", "2026-06-01"),
-                                                                "end": D("egd-2.performedPeriod.end", "2026-06-02")})}
+    varices.update(
+        id="varices",
+        onsetAge={"value": N("varices.onsetAge", 62), "unit": "a"},
+        recordedDate=D("varices.recordedDate", "2026-09-15"),
+        abatementPeriod={"start": D("varices.abatementPeriod.start", "2026-10")},
+    )
+    egd = {
+        "resourceType": "Procedure",
+        "id": "egd",
+        "status": "completed",
+        "code": {"coding": [{"system": SNOMED, "code": "76009000", "display": "Esophagogastroduodenoscopy"}]},
+        "subject": {"reference": "Patient/p1"},
+        "performedDateTime": D("egd.performedDateTime", "2026-09-15"),
+    }
+    egd_period = {
+        **{k: v for k, v in egd.items() if k != "performedDateTime"},
+        "id": "egd-2",
+        "performedPeriod": P(
+            "egd-2.performedPeriod",
+            {
+                "start": D("egd-2.performedPeriod.start", "2026-06-01"),
+                "end": D("egd-2.performedPeriod.end", "2026-06-02"),
+            },
+        ),
+    }
     alt = _lab("alt", "1742-6", 65, "U/L", "2026-11-12")
     del alt["effectiveDateTime"]
-    alt["effectivePeriod"] = P("alt.effectivePeriod", {"start": D("alt.effectivePeriod.start", "2026-11-12"),
-                                                    "end": D("alt.effectivePeriod.end", "2026-11-12T10:00:00Z")})
+    alt["effectivePeriod"] = P(
+        "alt.effectivePeriod",
+        {
+            "start": D("alt.effectivePeriod.start", "2026-11-12"),
+            "end": D("alt.effectivePeriod.end", "2026-11-12T10:00:00Z"),
+        },
+    )
     ast = _lab("ast", "1920-8", 55, "U/L", "2026-11-12")
     del ast["effectiveDateTime"]
     ast["effectiveInstant"] = D("ast.effectiveInstant", "2026-11-12T08:30:00.000+01:00")
     bilirubin = _lab("bilirubin", "1975-2", 20, "umol/L", "2026-11-12")
     del bilirubin["effectiveDateTime"], bilirubin["issued"]  # dated by the report that lists it
-    report = {"resourceType": "DiagnosticReport", "id": "panel", "status": "final",
-              "code": {"text": "liver panel"}, "subject": {"reference": "Patient/p1"},
-              "effectiveDateTime": D("panel.effectiveDateTime", "2026-11-12"),
-              "issued": D("panel.issued", "2026-11-12T18:00:00Z"),
-              "result": [{"reference": "Observation/bilirubin"}]}
+    report = {
+        "resourceType": "DiagnosticReport",
+        "id": "panel",
+        "status": "final",
+        "code": {"text": "liver panel"},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": D("panel.effectiveDateTime", "2026-11-12"),
+        "issued": D("panel.issued", "2026-11-12T18:00:00Z"),
+        "result": [{"reference": "Observation/bilirubin"}],
+    }
     size = _lab("size", "33728-7", 7.5, "cm", "2026-11-01")
     size["category"] = []
-    size["component"] = [{"code": {"coding": [{"system": LOINC, "code": "33728-7"}]},
-                          "valueQuantity": {"value": N("size.component", 6.1), "unit": "cm", "system": UCUM,
-                                            "code": "cm"}}]
-    count = {"resourceType": "Observation", "id": "count", "status": "final",
-             "code": {"coding": [{"system": LOINC, "code": TUMOUR_COUNT_CODE}]}, "subject": {"reference": "Patient/p1"},
-             "effectiveDateTime": D("count.effectiveDateTime", "2026-11-01"), "valueInteger": N("count.value", 3)}
-    child_pugh = {"resourceType": "Observation", "id": "child-pugh", "status": "final",
-                  "code": {"text": "Child-Pugh classification"}, "subject": {"reference": "Patient/p1"},
-                  "effectivePeriod": P("child-pugh.effectivePeriod", {"end": D("child-pugh.effectivePeriod.end", "2026-11-12")}),
-                  "valueString": "Child-Pugh A"}
+    size["component"] = [
+        {
+            "code": {"coding": [{"system": LOINC, "code": "33728-7"}]},
+            "valueQuantity": {"value": N("size.component", 6.1), "unit": "cm", "system": UCUM, "code": "cm"},
+        }
+    ]
+    count = {
+        "resourceType": "Observation",
+        "id": "count",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": TUMOUR_COUNT_CODE}]},
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": D("count.effectiveDateTime", "2026-11-01"),
+        "valueInteger": N("count.value", 3),
+    }
+    child_pugh = {
+        "resourceType": "Observation",
+        "id": "child-pugh",
+        "status": "final",
+        "code": {"text": "Child-Pugh classification"},
+        "subject": {"reference": "Patient/p1"},
+        "effectivePeriod": P("child-pugh.effectivePeriod", {"end": D("child-pugh.effectivePeriod.end", "2026-11-12")}),
+        "valueString": "Child-Pugh A",
+    }
     record = [
-        _lab("afp", "1834-1", 1250, "ng/mL", "2026-11-10"), alt, ast, bilirubin, report, size, count, child_pugh,
-        _lab("albumin", "1751-7", 38, "g/L", "2026-11-12"), _lab("platelets", "777-3", 150, "10*9/L", "2026-11-12"),
-        _lab("inr", "6301-6", 1.1, "1", "2026-11-12"), hcc, hbv, varices, egd, egd_period,
-        _medication("MedicationStatement", "amox-statement", {"system": "x", "code": "y", "display": "amoxicillin"},
-                    "active", effectivePeriod={"start": D("amox.effectivePeriod.start", "2026-10-01")},
-                    dateAsserted=D("amox.dateAsserted", "2026-10-01"), dosage=_dosage("amox", "2026-10-01")),
+        _lab("afp", "1834-1", 1250, "ng/mL", "2026-11-10"),
+        alt,
+        ast,
+        bilirubin,
+        report,
+        size,
+        count,
+        child_pugh,
+        _lab("albumin", "1751-7", 38, "g/L", "2026-11-12"),
+        _lab("platelets", "777-3", 150, "10*9/L", "2026-11-12"),
+        _lab("inr", "6301-6", 1.1, "1", "2026-11-12"),
+        hcc,
+        hbv,
+        varices,
+        egd,
+        egd_period,
+        _medication(
+            "MedicationStatement",
+            "amox-statement",
+            {"system": "x", "code": "y", "display": "amoxicillin"},
+            "active",
+            effectivePeriod={"start": D("amox.effectivePeriod.start", "2026-10-01")},
+            dateAsserted=D("amox.dateAsserted", "2026-10-01"),
+            dosage=_dosage("amox", "2026-10-01"),
+        ),
     ]
     if second_line:
         record += [
-            _medication("MedicationRequest", "sorafenib-rx", SORAFENIB, "completed", intent="order",
-                        authoredOn=D("sorafenib-rx.authoredOn", "2026-03-01"),
-                        dosageInstruction=_dosage("sorafenib-rx", "2026-03-02")),
-            _medication("MedicationStatement", "sorafenib-statement", SORAFENIB, "completed",
-                        effectivePeriod=P("sorafenib-statement.effectivePeriod", {
-                            "start": D("sorafenib-statement.effectivePeriod.start", "2026-03"),
-                            "end": D("sorafenib-statement.effectivePeriod.end", "2026-05-02")}),
-                        dateAsserted=D("sorafenib-statement.dateAsserted", "2026-06-01")),
-            _medication("MedicationAdministration", "sorafenib-admin", SORAFENIB, "completed",
-                        effectiveDateTime=D("sorafenib-admin.effectiveDateTime", "2026-03-01T09:00:00+08:00"),
-                        dosage={"dose": {"value": N("sorafenib-admin.dose", 400), "unit": "mg"},
-                                "rateRatio": {"numerator": {"value": N("sorafenib-admin.rate.numerator", 1)},
-                                              "denominator": {"value": N("sorafenib-admin.rate.denominator", 0)}}}),
-            {"resourceType": "Observation", "id": "progression", "status": "final",
-             "code": {"coding": [{"system": LOINC, "code": "97509-4"}]}, "subject": {"reference": "Patient/p1"},
-             "effectiveDateTime": D("progression.effectiveDateTime", "2026-05-01"),
-             "issued": D("progression.issued", "2026-05-02T00:00:00Z"),
-             "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "271299001"}]}},
-            {"resourceType": "DiagnosticReport", "id": "ct", "status": "final", "code": {"text": "CT abdomen"},
-             "subject": {"reference": "Patient/p1"},
-             "effectivePeriod": P("ct.effectivePeriod", {"start": D("ct.effectivePeriod.start", "2026-05-01T10:00:00Z"),
-                                                          "end": D("ct.effectivePeriod.end", "2026-05-01T10:30:00Z")}),
-             "issued": D("ct.issued", "2026-05-01T15:00:00Z"),
-             "conclusionCode": [{"coding": [{"system": SNOMED, "code": "271299001"}]}]},
-            {"resourceType": "AdverseEvent", "id": "hfsr", "actuality": "actual", "subject": {"reference": "Patient/p1"},
-             "event": {"text": "hand-foot skin reaction"}, "date": D("hfsr.date", "2026-04-01"),
-             "detected": D("hfsr.detected", "2026-04-01"), "recordedDate": D("hfsr.recordedDate", "2026-04-02"),
-             "suspectEntity": [{"instance": {"display": "sorafenib"}}]},
+            _medication(
+                "MedicationRequest",
+                "sorafenib-rx",
+                SORAFENIB,
+                "completed",
+                intent="order",
+                authoredOn=D("sorafenib-rx.authoredOn", "2026-03-01"),
+                dosageInstruction=_dosage("sorafenib-rx", "2026-03-02"),
+            ),
+            _medication(
+                "MedicationStatement",
+                "sorafenib-statement",
+                SORAFENIB,
+                "completed",
+                effectivePeriod=P(
+                    "sorafenib-statement.effectivePeriod",
+                    {
+                        "start": D("sorafenib-statement.effectivePeriod.start", "2026-03"),
+                        "end": D("sorafenib-statement.effectivePeriod.end", "2026-05-02"),
+                    },
+                ),
+                dateAsserted=D("sorafenib-statement.dateAsserted", "2026-06-01"),
+            ),
+            _medication(
+                "MedicationAdministration",
+                "sorafenib-admin",
+                SORAFENIB,
+                "completed",
+                effectiveDateTime=D("sorafenib-admin.effectiveDateTime", "2026-03-01T09:00:00+08:00"),
+                dosage={
+                    "dose": {"value": N("sorafenib-admin.dose", 400), "unit": "mg"},
+                    "rateRatio": {
+                        "numerator": {"value": N("sorafenib-admin.rate.numerator", 1)},
+                        "denominator": {"value": N("sorafenib-admin.rate.denominator", 0)},
+                    },
+                },
+            ),
+            {
+                "resourceType": "Observation",
+                "id": "progression",
+                "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "97509-4"}]},
+                "subject": {"reference": "Patient/p1"},
+                "effectiveDateTime": D("progression.effectiveDateTime", "2026-05-01"),
+                "issued": D("progression.issued", "2026-05-02T00:00:00Z"),
+                "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "271299001"}]},
+            },
+            {
+                "resourceType": "DiagnosticReport",
+                "id": "ct",
+                "status": "final",
+                "code": {"text": "CT abdomen"},
+                "subject": {"reference": "Patient/p1"},
+                "effectivePeriod": P(
+                    "ct.effectivePeriod",
+                    {
+                        "start": D("ct.effectivePeriod.start", "2026-05-01T10:00:00Z"),
+                        "end": D("ct.effectivePeriod.end", "2026-05-01T10:30:00Z"),
+                    },
+                ),
+                "issued": D("ct.issued", "2026-05-01T15:00:00Z"),
+                "conclusionCode": [{"coding": [{"system": SNOMED, "code": "271299001"}]}],
+            },
+            {
+                "resourceType": "AdverseEvent",
+                "id": "hfsr",
+                "actuality": "actual",
+                "subject": {"reference": "Patient/p1"},
+                "event": {"text": "hand-foot skin reaction"},
+                "date": D("hfsr.date", "2026-04-01"),
+                "detected": D("hfsr.detected", "2026-04-01"),
+                "recordedDate": D("hfsr.recordedDate", "2026-04-02"),
+                "suspectEntity": [{"instance": {"display": "sorafenib"}}],
+            },
         ]
     return record
 
 
 def _draft(second_line: bool) -> dict[str, Any]:
     drug = LENVATINIB if second_line else SORAFENIB
-    return _medication("MedicationRequest", "draft-1", drug, "draft", intent="order",
-                       authoredOn=D("draft.authoredOn", ORDER_DATE), dosageInstruction=_dosage("draft", ORDER_DATE))
+    return _medication(
+        "MedicationRequest",
+        "draft-1",
+        drug,
+        "draft",
+        intent="order",
+        authoredOn=D("draft.authoredOn", ORDER_DATE),
+        dosageInstruction=_dosage("draft", ORDER_DATE),
+    )
 
 
 def _patient() -> dict[str, Any]:
-    return {"resourceType": "Patient", "id": "p1", "gender": "male", "birthDate": D("patient.birthDate", "1960-05-01"),
-            "deceasedDateTime": D("patient.deceasedDateTime", "2099-01-01")}
+    return {
+        "resourceType": "Patient",
+        "id": "p1",
+        "gender": "male",
+        "birthDate": D("patient.birthDate", "1960-05-01"),
+        "deceasedDateTime": D("patient.deceasedDateTime", "2099-01-01"),
+    }
 
 
 def _slots(value: Any) -> list[Slot]:
@@ -311,8 +576,14 @@ for _slot in ALL_SLOTS.values():
 _UNSET = object()
 
 
-def hook_body(*, second_line: bool, hook: str, values: dict[str, Any] | None = None,
-              context: dict[str, Any] | None = None, expires_in: Any = _UNSET) -> dict[str, Any]:
+def hook_body(
+    *,
+    second_line: bool,
+    hook: str,
+    values: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+    expires_in: Any = _UNSET,
+) -> dict[str, Any]:
     """A complete, prefetched order-select/-sign call with `values` in the record's slots."""
     values = values or {}
     record = _fill(_record(second_line), values)
@@ -322,8 +593,13 @@ def hook_body(*, second_line: bool, hook: str, values: dict[str, Any] | None = N
     if expires_in is not _UNSET:
         # Nothing is fetched (all is prefetched): the server is named only so the token is valid.
         body["fhirServer"] = "http://127.0.0.1:9/fhir"
-        body["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": expires_in,
-                                     "scope": "user/*.read", "subject": "hcc-cds"}
+        body["fhirAuthorization"] = {
+            "access_token": "t",
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "scope": "user/*.read",
+            "subject": "hcc-cds",
+        }
     return body
 
 
@@ -367,8 +643,11 @@ _years = st.sampled_from([0, 1, 2, 999, 1000, 1970, 2023, 2024, 2026, 2100, 9998
 _offsets = st.sampled_from(["Z", "+14:00", "-14:00", "+00:00", "-00:00", "+05:45", "+14:01", "-99:99"])
 _times = st.builds(
     "T{:02d}:{:02d}:{:02d}{}{}".format,
-    st.integers(0, 24), st.integers(0, 60), st.integers(0, 60),
-    st.sampled_from(["", ".0", ".999999999", ".5"]), _offsets,
+    st.integers(0, 24),
+    st.integers(0, 60),
+    st.integers(0, 60),
+    st.sampled_from(["", ".0", ".999999999", ".5"]),
+    _offsets,
 )
 fhir_dates = st.one_of(
     st.sampled_from(DATE_LIMITS),
@@ -402,15 +681,25 @@ def _assignments(kinds: tuple[str, ...], max_size: int) -> st.SearchStrategy[dic
 
 scenarios = st.tuples(st.booleans(), st.sampled_from([("order-select", SELECT), ("order-sign", SIGN)]))
 ids = st.sampled_from(ID_LIMITS) | st.text(max_size=30)
-contexts = st.fixed_dictionaries({}, optional={
-    "patientId": ids, "userId": ids, "encounterId": ids,
-    "selections": ids | st.lists(ids | st.just("MedicationRequest/draft-1/_history/9"), max_size=3),
-})
+contexts = st.fixed_dictionaries(
+    {},
+    optional={
+        "patientId": ids,
+        "userId": ids,
+        "encounterId": ids,
+        "selections": ids | st.lists(ids | st.just("MedicationRequest/draft-1/_history/9"), max_size=3),
+    },
+)
 expires = st.sampled_from([_UNSET, *EXPIRES_LIMITS]) | st.integers() | st.floats(allow_nan=False)
 
 # Fixed and bounded: the same examples every run (no example database), in a few seconds.
-LIMITS = settings(derandomize=True, database=None, deadline=None, max_examples=200,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+LIMITS = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 # -- the service --------------------------------------------------------------------------------
@@ -422,8 +711,11 @@ class Service:
     def __init__(self, tmp: Path):
         terminology = tmp / "terminology.yaml"
         terminology.write_text(HOSPITAL_TERMINOLOGY)
-        self.app = create_app(Settings(database_url=f"sqlite:///{tmp}/feedback.sqlite3", log_level="WARNING",
-                                       terminology_path=terminology))
+        self.app = create_app(
+            Settings(
+                database_url=f"sqlite:///{tmp}/feedback.sqlite3", log_level="WARNING", terminology_path=terminology
+            )
+        )
         self.client = self.app.test_client()
 
     def call(self, body: dict[str, Any], service: str) -> None:
@@ -447,9 +739,17 @@ SECOND_SIGN = (True, ("order-sign", SIGN))
 @LIMITS
 @given(scenario=scenarios, values=_assignments(("date", "period"), 6))
 @example(scenario=FIRST_SELECT, values={"draft.authoredOn": "0001-01-01"})  # the reported OverflowError
-@example(scenario=SECOND_SIGN, values={"draft.authoredOn": "9999-12-31", "progression.effectiveDateTime": "0001",
-                                       "sorafenib-rx.authoredOn": "0001-01-01T00:00:00+14:00"})
-@example(scenario=FIRST_SELECT, values={"draft.authoredOn": "2023-02-29", "afp.effectiveDateTime": "9999-12-31T23:59:60Z"})
+@example(
+    scenario=SECOND_SIGN,
+    values={
+        "draft.authoredOn": "9999-12-31",
+        "progression.effectiveDateTime": "0001",
+        "sorafenib-rx.authoredOn": "0001-01-01T00:00:00+14:00",
+    },
+)
+@example(
+    scenario=FIRST_SELECT, values={"draft.authoredOn": "2023-02-29", "afp.effectiveDateTime": "9999-12-31T23:59:60Z"}
+)
 def test_dates_and_periods_at_their_limits(service, scenario, values):
     second_line, (hook, service_id) = scenario
     service.call(hook_body(second_line=second_line, hook=hook, values=values), service_id)
@@ -475,8 +775,13 @@ def test_everything_at_once_with_context_and_authorization(service, scenario, va
     service.call(body, service_id)
 
 
-LISTED = {"date": DATE_LIMITS, "period": PERIOD_LIMITS, "number": NUMBER_LIMITS, "unit": UNITS,
-          "comparator": COMPARATORS}
+LISTED = {
+    "date": DATE_LIMITS,
+    "period": PERIOD_LIMITS,
+    "number": NUMBER_LIMITS,
+    "unit": UNITS,
+    "comparator": COMPARATORS,
+}
 
 
 @pytest.mark.parametrize("kind", list(LISTED))
@@ -504,8 +809,10 @@ def served(second_line: bool, values: dict[str, Any]) -> dict[str, dict]:
     by_type: dict[str, list[dict]] = {}
     for resource in _fill(_record(second_line), values):
         by_type.setdefault(resource["resourceType"], []).append(resource)
-    return {**{kind: searchset(resources) for kind, resources in by_type.items()},
-            "Patient/p1": _fill(_patient(), values)}
+    return {
+        **{kind: searchset(resources) for kind, resources in by_type.items()},
+        "Patient/p1": _fill(_patient(), values),
+    }
 
 
 @settings(LIMITS, max_examples=30)
@@ -528,8 +835,12 @@ def deployed(tmp_path_factory) -> Iterator[Any]:
 
 
 def post(server: Any, body: dict[str, Any], service_id: str) -> None:
-    response = requests.post(f"{server.url}/cds-services/{service_id}", data=encode(body),
-                             headers={"Content-Type": "application/json"}, timeout=15)
+    response = requests.post(
+        f"{server.url}/cds-services/{service_id}",
+        data=encode(body),
+        headers={"Content-Type": "application/json"},
+        timeout=15,
+    )
     try:
         payload = response.json()
     except ValueError:
@@ -539,17 +850,36 @@ def post(server: Any, body: dict[str, Any], service_id: str) -> None:
 
 DEPLOYED_EXAMPLES = {
     "order dated 0001-01-01": (FIRST_SELECT, {"draft.authoredOn": "0001-01-01"}, {}),
-    "order 9999-12-31, history at year 1": (SECOND_SIGN, {
-        "draft.authoredOn": "9999-12-31", "sorafenib-rx.authoredOn": "0001-01-01T00:00:00+14:00",
-        "progression.effectiveDateTime": "0001", "hfsr.date": "9999-12-31T23:59:60-14:00"}, {}),
-    "Feb 29 of 2023 and 2100, a leap second": (FIRST_SELECT, {
-        "draft.authoredOn": "2100-02-29", "afp.effectiveDateTime": "2023-02-29",
-        "alt.effectivePeriod": {"start": "2026-11-12T23:59:60+14:00"}}, {}),
+    "order 9999-12-31, history at year 1": (
+        SECOND_SIGN,
+        {
+            "draft.authoredOn": "9999-12-31",
+            "sorafenib-rx.authoredOn": "0001-01-01T00:00:00+14:00",
+            "progression.effectiveDateTime": "0001",
+            "hfsr.date": "9999-12-31T23:59:60-14:00",
+        },
+        {},
+    ),
+    "Feb 29 of 2023 and 2100, a leap second": (
+        FIRST_SELECT,
+        {
+            "draft.authoredOn": "2100-02-29",
+            "afp.effectiveDateTime": "2023-02-29",
+            "alt.effectivePeriod": {"start": "2026-11-12T23:59:60+14:00"},
+        },
+        {},
+    ),
     "1e309 (not I-JSON)": (FIRST_SELECT, {"afp.value": Raw("1e309")}, {}),
-    "5e-324, 2**64-1, -0": (SECOND_SIGN, {"bilirubin.value": 5e-324, "albumin.value": 2**64 - 1,
-                                          "inr.value": Raw("-0"), "size.component": 1e308}, {}),
-    "expires_in 2**64-1, 5000-character patientId": (FIRST_SELECT, {}, {
-        "expires_in": 2**64 - 1, "context": {"patientId": "x" * 5000}}),
+    "5e-324, 2**64-1, -0": (
+        SECOND_SIGN,
+        {"bilirubin.value": 5e-324, "albumin.value": 2**64 - 1, "inr.value": Raw("-0"), "size.component": 1e308},
+        {},
+    ),
+    "expires_in 2**64-1, 5000-character patientId": (
+        FIRST_SELECT,
+        {},
+        {"expires_in": 2**64 - 1, "context": {"patientId": "x" * 5000}},
+    ),
 }
 
 
@@ -562,11 +892,22 @@ def test_limit_examples_over_http_as_deployed(deployed, name):
 # Found by this fuzz in cds_service/fhir_client.py: a searchset whose `entry` or `link` is not an
 # array, or whose next link is not a URL, raised TypeError/ValueError in the fetch thread and the
 # hook call was answered 500. Now each costs its prefetch key only.
-@pytest.mark.parametrize("answer", [
-    {"resourceType": "Bundle", "type": "searchset", "entry": 1},
-    {"resourceType": "Bundle", "type": "searchset", "entry": [], "link": 5},
-    {"resourceType": "Bundle", "type": "searchset", "entry": [], "link": [{"relation": "next", "url": "http://[::1"}]},
-], ids=["entry-a-number", "link-a-number", "next-link-not-a-url"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"resourceType": "Bundle", "type": "searchset", "entry": 1},
+        {"resourceType": "Bundle", "type": "searchset", "entry": [], "link": 5},
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [],
+            "link": [{"relation": "next", "url": "http://[::1"}],
+        },
+    ],
+    ids=["entry-a-number", "link-a-number", "next-link-not-a-url"],
+)
 def test_a_malformed_searchset_from_the_fhir_server_is_no_500(deployed, answer):
     with FhirStub(resources={"Condition": answer}) as stub:
-        post(deployed, hook_request("order-select", [_fill(_draft(False), {})], fhir_server=stub.url, token="t"), SELECT)
+        post(
+            deployed, hook_request("order-select", [_fill(_draft(False), {})], fhir_server=stub.url, token="t"), SELECT
+        )

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
+from fhir_stub import FhirStub
 from hardening_kit import PREFETCH_KEYS, sorafenib_call_to_fetch
 
 from cds_service.fhir_client import FetchError, FhirClient
@@ -18,7 +19,6 @@ from cds_service.services import CdsService
 from cds_service.smart.data import fetch_patient_record
 from cds_service.smart.oauth import SmartError
 from cds_service.ssrf import FhirServerPolicy
-from fhir_stub import FhirStub
 
 TIMEOUT = 15
 METADATA = "http://169.254.169.254/fhir"
@@ -79,12 +79,15 @@ def test_smart_configuration_redirect_to_an_internal_server_is_not_followed(live
         assert internal.seen() == []
 
 
-@pytest.mark.parametrize("endpoints", [
-    {"token_endpoint": METADATA + "/token"},
-    {"token_endpoint": "http://user:pw@127.0.0.1:9/token"},
-    {"token_endpoint": "file:///etc/passwd"},
-    {"token_endpoint": "http://127.0.0.1:9/token", "authorization_endpoint": "javascript:alert(1)"},
-])
+@pytest.mark.parametrize(
+    "endpoints",
+    [
+        {"token_endpoint": METADATA + "/token"},
+        {"token_endpoint": "http://user:pw@127.0.0.1:9/token"},
+        {"token_endpoint": "file:///etc/passwd"},
+        {"token_endpoint": "http://127.0.0.1:9/token", "authorization_endpoint": "javascript:alert(1)"},
+    ],
+)
 def test_discovered_endpoints_are_held_to_the_address_rules(live_server, endpoints):
     with FhirStub("ok", resources=smart_configuration(**endpoints)) as iss:
         response = launch(live_server(), iss.url)
@@ -95,8 +98,12 @@ def test_discovered_endpoints_are_held_to_the_address_rules(live_server, endpoin
 def test_app_data_fetch_does_not_follow_a_next_link_to_another_server():
     service = CdsService("svc", "order-select", "t", "d", _one_template())
     with FhirStub("ok") as internal:
-        page = {"resourceType": "Bundle", "type": "searchset", "entry": [],
-                "link": [{"relation": "next", "url": f"{internal.url}/Observation?page=2"}]}
+        page = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [],
+            "link": [{"relation": "next", "url": f"{internal.url}/Observation?page=2"}],
+        }
         with FhirStub("ok", resources={"Observation": page}) as iss:
             client = FhirClient(max_bytes=1 << 20, max_pages=5, workers=2)
             _patient, values = fetch_patient_record(
@@ -201,4 +208,3 @@ def _wait_for(predicate, timeout: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return False
-

@@ -8,15 +8,12 @@ import ipaddress
 
 import pytest
 import requests
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from cds_service.ssrf import FhirServerPolicy, FhirServerRefused
 from fhir_stub import FhirStub
 from fuzz import fuzz
 from hardening_kit import (
     PREFETCH_KEYS,
     SELECT,
+    SORAFENIB,
     afp,
     alt,
     full_prefetch,
@@ -25,9 +22,12 @@ from hardening_kit import (
     hook_request,
     irrelevant_call,
     medication_request,
-    SORAFENIB,
     sorafenib_call_to_fetch,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cds_service.ssrf import FhirServerPolicy, FhirServerRefused
 
 PRODUCTION = FhirServerPolicy(allowlist=("https://fhir.hospital.example.org/r4",), production=True)
 DEMO = FhirServerPolicy()
@@ -48,14 +48,17 @@ def assert_refused_naming_fhir_server(response: requests.Response, token: str) -
 # -- SSRF: over HTTP ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", [
-    "http://169.254.169.254/latest/meta-data",  # AWS/GCP/Azure instance metadata
-    "http://[fe80::1]/fhir",
-    "http://[::ffff:169.254.169.254]/fhir",
-    "http://metadata.google.internal/computeMetadata/v1",
-    "http://0.0.0.0:8080/fhir",
-    "http://user:secret@127.0.0.1/fhir",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "http://169.254.169.254/latest/meta-data",  # AWS/GCP/Azure instance metadata
+        "http://[fe80::1]/fhir",
+        "http://[::ffff:169.254.169.254]/fhir",
+        "http://metadata.google.internal/computeMetadata/v1",
+        "http://0.0.0.0:8080/fhir",
+        "http://user:secret@127.0.0.1/fhir",
+    ],
+)
 def test_metadata_and_odd_addresses_are_refused_even_in_demo(live_server, target):
     server = live_server()
     for body in (sorafenib_call_to_fetch(target, token="tok-ssrf-1"), irrelevant_call() | {"fhirServer": target}):
@@ -94,26 +97,32 @@ def test_next_page_on_another_host_and_redirects_are_not_followed():
 # -- SSRF: the policy's rules ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url, reason", [
-    ("http://fhir.hospital.example.org/r4", "https"),
-    ("https://fhir.hospital.example.org/r4x", "allowlist"),
-    ("https://fhir.hospital.example.org/", "allowlist"),
-    ("https://fhir.hospital.example.org:8443/r4", "allowlist"),
-    ("https://evil.example/r4", "allowlist"),
-    ("https://fhir.hospital.example.org.evil.example/r4", "allowlist"),
-    ("https://x@fhir.hospital.example.org/r4", "credentials"),
-    ("ftp://fhir.hospital.example.org/r4", "http(s)"),
-])
+@pytest.mark.parametrize(
+    "url, reason",
+    [
+        ("http://fhir.hospital.example.org/r4", "https"),
+        ("https://fhir.hospital.example.org/r4x", "allowlist"),
+        ("https://fhir.hospital.example.org/", "allowlist"),
+        ("https://fhir.hospital.example.org:8443/r4", "allowlist"),
+        ("https://evil.example/r4", "allowlist"),
+        ("https://fhir.hospital.example.org.evil.example/r4", "allowlist"),
+        ("https://x@fhir.hospital.example.org/r4", "credentials"),
+        ("ftp://fhir.hospital.example.org/r4", "http(s)"),
+    ],
+)
 def test_production_rules(url, reason):
     with pytest.raises(FhirServerRefused, match=reason.replace("(", r"\(").replace(")", r"\)")):
         PRODUCTION.check_url(url)
 
 
-@pytest.mark.parametrize("url", [
-    "https://fhir.hospital.example.org/r4",
-    "https://fhir.hospital.example.org/r4/",
-    "https://FHIR.hospital.example.org:443/r4/Patient",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://fhir.hospital.example.org/r4",
+        "https://fhir.hospital.example.org/r4/",
+        "https://FHIR.hospital.example.org:443/r4/Patient",
+    ],
+)
 def test_production_allows_the_allowlisted_base_and_below(url):
     PRODUCTION.check_url(url)
 
@@ -154,11 +163,22 @@ AFP_VALUE = 8675.309
 
 
 def test_logs_carry_no_token_and_no_patient_data(tmp_path):
-    patient_resource = {"resourceType": "Patient", "id": PATIENT_ID, "gender": "male", "birthDate": "1958-02-03",
-                        "name": [{"given": [PATIENT_NAME[0]], "family": PATIENT_NAME[1]}]}
+    patient_resource = {
+        "resourceType": "Patient",
+        "id": PATIENT_ID,
+        "gender": "male",
+        "birthDate": "1958-02-03",
+        "name": [{"given": [PATIENT_NAME[0]], "family": PATIENT_NAME[1]}],
+    }
     draft = medication_request(SORAFENIB, "2026-11-20", status="draft", rid="draft-1", patient=PATIENT_ID)
-    prefetch = full_prefetch([afp(AFP_VALUE, "2026-11-10", patient=PATIENT_ID), alt(65, "2026-11-12", patient=PATIENT_ID),
-                              *hcc_hbv_conditions(PATIENT_ID)], patient=PATIENT_ID)
+    prefetch = full_prefetch(
+        [
+            afp(AFP_VALUE, "2026-11-10", patient=PATIENT_ID),
+            alt(65, "2026-11-12", patient=PATIENT_ID),
+            *hcc_hbv_conditions(PATIENT_ID),
+        ],
+        patient=PATIENT_ID,
+    )
     prefetch["patient"] = patient_resource
     with FhirStub("500") as failing, gunicorn_service(tmp_path, CDS_LOG_LEVEL="DEBUG") as service:
         headers = {"Authorization": f"Bearer {JWT}"}
@@ -167,14 +187,25 @@ def test_logs_carry_no_token_and_no_patient_data(tmp_path):
             # nothing prefetched: the token travels to a FHIR server that fails
             hook_request("order-select", [draft], patient=PATIENT_ID, fhir_server=failing.url, token=ACCESS_TOKEN),
             # invalid: the 400 path with the token and patient data in the body
-            hook_request("order-select", [draft], prefetch={"patient": "x"}, patient=PATIENT_ID,
-                         fhir_server=failing.url, token=ACCESS_TOKEN),
+            hook_request(
+                "order-select",
+                [draft],
+                prefetch={"patient": "x"},
+                patient=PATIENT_ID,
+                fhir_server=failing.url,
+                token=ACCESS_TOKEN,
+            ),
             # a refused fhirServer with the token
-            hook_request("order-select", [draft], patient=PATIENT_ID, fhir_server="http://169.254.169.254/",
-                         token=ACCESS_TOKEN),
+            hook_request(
+                "order-select", [draft], patient=PATIENT_ID, fhir_server="http://169.254.169.254/", token=ACCESS_TOKEN
+            ),
         ]
-        statuses = [requests.post(f"{service.url}/cds-services/{SELECT}?patient={PATIENT_ID}", json=body,
-                                  headers=headers, timeout=15).status_code for body in calls]
+        statuses = [
+            requests.post(
+                f"{service.url}/cds-services/{SELECT}?patient={PATIENT_ID}", json=body, headers=headers, timeout=15
+            ).status_code
+            for body in calls
+        ]
         assert statuses == [200, 200, 400, 400]
         assert failing.seen() and {r.authorization for r in failing.seen()} == {f"Bearer {ACCESS_TOKEN}"}
         log = service.output()
@@ -192,8 +223,11 @@ def test_openapi_describes_every_endpoint(live_server):
     assert document["openapi"].startswith("3.1")
     described = {path.replace("{service_id}", "<service_id>") for path in document["paths"]}
     described |= {"/cds-services/<service_id>"}  # described per service: one path each
-    routes = {rule.rule for rule in server.app.url_map.iter_rules()
-              if not rule.rule.startswith(("/smart", "/static")) and rule.rule != "/openapi.yaml"}
+    routes = {
+        rule.rule
+        for rule in server.app.url_map.iter_rules()
+        if not rule.rule.startswith(("/smart", "/static")) and rule.rule != "/openapi.yaml"
+    }
     assert routes <= described, routes - described
     for service_id in server.runtime.services:
         assert f"/cds-services/{service_id}" in document["paths"]

@@ -20,7 +20,6 @@ import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec
-
 from fhir_stub import FhirStub
 from hardening_kit import SELECT, gunicorn_service, sorafenib_call, sorafenib_call_to_fetch
 from json_server import JsonServer, es384_jwks
@@ -45,8 +44,14 @@ class Issuer:
 
     def bearer(self, path: str) -> dict[str, str]:
         now = int(time.time())
-        claims = {"iss": ISSUER, "sub": "ehr", "aud": PUBLIC_BASE_URL + path, "iat": now, "exp": now + 300,
-                  "jti": str(uuid.uuid4())}
+        claims = {
+            "iss": ISSUER,
+            "sub": "ehr",
+            "aud": PUBLIC_BASE_URL + path,
+            "iat": now,
+            "exp": now + 300,
+            "jti": str(uuid.uuid4()),
+        }
         return {"Authorization": "Bearer " + jwt.encode(claims, self.key, algorithm="ES384", headers={"kid": "k1"})}
 
     def close(self):
@@ -56,9 +61,14 @@ class Issuer:
 @pytest.fixture
 def production_service(tmp_path):
     issuer = Issuer()
-    env = {"CDS_ENVIRONMENT": "production", "CDS_FHIR_SERVER_ALLOWLIST": '["https://fhir.hospital.example.org/r4"]',
-           "CDS_JWT_ISSUERS": json.dumps({ISSUER: issuer.jwks_url}), "CDS_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-           "CDS_REQUEST_READ_SECONDS": str(READ_DEADLINE), "CDS_LOG_LEVEL": "WARNING"}
+    env = {
+        "CDS_ENVIRONMENT": "production",
+        "CDS_FHIR_SERVER_ALLOWLIST": '["https://fhir.hospital.example.org/r4"]',
+        "CDS_JWT_ISSUERS": json.dumps({ISSUER: issuer.jwks_url}),
+        "CDS_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "CDS_REQUEST_READ_SECONDS": str(READ_DEADLINE),
+        "CDS_LOG_LEVEL": "WARNING",
+    }
     try:
         # The workers and threads as shipped (2 × 8): the issue was seen with them.
         with gunicorn_service(tmp_path, **env) as service:
@@ -84,10 +94,15 @@ def test_other_clients_are_answered_while_64_slow_connections_drip(production_se
         for round_ in range(3):  # fresh connections each round: the kernel spreads them over both workers
             calls = {
                 "/healthz": lambda: requests.get(f"{service.url}/healthz", timeout=PROMPT * 2),
-                "discovery": lambda: requests.get(f"{service.url}/cds-services", timeout=PROMPT * 2,
-                                                  headers=issuer.bearer("/cds-services")),
-                "hook call": lambda: requests.post(f"{service.url}{HOOK_PATH}", json=sorafenib_call(),
-                                                   headers=issuer.bearer(HOOK_PATH), timeout=PROMPT * 2),
+                "discovery": lambda: requests.get(
+                    f"{service.url}/cds-services", timeout=PROMPT * 2, headers=issuer.bearer("/cds-services")
+                ),
+                "hook call": lambda: requests.post(
+                    f"{service.url}{HOOK_PATH}",
+                    json=sorafenib_call(),
+                    headers=issuer.bearer(HOOK_PATH),
+                    timeout=PROMPT * 2,
+                ),
             }
             for name, call in calls.items():
                 answer, elapsed = timed(call)
@@ -121,8 +136,9 @@ def test_a_request_in_progress_is_answered_when_the_service_stops(tmp_path):
     env = {"CDS_WORKERS": "1", "CDS_FETCH_BUDGET_SECONDS": "2", "CDS_LOG_LEVEL": "WARNING"}
     with FhirStub("hang") as hanging, gunicorn_service(tmp_path, **env) as service:
         with ThreadPoolExecutor(1) as pool:
-            call = pool.submit(requests.post, f"{service.url}{HOOK_PATH}", json=sorafenib_call_to_fetch(hanging.url),
-                               timeout=15)
+            call = pool.submit(
+                requests.post, f"{service.url}{HOOK_PATH}", json=sorafenib_call_to_fetch(hanging.url), timeout=15
+            )
             time.sleep(0.5)  # the call is in the app, waiting for its fetch budget
             service.process.send_signal(signal.SIGTERM)
             answer = call.result()
@@ -134,8 +150,10 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read_in_the_error_shape(t
     with gunicorn_service(tmp_path, CDS_MAX_REQUEST_BYTES="65536", CDS_LOG_LEVEL="WARNING") as service:
         host, port = service.url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port))) as sock:
-            sock.sendall(f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         "Content-Length: 1000000\r\n\r\n{".encode())  # the rest is never sent
+            sock.sendall(
+                f"POST {HOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                "Content-Length: 1000000\r\n\r\n{".encode()
+            )  # the rest is never sent
             sock.settimeout(5)
             answer = b""
             while chunk := sock.recv(65536):  # the server closes after the answer; it may come in pieces

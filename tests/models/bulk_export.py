@@ -29,8 +29,15 @@ imaging:
 
 
 def _obs(pid: str, rid: str, code: dict, when: date, **value) -> dict:
-    return {"resourceType": "Observation", "id": rid, "status": "final", "code": {"coding": [code]},
-            "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": when.isoformat(), **value}
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": {"coding": [code]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "effectiveDateTime": when.isoformat(),
+        **value,
+    }
 
 
 def _quantity(value: float, unit: str) -> dict:
@@ -38,15 +45,27 @@ def _quantity(value: float, unit: str) -> dict:
 
 
 def _medication(pid: str, rid: str, drug: str, when: date) -> dict:
-    return {"resourceType": "MedicationRequest", "id": rid, "status": "completed", "intent": "order",
-            "medicationCodeableConcept": {"coding": [DRUGS[drug]], "text": drug},
-            "subject": {"reference": f"Patient/{pid}"}, "authoredOn": when.isoformat()}
+    return {
+        "resourceType": "MedicationRequest",
+        "id": rid,
+        "status": "completed",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [DRUGS[drug]], "text": drug},
+        "subject": {"reference": f"Patient/{pid}"},
+        "authoredOn": when.isoformat(),
+    }
 
 
 def _progression(pid: str, rid: str, when: date) -> dict:
-    return _obs(pid, rid, {"system": LOINC, "code": "97509-4", "display": "Cancer disease progression"}, when,
-                valueCodeableConcept={"coding": [{"system": SNOMED, "code": "271299001",
-                                                  "display": "Patient's condition worsened (finding)"}]})
+    return _obs(
+        pid,
+        rid,
+        {"system": LOINC, "code": "97509-4", "display": "Cancer disease progression"},
+        when,
+        valueCodeableConcept={
+            "coding": [{"system": SNOMED, "code": "271299001", "display": "Patient's condition worsened (finding)"}]
+        },
+    )
 
 
 def _days(months: float) -> int:
@@ -61,14 +80,42 @@ def patient_resources(row: pd.Series, start: date) -> list[dict]:
         patient["deceasedDateTime"] = (start + timedelta(days=os_days)).isoformat()
     out = [patient, _medication(pid, f"{pid}-sor", "sorafenib", start)]
     baseline = start - timedelta(days=7)
-    out.append(_obs(pid, f"{pid}-afp", {"system": LOINC, "code": "1834-1"}, baseline,
-                    **_quantity(1200.0 if row.afp_over_400 else 25.0, "ng/mL")))
-    out.append(_obs(pid, f"{pid}-alt", {"system": LOINC, "code": "1742-6"}, baseline,
-                    **_quantity(85.0 if row.alt_over_40 else 28.0, "U/L")))
-    out.append(_obs(pid, f"{pid}-size", {"system": LOINC, "code": "21889-1"}, baseline,
-                    **_quantity(7.5 if row.tumour_size_over_5cm else 3.2, "cm")))
-    out.append(_obs(pid, f"{pid}-count", {"system": LOCAL, "code": "tumour-count"}, baseline,
-                    valueInteger=3 if row.multiple_tumours else 1))
+    out.append(
+        _obs(
+            pid,
+            f"{pid}-afp",
+            {"system": LOINC, "code": "1834-1"},
+            baseline,
+            **_quantity(1200.0 if row.afp_over_400 else 25.0, "ng/mL"),
+        )
+    )
+    out.append(
+        _obs(
+            pid,
+            f"{pid}-alt",
+            {"system": LOINC, "code": "1742-6"},
+            baseline,
+            **_quantity(85.0 if row.alt_over_40 else 28.0, "U/L"),
+        )
+    )
+    out.append(
+        _obs(
+            pid,
+            f"{pid}-size",
+            {"system": LOINC, "code": "21889-1"},
+            baseline,
+            **_quantity(7.5 if row.tumour_size_over_5cm else 3.2, "cm"),
+        )
+    )
+    out.append(
+        _obs(
+            pid,
+            f"{pid}-count",
+            {"system": LOCAL, "code": "tumour-count"},
+            baseline,
+            valueInteger=3 if row.multiple_tumours else 1,
+        )
+    )
     has_sl = isinstance(row.second_line_regimen, str) and row.second_line_regimen != ""
     if has_sl:
         progression_day = _days(row.os_months - row.sl_os_months)
@@ -85,8 +132,15 @@ def patient_resources(row: pd.Series, start: date) -> list[dict]:
         if row.sl_pfs_event == 1 and (row.sl_pfs_months < row.sl_os_months or row.sl_os_event == 0):
             out.append(_progression(pid, f"{pid}-prog2", progression + timedelta(days=_days(row.sl_pfs_months))))
     if row.os_event == 0:  # last contact: a routine lab on the last day of follow-up
-        out.append(_obs(pid, f"{pid}-last", {"system": LOINC, "code": "1742-6"}, start + timedelta(days=os_days),
-                        **_quantity(30.0, "U/L")))
+        out.append(
+            _obs(
+                pid,
+                f"{pid}-last",
+                {"system": LOINC, "code": "1742-6"},
+                start + timedelta(days=os_days),
+                **_quantity(30.0, "U/L"),
+            )
+        )
     return out
 
 

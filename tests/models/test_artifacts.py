@@ -25,7 +25,7 @@ def _assert_same(a, b, path="") -> None:
             _assert_same(a[k], b[k], f"{path}.{k}")
     elif isinstance(a, list):
         assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             _assert_same(x, y, f"{path}[{i}]")
     elif isinstance(a, float):
         assert a == pytest.approx(b, rel=1e-6, abs=1e-9), path
@@ -106,8 +106,16 @@ def test_model_card_is_json_and_cites_the_study(bundle):
     text = json.dumps(card)
     assert "10.1177/17588359241299678" in text
     attributes = card["hti1_source_attributes"]
-    for key in ("details_and_output", "purpose", "cautioned_out_of_scope_use", "development_details_and_input_features",
-                "fairness_process", "external_validation", "quantitative_performance", "ongoing_maintenance"):
+    for key in (
+        "details_and_output",
+        "purpose",
+        "cautioned_out_of_scope_use",
+        "development_details_and_input_features",
+        "fairness_process",
+        "external_validation",
+        "quantitative_performance",
+        "ongoing_maintenance",
+    ):
         assert key in attributes
     markdown = bundle.model_card_markdown()
     assert "synthetic" in markdown and "not patient data" in markdown

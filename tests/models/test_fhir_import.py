@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from bulk_export import write_bulk_export
+
 from models.__main__ import main
 from models.fhir_import import cohort_from_bulk_export
 from models.training import TrainingDataError
@@ -62,7 +62,21 @@ def test_bad_ndjson_line_is_named(tmp_path, capsys):
 def test_report_evaluates_a_model_on_a_bulk_export(export, artifact_dir, tmp_path, capsys):
     _, directory, terminology = export
     out = tmp_path / "report"
-    assert main(["report", "--artifact", str(artifact_dir), "--data", str(directory), "--terminology",
-                 str(terminology), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                "--artifact",
+                str(artifact_dir),
+                "--data",
+                str(directory),
+                "--terminology",
+                str(terminology),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     text = (out / "report.md").read_text()
     assert "on the FHIR export export" in text and "260 patients" in text and "| C-index (Harrell) |" in text

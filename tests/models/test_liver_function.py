@@ -33,7 +33,9 @@ def features(bilirubin=None, albumin=None, inr=None, coded=None, findings=()) ->
         values["inr"] = lab(inr, "1")
     if coded is not None:
         values["child_pugh_class"] = ChildPughFeature(value=coded)
-    found = [ClinicalFinding(key=key, provenance=Provenance(resource_type="Condition", resource_id=key)) for key in findings]
+    found = [
+        ClinicalFinding(key=key, provenance=Provenance(resource_type="Condition", resource_id=key)) for key in findings
+    ]
     return PatientFeatures(as_of=AS_OF, findings=found, **values)
 
 

@@ -14,7 +14,6 @@ import json
 import pandas as pd
 import pytest
 import requests
-
 from fhir_factory import (
     LENVATINIB,
     SORAFENIB,
@@ -27,6 +26,7 @@ from fhir_factory import (
     progression,
 )
 from hook_calls import post_hook
+
 from models.__main__ import main
 from models.artifacts import BUNDLE_FILE, SHIPPED_DIR, demographics_from_cohort, read_bundle, save_bundle
 from models.model_card import HTI1_PREDICTIVE_SOURCE_ATTRIBUTES
@@ -75,8 +75,11 @@ def _first_line(server) -> dict:
 
 
 def _second_line(server) -> dict:
-    record = [medication_request(SORAFENIB, "2026-03-01", status="completed"), *hcc_hbv_conditions(),
-              progression("2026-05-01")]
+    record = [
+        medication_request(SORAFENIB, "2026-03-01", status="completed"),
+        *hcc_hbv_conditions(),
+        progression("2026-05-01"),
+    ]
     draft = medication_request(LENVATINIB, ORDER_DATE, status="draft", rid="draft-lenvatinib")
     (card,) = post_hook(server, hook_request("order-select", [draft], prefetch=full_prefetch(record)), SELECT)["cards"]
     return card
@@ -110,9 +113,11 @@ def test_the_retrained_models_first_line_card_states_its_own_training_data(live_
     assert f"vs {rate} training cohort" in card["summary"]
     detail = card["detail"]
     assert f"Rate in the data the model was fitted to: 105/364 ({rate}); {THE_STUDY}." in detail
-    assert (f"Model: logistic regression on AFP > 400 ng/mL and ALT > 40 U/L, fitted to file local.csv, trained "
-            f"{md.created[:10]} (n = 364, 105 with primary resistance; model {md.model_version}). "
-            "The study's published ORs: AFP 1.75 (95% CI 1.14–2.68), ALT 1.77 (1.14–2.75).") in detail
+    assert (
+        f"Model: logistic regression on AFP > 400 ng/mL and ALT > 40 U/L, fitted to file local.csv, trained "
+        f"{md.created[:10]} (n = 364, 105 with primary resistance; model {md.model_version}). "
+        "The study's published ORs: AFP 1.75 (95% CI 1.14–2.68), ALT 1.77 (1.14–2.75)."
+    ) in detail
     assert RECONSTRUCTED not in detail and "Study cohort rate" not in detail
     assert "The study: retrospective, two centres in China, 93.9% HBV, n = 424" in detail
 
@@ -122,8 +127,10 @@ def test_the_retrained_models_second_line_card_states_its_own_training_data(live
     card = _second_line(live_server(model_dir=retrained_dir))
     detail = card["detail"]
     pfs, os_ = retrained.pfs, retrained.os
-    assert (f"(Cox models fitted to file local.csv, trained {md.created[:10]}: {pfs.n} second-line patients, "
-            f"{pfs.events} PFS and {os_.events} OS events;") in detail
+    assert (
+        f"(Cox models fitted to file local.csv, trained {md.created[:10]}: {pfs.n} second-line patients, "
+        f"{pfs.events} PFS and {os_.events} OS events;"
+    ) in detail
     assert "optimism-corrected, on the data it was fitted to" in detail
     assert RECONSTRUCTED not in detail and "reconstructed cohort" not in detail
     assert "The study's regimen comparison is observational" in detail
@@ -169,12 +176,16 @@ def test_the_retrained_models_model_card_is_its_own_with_all_31_hti1_attributes(
 
 def test_a_recalibrated_model_says_which_part_came_from_where(live_server, local_csv, tmp_path):
     out = tmp_path / "recal"
-    assert main(["train", "--data", str(local_csv), "--out", str(out), "--recalibrate", "--base", str(SHIPPED_DIR)]) == 0
+    assert (
+        main(["train", "--data", str(local_csv), "--out", str(out), "--recalibrate", "--base", str(SHIPPED_DIR)]) == 0
+    )
     base = read_bundle(SHIPPED_DIR).metadata.model_version
     server = live_server(model_dir=out)
     first, second = _first_line(server), _second_line(server)
     assert f"with the coefficients of model {base} and its intercept recalibrated to file local.csv" in first["detail"]
-    assert f"with the coefficients of model {base} and their baselines recalibrated to file local.csv" in second["detail"]
+    assert (
+        f"with the coefficients of model {base} and their baselines recalibrated to file local.csv" in second["detail"]
+    )
     assert THE_STUDY in first["detail"]
     card = requests.get(f"{server.url}/model-card.json", timeout=10).json()
     assert card["training_data"]["recalibrated_from"] == base
@@ -216,16 +227,26 @@ def test_smart_app_describes_the_loaded_model_not_the_shipped_one(retrained_dir)
     fitted to; before, it loaded the shipped bundle whatever the service had loaded."""
     from datetime import date
 
-    from cds_service.smart.assessment import build_view
     from cds_service.settings import Settings
+    from cds_service.smart.assessment import build_view
     from fhir_mappers.terminology import load_terminology
 
     bundle = load_bundle(retrained_dir)
     record = [afp(1250.0, "2026-11-10"), alt(65.0, "2026-11-12"), *hcc_hbv_conditions()]
-    view = build_view(None, "p1", record, as_of=date(2026, 11, 20), context=None, settings=Settings(),
-                      bundle=bundle, terminology=load_terminology())
+    view = build_view(
+        None,
+        "p1",
+        record,
+        as_of=date(2026, 11, 20),
+        context=None,
+        settings=Settings(),
+        bundle=bundle,
+        terminology=load_terminology(),
+    )
     training = bundle.training
-    assert view.rates.startswith(f"Rate in the data the model was fitted to: {training.primary_resistance}/{training.n} ")
+    assert view.rates.startswith(
+        f"Rate in the data the model was fitted to: {training.primary_resistance}/{training.n} "
+    )
     assert THE_STUDY in view.rates
     assert "local.csv" in view.fitted_to and "not the study's cohort" in view.fitted_to
     assert view.risk is not None

@@ -152,7 +152,8 @@ def test_second_line_cell_medians_match_the_published_ones(cohort):
         for group in ("primary", "secondary"):
             for kind, code in (("combination", "tki_pd1"), ("tki", "tki")):
                 d = sl[(sl.resistance == group) & (sl.second_line_regimen == code)]
-                km = KaplanMeierFitter().fit(d[f"sl_{endpoint}_months"].astype(float),
-                                             d[f"sl_{endpoint}_event"].astype(int))
+                km = KaplanMeierFitter().fit(
+                    d[f"sl_{endpoint}_months"].astype(float), d[f"sl_{endpoint}_event"].astype(int)
+                )
                 published = table[group][kind]
                 assert abs(km.median_survival_time_ - published) <= median_tolerance(published), (endpoint, group, kind)

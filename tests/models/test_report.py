@@ -8,9 +8,15 @@ def test_report_reproduces_published_figures_without_flags(tmp_path):
     result = run_report(out_dir=tmp_path)
     assert result.flags == []
     sections = {r.section for r in result.rows}
-    assert {"Table 1 counts", "Primary-resistance model (multivariable OR)", "OS from sorafenib start",
-            "Second-line median PFS", "Second-line median OS", "Cox HR, second-line PFS",
-            "Cox HR, second-line OS"} <= sections
+    assert {
+        "Table 1 counts",
+        "Primary-resistance model (multivariable OR)",
+        "OS from sorafenib start",
+        "Second-line median PFS",
+        "Second-line median OS",
+        "Cox HR, second-line PFS",
+        "Cox HR, second-line OS",
+    } <= sections
     assert (tmp_path / "report.md").read_text().startswith("# Reproduction report")
     for name in ("ratios.png", "os_by_resistance.png", "second_line_km.png", "calibration.png"):
         assert (tmp_path / name).stat().st_size > 1000
@@ -33,8 +39,10 @@ def test_report_command_exits_1_when_a_row_is_flagged(monkeypatch, capsys):
     import models.report as report
     from models.__main__ import main
 
-    flagged = report.ReportResult(rows=[report.Row("Cox HR", "tki_alone", "1.98 (1.35-2.91)", "9.00 (5-12)", True,
-                                                   "outside published 95% CI")], markdown="# report\n")
+    flagged = report.ReportResult(
+        rows=[report.Row("Cox HR", "tki_alone", "1.98 (1.35-2.91)", "9.00 (5-12)", True, "outside published 95% CI")],
+        markdown="# report\n",
+    )
     monkeypatch.setattr(report, "run_report", lambda out_dir=None, seed=None: flagged)
     assert main(["report"]) == 1
     assert "tki_alone" in capsys.readouterr().err
@@ -117,8 +125,15 @@ def test_report_evaluates_an_artifact_on_a_cohort_file(artifact_dir, small_csv, 
     assert text == capsys.readouterr().out.rstrip("\n") + "\n"
     assert text.startswith("# Model evaluation: model 1.0.0+")
     assert "on hospital.csv" in text and "260 patients" in text
-    for measure in ("| AUC |", "| calibration-in-the-large |", "| calibration slope |", "| Brier score |",
-                    "| C-index (Harrell) |", "| observed / expected events |", "| Brier score at 12 months |"):
+    for measure in (
+        "| AUC |",
+        "| calibration-in-the-large |",
+        "| calibration slope |",
+        "| Brier score |",
+        "| C-index (Harrell) |",
+        "| observed / expected events |",
+        "| Brier score at 12 months |",
+    ):
         assert measure in text
     assert "## Second-line PFS" in text and "## Second-line OS" in text
     assert "apparent figures" not in text  # another cohort than the training one

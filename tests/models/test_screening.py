@@ -26,7 +26,9 @@ ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 
 def finding(key: str, when: date | None = date(2026, 9, 15), active: bool = True, code: str = "X") -> ClinicalFinding:
     prov = Provenance(resource_type="Condition", resource_id=f"{key}-1", coding=CodingRef(system=ICD10CM, code=code))
-    return ClinicalFinding(key=key, when=when, when_text=when.isoformat() if when else None, active=active, provenance=prov)
+    return ClinicalFinding(
+        key=key, when=when, when_text=when.isoformat() if when else None, active=active, provenance=prov
+    )
 
 
 ENDOSCOPY = finding("upper_endoscopy")
@@ -34,7 +36,9 @@ ENDOSCOPY = finding("upper_endoscopy")
 
 def screens(findings=(), exposures=(), unreadable=(), coded="A") -> dict:
     features = PatientFeatures(
-        as_of=AS_OF, findings=list(findings), child_pugh_class=ChildPughFeature(value=coded) if coded else ChildPughFeature()
+        as_of=AS_OF,
+        findings=list(findings),
+        child_pugh_class=ChildPughFeature(value=coded) if coded else ChildPughFeature(),
     )
     history = TreatmentHistory(primary_window_days=91, other_systemic_exposures=list(exposures))
     data = ScreeningInput(features, history, child_pugh(features), AS_OF, frozenset(unreadable))
@@ -94,10 +98,15 @@ def test_bevacizumab_needs_an_endoscopy_within_six_months():
     assert withheld(screens([finding("upper_endoscopy", when=date(2026, 6, 1))])) == set()
 
 
-@pytest.mark.parametrize("drug, checkpoint", [("pembrolizumab", "pd1"), ("atezolizumab", "pdl1"), ("ipilimumab", "ctla4")])
+@pytest.mark.parametrize(
+    "drug, checkpoint", [("pembrolizumab", "pd1"), ("atezolizumab", "pdl1"), ("ipilimumab", "ctla4")]
+)
 def test_prior_checkpoint_inhibitor_withholds_every_checkpoint_regimen(drug, checkpoint):
     exposure = DrugExposure(
-        drug=drug, drug_class="other_systemic", checkpoint=checkpoint, start_text="2025-12-01",
+        drug=drug,
+        drug_class="other_systemic",
+        checkpoint=checkpoint,
+        start_text="2025-12-01",
         provenance=Provenance(resource_type="MedicationRequest", resource_id="prior"),
     )
     result = screens([ENDOSCOPY], exposures=[exposure])

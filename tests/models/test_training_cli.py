@@ -38,7 +38,9 @@ def test_train_on_a_hospital_csv(small_csv, tmp_path):
 
 def test_recalibrate_changes_only_intercept_and_baseline(small_csv, artifact_dir, tmp_path):
     out = tmp_path / "recal"
-    assert main(["train", "--data", str(small_csv), "--out", str(out), "--recalibrate", "--base", str(artifact_dir)]) == 0
+    assert (
+        main(["train", "--data", str(small_csv), "--out", str(out), "--recalibrate", "--base", str(artifact_dir)]) == 0
+    )
     before, after = _load(artifact_dir), _load(out)
     assert after["metadata"]["recalibrated_from"] == before["metadata"]["model_version"]
     assert after["metadata"]["model_version"].endswith("-recal")
@@ -156,8 +158,9 @@ def test_pfs_longer_than_os_and_second_line_values_without_a_regimen(frame, tmp_
     code, err = _train(frame, tmp_path, capsys)
     assert code == 2
     assert f"line {sl[0] + 2} of bad.csv, column 'sl_pfs_months'" in err and "more than sl_os_months" in err
-    assert (f"line {none[0] + 2} of bad.csv, second-line values are given but column 'second_line_regimen' is "
-            "empty") in err
+    assert (
+        f"line {none[0] + 2} of bad.csv, second-line values are given but column 'second_line_regimen' is empty"
+    ) in err
 
 
 def test_missing_column_in_another_case_is_pointed_out(frame, tmp_path, capsys):
@@ -170,8 +173,10 @@ def test_a_csv_separated_by_semicolons_or_tabs_is_recognised(small_csv, tmp_path
     text = small_csv.read_text().replace(",", separator)
     code, err = _errors(_write(tmp_path, text), tmp_path, capsys)
     assert code == 2
-    assert err.strip() == (f"error: line 1 of cohort.csv: this file seems to be {said}, not commas: save it as CSV "
-                           "with commas between values (and points as decimal marks)")
+    assert err.strip() == (
+        f"error: line 1 of cohort.csv: this file seems to be {said}, not commas: save it as CSV "
+        "with commas between values (and points as decimal marks)"
+    )
 
 
 def test_lines_count_comments_blank_lines_and_quoted_line_breaks(small_csv, tmp_path, capsys):

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from postgres import postgres_cluster, postgres_url  # noqa: F401  (session cluster, fresh databases)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from cds_service.audit_report import format_audit_report
 from cds_service.schemas import FeedbackRequest
@@ -20,9 +20,12 @@ def audit(day: int, version: str | None, *, cards=(), missing=(), outcome="cards
         model_version=version,
         outcome=outcome,
         timing_ms=timing_ms,
-        cards=[AuditCard(uuid=card, indicator="warning", kind="sorafenib-resistance", suggestions=("s1",)) for card in cards],
+        cards=[
+            AuditCard(uuid=card, indicator="warning", kind="sorafenib-resistance", suggestions=("s1",))
+            for card in cards
+        ],
         missing_data=list(missing),
-        recorded_at=datetime(2026, 11, day, 12, tzinfo=timezone.utc),
+        recorded_at=datetime(2026, 11, day, 12, tzinfo=UTC),
     )
 
 
@@ -54,7 +57,7 @@ def test_the_report_covers_since_to_until_and_counts_missing_data_items(database
     assert report.by_model_version is None  # only when asked for
     everything = store.audit_report()
     assert list(everything.missing_data.items()) == [("afp", 3), ("imaging", 1), ("labs", 1)]  # most often first
-    assert store.audit_report(until=datetime(2026, 11, 10, 12, tzinfo=timezone.utc)).assessments == 1
+    assert store.audit_report(until=datetime(2026, 11, 10, 12, tzinfo=UTC)).assessments == 1
 
 
 def test_the_report_compares_model_versions(database_url):

@@ -7,11 +7,11 @@ import logging
 import threading
 import time
 
-from cds_service.audit import AuditWriter
-from cds_service.store import AuditCard, FeedbackStore, StoreUnavailable
-
 from postgres import unreachable_database
 from test_store import audit
+
+from cds_service.audit import AuditWriter
+from cds_service.store import AuditCard, FeedbackStore, StoreUnavailable
 
 
 def test_every_queued_row_is_written_in_few_transactions(database_url):
@@ -163,7 +163,9 @@ def test_batches_written_at_once_by_several_workers_keep_each_card_with_its_asse
         thread.join()
     written = stores[0].assessments()
     assert len(written) == 3 * 20 * 25
-    assert all([card.uuid for card in row.cards] == [f"{row.hook_instance}-0", f"{row.hook_instance}-1"] for row in written)
+    assert all(
+        [card.uuid for card in row.cards] == [f"{row.hook_instance}-0", f"{row.hook_instance}-1"] for row in written
+    )
     assert all(row == sent[row.hook_instance] for row in written)  # every field read back as written
 
 

@@ -8,10 +8,11 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
 
 import pytest
+from postgres import unreachable_database
 from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, create_engine, event, inspect, text
 
@@ -32,8 +33,6 @@ from cds_service.store import (
     schema_revision,
 )
 
-from postgres import unreachable_database
-
 SERVICE = "hcc-systemic-therapy-select"
 T0 = datetime(2026, 11, 2, 9, 30, tzinfo=timezone(timedelta(hours=1)))
 
@@ -43,7 +42,12 @@ def entries(*specs: dict) -> list:
 
 
 def accepted(card: str, at: datetime = T0) -> dict:
-    return {"card": card, "outcome": "accepted", "acceptedSuggestions": [{"id": "s1"}], "outcomeTimestamp": at.isoformat()}
+    return {
+        "card": card,
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": "s1"}],
+        "outcomeTimestamp": at.isoformat(),
+    }
 
 
 def overridden(card: str, code: str = "not-relevant", at: datetime = T0) -> dict:
@@ -55,7 +59,9 @@ def overridden(card: str, code: str = "not-relevant", at: datetime = T0) -> dict
     }
 
 
-def audit(outcome: str = "cards", timing_ms: float = 100.0, cards=(), service_id: str = SERVICE, **extra) -> AssessmentAudit:
+def audit(
+    outcome: str = "cards", timing_ms: float = 100.0, cards=(), service_id: str = SERVICE, **extra
+) -> AssessmentAudit:
     return AssessmentAudit(
         hook_instance=uuid.uuid4(),
         service_id=service_id,
@@ -103,7 +109,7 @@ def test_same_card_at_another_time_is_another_entry(database_url):
     store.add(SERVICE, entries(overridden("card-1")))
     store.add(SERVICE, entries(overridden("card-1", at=T0 + timedelta(minutes=5))))
     # The same instant written with another offset is the same entry.
-    store.add(SERVICE, entries(overridden("card-1", at=T0.astimezone(timezone.utc))))
+    store.add(SERVICE, entries(overridden("card-1", at=T0.astimezone(UTC))))
     assert store.count() == 2
 
 
@@ -123,9 +129,7 @@ def test_data_survives_reopening(database_url):
     FeedbackStore(database_url).add(SERVICE, entries(accepted("card-1")))
     reopened = FeedbackStore(database_url)
     assert [r["card_uuid"] for r in reopened.entries()] == ["card-1"]
-    assert reopened.entries()[0]["outcome_timestamp"].replace(tzinfo=None) == T0.astimezone(timezone.utc).replace(
-        tzinfo=None
-    )
+    assert reopened.entries()[0]["outcome_timestamp"].replace(tzinfo=None) == T0.astimezone(UTC).replace(tzinfo=None)
     [record] = reopened.assessments()
     assert record.card_uuids == ["card-1"] and record.indicators == ["warning"]
     assert record.cards[0].suggestions == ("s1", "s2")
@@ -205,7 +209,7 @@ def test_the_same_entry_with_other_details_is_a_conflict_not_a_duplicate(databas
     store.add(SERVICE, entries(overridden("card-1", "not-relevant")))
     assert statuses(store.add(SERVICE, entries(overridden("card-1", "patient-declined")))) == ["feedback_conflict"]
     # The same instant written with another offset is the same entry: a duplicate.
-    assert statuses(store.add(SERVICE, entries(overridden("card-1", at=T0.astimezone(timezone.utc))))) == ["duplicate"]
+    assert statuses(store.add(SERVICE, entries(overridden("card-1", at=T0.astimezone(UTC))))) == ["duplicate"]
     assert [r["override_code"] for r in store.entries()] == ["not-relevant"]
 
 
@@ -258,7 +262,7 @@ def test_a_database_host_that_never_answers_is_store_unavailable_after_the_conne
 def _raised(call, *args) -> type[Exception] | None:
     try:
         call(*args)
-    except Exception as exc:  # noqa: BLE001 - the type is what the test compares
+    except Exception as exc:
         return type(exc)
     return None
 
@@ -270,7 +274,7 @@ def _in_thread(work, timeout: float = 30) -> list:
     def run() -> None:
         try:
             outcome.append(work())
-        except Exception as exc:  # noqa: BLE001 - handed to the test to assert on
+        except Exception as exc:
             outcome.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
@@ -355,7 +359,9 @@ def test_the_audit_report_runs_without_the_statement_timeout(postgres_url):
 
     url = postgres_url()
     assert shown(FeedbackStore(url)) == "10s"  # the service's calls
-    assert shown(FeedbackStore(url, schema="check", statement_timeout=False)) == "0"  # python -m cds_service audit-report
+    assert (
+        shown(FeedbackStore(url, schema="check", statement_timeout=False)) == "0"
+    )  # python -m cds_service audit-report
 
 
 def test_migrations_wait_for_another_replicas_migration_beyond_the_statement_timeout(postgres_url, monkeypatch):
@@ -421,9 +427,15 @@ def test_pre_migration_database_is_adopted_and_deduplicated(database_url):
     )
     engine = create_engine(database_url)
     old.create_all(engine)
-    at = T0.astimezone(timezone.utc)
+    at = T0.astimezone(UTC)
     with engine.begin() as connection:
-        row = {"service_id": SERVICE, "card_uuid": "card-1", "outcome": "overridden", "outcome_timestamp": at, "received_at": at}
+        row = {
+            "service_id": SERVICE,
+            "card_uuid": "card-1",
+            "outcome": "overridden",
+            "outcome_timestamp": at,
+            "received_at": at,
+        }
         connection.execute(old_feedback.insert(), [row, row])
     engine.dispose()
     store = FeedbackStore(database_url)
@@ -481,7 +493,7 @@ def test_audit_rows_from_before_the_row_key_read_back_without_one(database_url):
                 "INSERT INTO assessment_audit (hook_instance, service_id, hook, outcome, timing_ms, missing_data, recorded_at)"
                 " VALUES ('8c1b3f0e-6a41-4d4c-9a55-2b1f1e0c7d10', :service, 'order-select', 'cards', 2.5, '[]', :at)"
             ),
-            {"service": SERVICE, "at": T0.astimezone(timezone.utc)},
+            {"service": SERVICE, "at": T0.astimezone(UTC)},
         )
     engine.dispose()
     store = FeedbackStore(database_url)  # migrates 0003 -> head
@@ -504,14 +516,20 @@ def test_audit_rows_from_before_the_row_key_read_back_without_one(database_url):
     ],
 )
 def test_audit_record_refuses_phi_shaped_content(field, value):
-    values = {"hook_instance": uuid.uuid4(), "service_id": SERVICE, "hook": "order-select", "outcome": "cards", "timing_ms": 1.0}
+    values = {
+        "hook_instance": uuid.uuid4(),
+        "service_id": SERVICE,
+        "hook": "order-select",
+        "outcome": "cards",
+        "timing_ms": 1.0,
+    }
     with pytest.raises(ValidationError):
         AssessmentAudit(**{**values, field: value})
 
 
 def test_audit_report_counts_timings_and_feedback_rates(database_url):
     store = FeedbackStore(database_url)
-    old = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    old = datetime(2026, 1, 1, tzinfo=UTC)
     store.record_assessment(audit(outcome="no_cards", timing_ms=9999, recorded_at=old))
     for i in range(1, 21):  # 20 assessments, 10..200 ms, one resistance card each
         store.record_assessment(audit(timing_ms=10.0 * i, cards=[(f"res-{i}", "warning", "sorafenib-resistance")]))
@@ -584,7 +602,9 @@ def test_only_jwt_ids_are_committed_without_waiting_for_the_disk(database_url):
             assert connection.exec_driver_sql(setting).scalar_one() == expected
     if not postgres:  # there the log is copied into the database, and waited for, in small steps
         with store.replay_engine.connect() as connection:
-            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == SQLITE_NO_WAIT_CHECKPOINT_PAGES
+            assert (
+                connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == SQLITE_NO_WAIT_CHECKPOINT_PAGES
+            )
     assert store.first_use("https://ehr.example/", "j-1", time.time() + 60)
     assert not FeedbackStore(database_url).first_use("https://ehr.example/", "j-1", time.time() + 60)
 

@@ -75,22 +75,33 @@ class Record:
 
     def child_pugh(self, klass: str, when: str = "2026-11-12") -> Resource:
         """A Child-Pugh class recorded as text (no standard code exists), as in tests/cards."""
-        return self.add("child-pugh", {
-            "resourceType": "Observation",
-            "status": "final",
-            "code": {"text": "Child-Pugh classification"},
-            "subject": {"reference": f"Patient/{self.patient}"},
-            "effectiveDateTime": when,
-            "valueString": f"Child-Pugh {klass}",
-        })
+        return self.add(
+            "child-pugh",
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"text": "Child-Pugh classification"},
+                "subject": {"reference": f"Patient/{self.patient}"},
+                "effectiveDateTime": when,
+                "valueString": f"Child-Pugh {klass}",
+            },
+        )
 
     def progression(self, when: str) -> Resource:
         return self.add("progression", ff.progression(when, patient=self.patient))
 
     # -- conditions and procedures -----------------------------------------------------------
 
-    def condition(self, name: str, code: str, display: str, *, system: str = ff.ICD10,
-                  clinical_status: str = "active", onset: str | None = None) -> Resource:
+    def condition(
+        self,
+        name: str,
+        code: str,
+        display: str,
+        *,
+        system: str = ff.ICD10,
+        clinical_status: str = "active",
+        onset: str | None = None,
+    ) -> Resource:
         resource = ff.condition(code, display, system=system, patient=self.patient)
         resource["clinicalStatus"]["coding"][0]["code"] = clinical_status
         if onset:
@@ -113,7 +124,9 @@ class Record:
 
     def draft(self, coding: dict, drug: str | None = None) -> Resource:
         """The order being placed: a MedicationRequest with status draft, authored on the order date."""
-        return self.medication_request(f"draft-{drug or coding['display'].split()[0].lower()}", coding, ORDER_DATE, "draft")
+        return self.medication_request(
+            f"draft-{drug or coding['display'].split()[0].lower()}", coding, ORDER_DATE, "draft"
+        )
 
     def medication(self, name: str, coding: dict) -> Resource:
         return self.add(name, {"resourceType": "Medication", "code": {"coding": [coding], "text": coding["display"]}})
@@ -129,8 +142,16 @@ def by_reference(order: Resource, reference: dict) -> Resource:
 # ----------------------------------------------------------------------------- base records
 
 
-def first_line_base(r: Record, *, afp: Any = 1250.0, alt: Any = 65.0, child_pugh: str | None = "A",
-                    endoscopy: str | None = "2026-09-15", hbv: bool = True, draft: bool = True) -> None:
+def first_line_base(
+    r: Record,
+    *,
+    afp: Any = 1250.0,
+    alt: Any = 65.0,
+    child_pugh: str | None = "A",
+    endoscopy: str | None = "2026-09-15",
+    hbv: bool = True,
+    draft: bool = True,
+) -> None:
     """HCC + HBV, AFP 1250 ng/mL, ALT 65 U/L, Child-Pugh A, an endoscopy 2 months ago, sorafenib draft."""
     r.hcc()
     if hbv:
@@ -147,8 +168,14 @@ def first_line_base(r: Record, *, afp: Any = 1250.0, alt: Any = 65.0, child_pugh
         r.draft(ff.SORAFENIB)
 
 
-def second_line_base(r: Record, *, progression: str | None = None, sorafenib_start: str = "2026-03-01",
-                     child_pugh: str | None = "A", draft: dict | None = ff.LENVATINIB) -> Resource:
+def second_line_base(
+    r: Record,
+    *,
+    progression: str | None = None,
+    sorafenib_start: str = "2026-03-01",
+    child_pugh: str | None = "A",
+    draft: dict | None = ff.LENVATINIB,
+) -> Resource:
     """HCC + HBV, Child-Pugh A, sorafenib completed (started 2026-03-01), lenvatinib draft."""
     r.hcc()
     r.hbv()
@@ -260,22 +287,33 @@ def _(r):
 @vignette("14-old-resolved-gi-bleeding")
 def _(r):
     first_line_base(r)
-    r.condition("gi-bleeding", "K92.2", "Gastrointestinal hemorrhage, unspecified", onset="2025-01-01",
-                clinical_status="resolved")
+    r.condition(
+        "gi-bleeding",
+        "K92.2",
+        "Gastrointestinal hemorrhage, unspecified",
+        onset="2025-01-01",
+        clinical_status="resolved",
+    )
 
 
 @vignette("15-active-ulcerative-colitis")
 def _(r):
     first_line_base(r)
-    r.condition("ulcerative-colitis", "K51.90", "Ulcerative colitis, unspecified, without complications", system=ICD10CM)
+    r.condition(
+        "ulcerative-colitis", "K51.90", "Ulcerative colitis, unspecified, without complications", system=ICD10CM
+    )
 
 
 @vignette("16-inactive-rheumatoid-arthritis")
 def _(r):
     first_line_base(r)
-    r.condition("rheumatoid-arthritis", "M05.79",
-                "Rheumatoid arthritis with rheumatoid factor of multiple sites without organ or systems involvement",
-                system=ICD10CM, clinical_status="inactive")
+    r.condition(
+        "rheumatoid-arthritis",
+        "M05.79",
+        "Rheumatoid arthritis with rheumatoid factor of multiple sites without organ or systems involvement",
+        system=ICD10CM,
+        clinical_status="inactive",
+    )
 
 
 @vignette("17-child-pugh-c-by-labs")
@@ -343,8 +381,9 @@ def _(r):
 @vignette("28-prior-atezolizumab")
 def _(r):
     first_line_base(r)
-    r.medication_request("atezolizumab", {"system": ATC, "code": "L01FF05", "display": "atezolizumab"},
-                         "2026-01-10", "completed")
+    r.medication_request(
+        "atezolizumab", {"system": ATC, "code": "L01FF05", "display": "atezolizumab"}, "2026-01-10", "completed"
+    )
 
 
 @vignette("29-sorafenib-refill")
@@ -375,8 +414,7 @@ def _(r):
 @vignette("33-draft-by-reference-display-only")
 def _(r):
     first_line_base(r, draft=False)
-    by_reference(r.draft(ff.SORAFENIB),
-                 {"reference": "Medication/unknown", "display": "sorafenib 200 MG Oral Tablet"})
+    by_reference(r.draft(ff.SORAFENIB), {"reference": "Medication/unknown", "display": "sorafenib 200 MG Oral Tablet"})
 
 
 # Second line -------------------------------------------------------------------------------
@@ -534,7 +572,7 @@ def _offered_text(card: dict[str, Any]) -> str:
     if not offered:
         return "none"
     return "; ".join(
-        f"{label[len('startswith:'):].strip()} …" if label.startswith("startswith:") else label for label in offered
+        f"{label[len('startswith:') :].strip()} …" if label.startswith("startswith:") else label for label in offered
     )
 
 
@@ -588,7 +626,9 @@ def readme(vignettes: list[dict[str, Any]]) -> str:
         description = v["description"] + (f" ({'; '.join(extra)})" if extra else "")
         id_cell = f"[{v['id']}](bundles/{v['bundle']})"
         if not cards:
-            lines.append(f"| {id_cell} | {_cell(description)} | no card | – | – | {_cell(v['expect'].get('why', ''))} |")
+            lines.append(
+                f"| {id_cell} | {_cell(description)} | no card | – | – | {_cell(v['expect'].get('why', ''))} |"
+            )
             continue
         for card in cards:
             lines.append(

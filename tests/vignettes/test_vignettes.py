@@ -13,10 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+import make_bundles
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
-
-import make_bundles
 from fhir_factory import full_prefetch, hook_request
 from hook_calls import post_hook
 
@@ -75,7 +74,7 @@ def withheld_lines(detail: str) -> dict[str, str]:
 
 def check_label(label: str, expected: str) -> bool:
     if expected.startswith(STARTSWITH):
-        return label.startswith(expected[len(STARTSWITH):])
+        return label.startswith(expected[len(STARTSWITH) :])
     return label == expected
 
 
@@ -131,7 +130,7 @@ def test_vignette(live_server, vignette):
     expected = vignette["expect"]["cards"]
     assert len(cards) == len(expected), [(c["source"]["topic"]["code"], c["summary"]) for c in cards]
     draft_refs = {f"MedicationRequest/{e['resource']['id']}" for e in body["context"]["draftOrders"]["entry"]}
-    for card, card_expected in zip(cards, expected):
+    for card, card_expected in zip(cards, expected, strict=True):
         check_card(card, card_expected, draft_refs)
 
 
