@@ -45,7 +45,9 @@ _LAB_DATES = ["2026-10-20", "2026-11-01", "2026-11-12"]
 
 def _labs() -> list[dict[str, Any]]:
     return [
-        lab(code, value, unit, when) for code, unit, values in _LAB_SERIES for value, when in zip(values, _LAB_DATES, strict=True)
+        lab(code, value, unit, when)
+        for code, unit, values in _LAB_SERIES
+        for value, when in zip(values, _LAB_DATES, strict=True)
     ]
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
+from hcc_evidence import load_evidence
 from models.artifacts import TrainingSummary
-from models.evidence import load_evidence
 from models.screening import Reason, Screen
 
 from .context import CODE_SYSTEM, CardContext

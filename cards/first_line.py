@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from fhir_mappers.features import Feature
+from hcc_evidence import load_evidence
 from models import screening
 from models.assessment import Assessment
-from models.evidence import load_evidence
 from models.registry import RiskEstimate
 
 from . import common

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fhir_mappers.features import Provenance
+from hcc_evidence import load_evidence
 from models.assessment import Assessment
-from models.evidence import load_evidence
 from models.registry import RegimenComparison
 from models.survival import SurvivalEstimate
 

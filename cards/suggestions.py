@@ -13,7 +13,7 @@ from typing import Any
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from fhir_mappers.features import CodingRef
-from models.evidence import load_evidence
+from hcc_evidence import load_evidence
 
 from .context import CardContext
 from .schema import Action, Suggestion

@@ -121,7 +121,7 @@ class PatientFeatures(BaseModel):
     child_pugh_class: ChildPughFeature = Field(default_factory=ChildPughFeature)
     bclc_stage: BclcFeature = Field(default_factory=BclcFeature)
     prior_hcc_surgery: BoolFeature = Field(default_factory=BoolFeature)
-    # Derived binaries, thresholds from models.evidence (Lei et al. 2025).
+    # Derived binaries, thresholds from hcc_evidence (Lei et al. 2025).
     afp_over_400: BoolFeature = Field(default_factory=BoolFeature)
     alt_over_40: BoolFeature = Field(default_factory=BoolFeature)
     ast_over_40: BoolFeature = Field(default_factory=BoolFeature)

@@ -61,7 +61,7 @@ from fhir_mappers.features import (
 from fhir_mappers.fhirdates import FhirDate, effective_date, parse_fhir_date
 from fhir_mappers.terminology import CodeIndex, Terminology, coding_ref
 from fhir_mappers.units import MODEL_UNITS, convert, implausible
-from models.evidence import load_evidence
+from hcc_evidence import load_evidence
 
 LAB_LABELS = {
     "afp": "AFP",

@@ -19,8 +19,8 @@ one is filled for the loaded model, from data or with a plain statement of why i
 
 from __future__ import annotations
 
+from hcc_evidence import load_evidence
 from models.artifacts import DEMOGRAPHIC_COLUMNS, BundleArtifact, TrainingSummary
-from models.evidence import load_evidence
 
 SYNTHETIC_NOTE = (
     "The default models are fitted on a synthetic cohort reconstructed from the study's published "

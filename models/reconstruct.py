@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from hcc_evidence import Evidence, load_evidence
 from models._stats import cox_newton, logistic_irls
-from models.evidence import Evidence, load_evidence
 
 # The default seed is the first seed (counting from 0) for which every check of the
 # reproduction report passes (`python -m models report`); see README "Seed choice".
@@ -599,7 +599,8 @@ def reconstruct_cohort(
                 (
                     getattr(evidence.second_line, f"median_{ep}_months")[g]["combination"],
                     getattr(evidence.second_line, f"median_{ep}_months")[g]["tki"],
-                ), strict=True,
+                ),
+                strict=True,
             )
         }
         for ep in ("pfs", "os")

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.evidence import Evidence, load_evidence
+from hcc_evidence import Evidence, load_evidence
 
 # Tolerances (README "Reproduction report"). A subgroup median of ~35 events has a standard
 # error of about 1/sqrt(35) = 0.17 on the log scale; 15% is under one standard error, and the
@@ -202,8 +202,8 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
         d = evidence.cohort.n_secondary - b
         log_or = np.log(a * d / (b * c))
         se = np.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
+        from hcc_evidence import RatioWithCI
         from models.artifacts import RatioCI
-        from models.evidence import RatioWithCI
 
         fitted = RatioCI(
             estimate=float(np.exp(log_or)),

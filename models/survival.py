@@ -262,7 +262,9 @@ def covariate_patterns(sl: pd.DataFrame) -> list[dict]:
     counts = sl.groupby(list(PATIENT_COVARIATES)).size()
     rows = []
     for combo in product((0, 1), repeat=len(PATIENT_COVARIATES)):
-        rows.append({**dict(zip(PATIENT_COVARIATES, (bool(v) for v in combo), strict=True)), "n": int(counts.get(combo, 0))})
+        rows.append(
+            {**dict(zip(PATIENT_COVARIATES, (bool(v) for v in combo), strict=True)), "n": int(counts.get(combo, 0))}
+        )
     return rows
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hcc_evidence import load_evidence
 from models.artifacts import (
     Baseline,
     BundleArtifact,
@@ -29,7 +30,6 @@ from models.artifacts import (
     ResistanceEvaluation,
     demographics_from_cohort,
 )
-from models.evidence import load_evidence
 from models.resistance import RISK_FEATURES, PrimaryResistanceModel, evaluate_discrimination, recalibrate_intercept
 from models.survival import (
     SecondLineCoxModel,
@@ -186,7 +186,8 @@ def validate_training_frame(
         by_lower = {str(c).lower(): c for c in df.columns}
         hints = [f" (there is '{by_lower[m]}': names are lower case)" if m in by_lower else "" for m in missing]
         raise TrainingDataError(
-            f"{where.name}: missing required column(s): " + ", ".join(f"'{m}'{h}" for m, h in zip(missing, hints, strict=True))
+            f"{where.name}: missing required column(s): "
+            + ", ".join(f"'{m}'{h}" for m, h in zip(missing, hints, strict=True))
         )
     problems = _Problems(df, source)
     out = df.copy()

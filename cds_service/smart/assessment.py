@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from fhir_mappers.orders import classify_draft_orders
 from fhir_mappers.patient import map_patient_features, map_treatment_history
+from hcc_evidence import load_evidence
 from models.assessment import assess
-from models.evidence import load_evidence
 
 from .context import AppContext
 

@@ -3,7 +3,7 @@ import io
 import numpy as np
 import pytest
 
-from models.evidence import load_evidence
+from hcc_evidence import load_evidence
 from models.reconstruct import (
     DEFAULT_SEED,
     afp_alt_joint_counts,

@@ -24,7 +24,7 @@ def test_report_reproduces_published_figures_without_flags(tmp_path):
 
 
 def test_report_flags_a_figure_outside_its_ci(cohort, trained):
-    from models.evidence import load_evidence
+    from hcc_evidence import load_evidence
     from models.report import build_rows
 
     artifact = trained.model_copy(deep=True)
@@ -64,8 +64,8 @@ def test_median_tolerance_is_the_larger_of_15_percent_and_1_5_months():
 
 
 def test_ratio_on_the_other_side_of_1_is_flagged_even_inside_the_ci():
+    from hcc_evidence import RatioWithCI
     from models.artifacts import RatioCI
-    from models.evidence import RatioWithCI
     from models.report import _ratio_row
 
     published = RatioWithCI(hr=1.16, low=0.79, high=1.70, p=0.45)
@@ -92,7 +92,7 @@ def test_known_misses_are_listed_not_flagged_but_only_within_their_bounds():
 
 
 def test_report_covers_every_number_in_the_evidence_file(cohort, trained):
-    from models.evidence import load_evidence
+    from hcc_evidence import load_evidence
     from models.report import NOT_REPRODUCED, build_rows
 
     evidence = load_evidence()

@@ -35,7 +35,9 @@ def test_combination_beats_tki_alone_and_intervals_bracket(bundle, primary, size
             assert np.all(np.array(c.survival) <= np.array(c.high) + 1e-12)
     expected = [
         n
-        for n, v in zip(("primary_resistance", "tumour_size_over_5cm", "multiple_tumours"), (primary, size, multiple), strict=True)
+        for n, v in zip(
+            ("primary_resistance", "tumour_size_over_5cm", "multiple_tumours"), (primary, size, multiple), strict=True
+        )
         if v is None
     ]
     assert result.marginalised_covariates == expected
