@@ -21,20 +21,20 @@ def text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def as_dict(value: object) -> dict:
+def as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def as_list(value: object) -> list:
+def as_list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def collect(resources: Any) -> tuple[list[dict], dict[str, dict], OperationOutcomes]:
+def collect(resources: Any) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], OperationOutcomes]:
     """Flatten, de-duplicate by type/id (the same resource often arrives in two prefetch
     Bundles) and index by 'Type/id' for reference look-ups."""
     outcomes = OperationOutcomes()
-    flat: list[dict] = []
-    by_ref: dict[str, dict] = {}
+    flat: list[dict[str, Any]] = []
+    by_ref: dict[str, dict[str, Any]] = {}
     for resource in iter_resources(resources, outcomes):
         rid = resource.get("id")
         if isinstance(rid, str):
@@ -57,7 +57,7 @@ def reference_key(reference: object) -> str | None:
 
 
 def provenance(
-    resource: dict,
+    resource: dict[str, Any],
     *,
     when: FhirDate | None = None,
     when_source: str | None = None,
@@ -184,8 +184,8 @@ def recent_same_day(candidates: list[Candidate], as_of: date, lookback_days: int
 
 
 def select_recent(
-    label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]
-) -> Feature:
+    label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature[Any]]
+) -> Feature[Any]:
     """Most recent usable candidate dated within [as_of - lookback_days, as_of], as a `kind` (the
     parametrized Feature the model declares, so that it is validated once) with its value or
     missing reason."""
@@ -201,8 +201,8 @@ def select_recent(
 
 
 def missing_recent(
-    label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature]
-) -> Feature:
+    label: str, candidates: list[Candidate], as_of: date, lookback_days: int, kind: type[Feature[Any]]
+) -> Feature[Any]:
     """The `kind` feature missing for the most relevant candidate's reason, when recent_same_day
     found no usable candidate."""
     if not candidates:
@@ -252,7 +252,7 @@ def missing_recent(
     )
 
 
-def missing_like(source: Feature, note: str, kind: type[Feature]) -> Feature:
+def missing_like(source: Feature[Any], note: str, kind: type[Feature[Any]]) -> Feature[Any]:
     """A derived feature (a `kind`) missing for the same reason as its source."""
     return kind(
         missing=source.missing or MissingReason.not_found,
@@ -267,14 +267,14 @@ MEDICATION_HOLDERS = frozenset({"MedicationRequest", "MedicationStatement", "Med
 class MedicationSource(NamedTuple):
     """How a resource names its drug: the concept to match, and where it came from."""
 
-    concept: dict | None
+    concept: dict[str, Any] | None
     # "concept": medicationCodeableConcept; "contained" / "reference": the code of a contained or
     # referenced Medication; "reference_display": only medicationReference.display; None: nothing.
     source: str | None
     unresolved: str | None = None  # a Medication reference (as written) that could not be resolved
 
 
-def medication_source(resource: dict, by_ref: dict[str, dict]) -> MedicationSource:
+def medication_source(resource: dict[str, Any], by_ref: dict[str, dict[str, Any]]) -> MedicationSource:
     """Every way FHIR R4 names a drug, in order of preference: medicationCodeableConcept; the
     code of a contained ('#id') Medication or of one in `by_ref` ('Medication/id' -> resource);
     last the reference's `display` text (as ``{"text": display}``). `unresolved` names a
@@ -307,13 +307,13 @@ def medication_source(resource: dict, by_ref: dict[str, dict]) -> MedicationSour
     return MedicationSource(None, None, unresolved)
 
 
-def medication_concept(resource: dict, by_ref: dict[str, dict]) -> dict | None:
+def medication_concept(resource: dict[str, Any], by_ref: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """medicationCodeableConcept, or the code of the referenced (contained or bundled) Medication,
     or else ``{"text": <the reference's display>}`` (see medication_source)."""
     return medication_source(resource, by_ref).concept
 
 
-def medication_references(resources: list[dict], by_ref: dict[str, dict]) -> list[str]:
+def medication_references(resources: list[dict[str, Any]], by_ref: dict[str, dict[str, Any]]) -> list[str]:
     """Medication references (as written) that MedicationRequest/Statement/Administration
     resources make and `by_ref` cannot resolve: distinct, in order of first mention."""
     out: dict[str, None] = {}

@@ -7,8 +7,10 @@ resources) or when the terminology file is broken.
 
 from __future__ import annotations
 
+from hcc_evidence.errors import HccCdsError
 
-class MappingError(ValueError):
+
+class MappingError(HccCdsError, ValueError):
     """The input could not be mapped at all. The message says why."""
 
 

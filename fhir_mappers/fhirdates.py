@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
+from typing import Any
 
 # ASCII digits only (FHIR's regex): `\d` would also read Arabic-Indic or full-width digits as a date.
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:T.*)?$", re.ASCII)
@@ -54,7 +55,7 @@ def _parse(value: str) -> FhirDate | None:
         return None
 
 
-def effective_date(resource: dict) -> tuple[FhirDate, str] | None:
+def effective_date(resource: dict[str, Any]) -> tuple[FhirDate, str] | None:
     """effectiveDateTime, effectivePeriod (start, else end), effectiveInstant, issued — in that
     order of preference. Returns the parsed date and the element it came from."""
     for element in ("effectiveDateTime", "effectivePeriod", "effectiveInstant", "issued"):

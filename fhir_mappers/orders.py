@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -97,10 +97,10 @@ def _selection_key(selection: object) -> str | None:
 
 
 def classify_draft_orders(
-    draft_orders: dict | None,
+    draft_orders: dict[str, Any] | None,
     selections: list[str] | None,
     terminology: Terminology,
-    medications: Mapping[str, dict] | None = None,
+    medications: Mapping[str, dict[str, Any]] | None = None,
 ) -> DraftOrderSummary:
     """Classify `context.draftOrders` (a Bundle). With `selections` (order-select) only the
     selected orders count; without (order-sign) every draft order does (`.selected` narrows a
@@ -111,10 +111,12 @@ def classify_draft_orders(
     resource: what the caller found in the prefetch or read from the FHIR server), and last by
     the reference's display text."""
     bundle = as_dict(draft_orders)
-    resources = [as_dict(e).get("resource") for e in as_list(bundle.get("entry"))]
-    if not resources and "resourceType" in bundle and bundle.get("resourceType") != "Bundle":
-        resources = [bundle]
-    resources = [r for r in resources if isinstance(r, dict) and isinstance(r.get("resourceType"), str)]
+    entries: list[object] = [as_dict(e).get("resource") for e in as_list(bundle.get("entry"))]
+    if not entries and "resourceType" in bundle and bundle.get("resourceType") != "Bundle":
+        entries = [bundle]
+    resources: list[dict[str, Any]] = [
+        r for r in entries if isinstance(r, dict) and isinstance(r.get("resourceType"), str)
+    ]
     by_ref = {f"{r['resourceType']}/{r.get('id')}": r for r in resources if isinstance(r.get("id"), str)}
     if medications:
         by_ref = {**medications, **by_ref}  # the draft Bundle's own Medications first
@@ -125,7 +127,7 @@ def classify_draft_orders(
             continue  # referenced by orders, not an order itself
         rid = text(resource.get("id"))
         reference = f"{kind}/{rid}"
-        drug: dict = {}
+        drug: dict[str, Any] = {}
         if kind in MEDICATION_HOLDERS:
             source = medication_source(resource, by_ref)
             matched = terminology.match_drug(source.concept)
@@ -151,7 +153,7 @@ def classify_draft_orders(
     return DraftOrderSummary(orders=orders).selected(selections)
 
 
-def _identified_by(source: str | None, concept: dict | None, terminology: Terminology) -> str:
+def _identified_by(source: str | None, concept: dict[str, Any] | None, terminology: Terminology) -> str:
     if source == "reference_display":
         return "reference_display"
     codings = as_list(as_dict(concept).get("coding"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from fhir_mappers.errors import MappingError
 
@@ -19,7 +20,7 @@ _NOT_PLAIN = frozenset({"Bundle", "OperationOutcome"})  # what _walk opens or co
 class OperationOutcomes:
     """Collector for the OperationOutcomes met while iterating, and for what was skipped."""
 
-    items: list[dict] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list[Any])
     skipped: int = 0  # values that were neither resources nor Bundles
 
     def messages(self) -> list[str]:
@@ -40,7 +41,9 @@ class OperationOutcomes:
         return out
 
 
-def iter_resources(values: Iterable[object] | dict, outcomes: OperationOutcomes | None = None) -> Iterator[dict]:
+def iter_resources(
+    values: Iterable[object] | dict[str, Any], outcomes: OperationOutcomes | None = None
+) -> Iterator[dict[str, Any]]:
     """Yield every resource in `values`: Bundle entries (nested Bundles too) and single
     resources. None and non-resources are skipped; OperationOutcomes go to `outcomes`.
 
@@ -55,12 +58,12 @@ def iter_resources(values: Iterable[object] | dict, outcomes: OperationOutcomes 
         if type(value) is dict and type(value.get("resourceType")) is str and value["resourceType"] not in _NOT_PLAIN:
             yield value  # the common case (a plain resource), without a walk
             continue
-        found: list[dict] = []
+        found: list[dict[str, Any]] = []
         _walk(value, sink, 0, found)
         yield from found
 
 
-def _walk(value: object, sink: OperationOutcomes, depth: int, found: list[dict]) -> None:
+def _walk(value: object, sink: OperationOutcomes, depth: int, found: list[dict[str, Any]]) -> None:
     """Append the resources in `value` to `found` (a list, not nested generators: Bundles hold
     dozens of entries and every call walks them)."""
     if not isinstance(value, dict):

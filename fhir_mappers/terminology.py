@@ -41,7 +41,7 @@ SECTIONS: dict[str, frozenset[str]] = {
     "progression": frozenset({"status_codes", "progression_values"}),
     "stop_reasons": frozenset({"toxicity"}),
 }
-Matched = tuple[tuple[str, ...], dict]  # the keys one coding maps to, and the coding
+Matched = tuple[tuple[str, ...], dict[str, Any]]  # the keys one coding maps to, and the coding
 DRUG_CLASSES = frozenset({"sorafenib", "tki", "pd1_inhibitor", "other_systemic"})
 CHECKPOINTS = frozenset({"pd1", "pdl1", "ctla4"})  # immune-checkpoint targets a drug may block
 _ICD_MARKERS = ("icd-10", "icd10", "2.16.840.1.113883.6.3", "2.16.840.1.113883.6.90")
@@ -170,7 +170,7 @@ class Terminology:
             name = self.match_drug_coding(coding)
             if name is not None:
                 return name, coding_ref(coding)
-        texts: list[tuple[str, dict]] = [
+        texts: list[tuple[str, dict[str, Any]]] = [
             (coding["display"], coding)
             for coding in codings
             if isinstance(coding, dict) and isinstance(coding.get("display"), str)
@@ -194,13 +194,13 @@ _NO_SECTIONS: dict[str, tuple[str, ...]] = {}
 _RESOLVED_MAX = 20_000
 
 
-def _concept_codings(concept: object) -> list:
+def _concept_codings(concept: object) -> list[Any]:
     """A CodeableConcept dict's codings (empty when it has none or is malformed)."""
     codings = concept.get("coding") if isinstance(concept, dict) else None
     return codings if isinstance(codings, list) else []
 
 
-def _first_keyed(matches: Iterable[Matched], keys: Collection[str] | None) -> tuple[str, dict] | None:
+def _first_keyed(matches: Iterable[Matched], keys: Collection[str] | None) -> tuple[str, dict[str, Any]] | None:
     """The first key in `keys` (None: any key) of the first coding that has one, and that coding."""
     for coding_keys, coding in matches:
         key = _first_key(coding_keys, keys)
@@ -224,9 +224,9 @@ class Coded(NamedTuple):
     most lab candidates are never assessed."""
 
     position: int
-    resource: dict
+    resource: dict[str, Any]
     key: str
-    raw_coding: dict
+    raw_coding: dict[str, Any]
 
     @property
     def coding(self) -> CodingRef:
@@ -240,7 +240,9 @@ class CodeIndex:
     visits only the resources that map there, in their original order, first coding first.
     """
 
-    def __init__(self, terminology: Terminology, resources: list[dict], elements: tuple[str, ...] = ("code",)) -> None:
+    def __init__(
+        self, terminology: Terminology, resources: list[dict[str, Any]], elements: tuple[str, ...] = ("code",)
+    ) -> None:
         self._resources = resources
         self._found: dict[tuple[str, str], list[tuple[int, list[Matched]]]] = {}
         for position, resource in enumerate(resources):
@@ -264,7 +266,7 @@ class CodeIndex:
                 yield Coded(position, resources[position], *found)
 
 
-def coding_ref(coding: dict) -> CodingRef:
+def coding_ref(coding: dict[str, Any]) -> CodingRef:
     system, code, display = coding.get("system"), coding.get("code"), coding.get("display")
     return _coding_ref(
         system if isinstance(system, str) else None,

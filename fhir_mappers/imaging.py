@@ -1,0 +1,221 @@
+"""Imaging and tumour burden: the largest diameter and the tumour count on the most recent study,
+the binaries the risk model reads, vascular invasion and extrahepatic metastasis."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from fhir_mappers._common import (
+    Candidate,
+    as_dict,
+    as_list,
+    missing_like,
+    missing_recent,
+    provenance,
+    recent_same_day,
+    select_recent,
+    text,
+)
+from fhir_mappers.conditions import condition_date, condition_usable
+from fhir_mappers.features import BoolFeature, Feature, FloatFeature, IntFeature, MissingReason
+from fhir_mappers.record import PatientRecord
+from fhir_mappers.terminology import Terminology, coding_ref
+from fhir_mappers.values import quantity, unusable_because
+from hcc_evidence import load_evidence
+
+
+def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> dict[str, Feature[Any]]:
+    """Tumour burden on the most recent study in the window: the largest diameter, the tumour
+    count, the binaries the risk model reads (> 5 cm, multiple), and vascular invasion and
+    extrahepatic metastasis (from Conditions or imaging findings)."""
+    thresholds = load_evidence().thresholds
+    sizes = _tumour_sizes(record)
+    same_study = recent_same_day(sizes, as_of, lookback_days)
+    if same_study:
+        largest = max(same_study, key=lambda c: c.value)  # type: ignore[arg-type, return-value]
+        size_feature = FloatFeature(
+            value=largest.value,
+            provenance=largest.provenance,
+            note=f"largest of {len(same_study)} lesion measurement(s) on {largest.when.text}",  # type: ignore[union-attr]
+        )
+    else:
+        size_feature = missing_recent("tumour size", sizes, as_of, lookback_days, FloatFeature)
+    count_raw = select_recent(
+        "tumour count",
+        _tumour_counts(record),
+        as_of,
+        lookback_days,
+        Feature,  # (count, comparator): only read here
+    )
+    if count_raw.value is not None:
+        count, comparator = count_raw.value
+        count_feature = IntFeature(value=count, provenance=count_raw.provenance, note=count_raw.note)
+        if comparator is not None:
+            multiple = (
+                BoolFeature(value=True, provenance=count_raw.provenance, note=f"tumour count {comparator}{count}")
+                if count >= 1
+                else BoolFeature(
+                    missing=MissingReason.undecidable,
+                    provenance=count_raw.provenance,
+                    note=f"tumour count {comparator}{count} cannot tell single from multiple",
+                )
+            )
+        else:
+            multiple = BoolFeature(value=count >= 2, provenance=count_raw.provenance, note=f"tumour count {count}")
+    else:
+        count_feature = IntFeature(missing=count_raw.missing, provenance=count_raw.provenance, note=count_raw.note)
+        distinct = {c.provenance.resource_id for c in same_study}
+        if len(distinct) >= 2:
+            # Lesion measurements list target lesions only, so this is a lower bound: enough
+            # to say "multiple", never enough to say "single".
+            multiple = BoolFeature(
+                value=True,
+                provenance=same_study[0].provenance,
+                note=f"{len(distinct)} separately measured lesions on {same_study[0].when.text}; no tumour count",  # type: ignore[union-attr]
+            )
+        else:
+            multiple = missing_like(count_raw, "multiple tumours needs a tumour count", BoolFeature)
+
+    if size_feature.value is not None:
+        size_over = BoolFeature(
+            value=size_feature.value > thresholds.tumour_size_cm,
+            provenance=size_feature.provenance,
+            note=f"largest diameter {size_feature.value:g} cm vs threshold {thresholds.tumour_size_cm:g} cm",
+        )
+    else:
+        size_over = missing_like(size_feature, "tumour size > 5 cm needs the largest diameter", BoolFeature)
+
+    return {
+        "tumour_size_cm": size_feature,
+        "tumour_count": count_feature,
+        "tumour_size_over_5cm": size_over,
+        "multiple_tumours": multiple,
+        "vascular_invasion": _finding("vascular_invasion", "vascular invasion", record, as_of, lookback_days),
+        "extrahepatic_metastasis": _finding(
+            "extrahepatic_metastasis", "extrahepatic metastasis", record, as_of, lookback_days
+        ),
+    }
+
+
+def _tumour_sizes(record: PatientRecord) -> list[Candidate]:
+    out = []
+    for _, obs, _, raw_coding in record.observations.matching("imaging", ("tumour_size",)):
+        when, source = record.observation_date(obs)
+        reason, note = unusable_because(obs, "tumour size")
+        quantities = []
+        for component in as_list(obs.get("component")):
+            if record.terminology.match("imaging", as_dict(component).get("code"), keys=("tumour_size_longest",)):
+                quantities.append(as_dict(component).get("valueQuantity"))
+        if not quantities and "valueQuantity" in obs:
+            quantities.append(obs.get("valueQuantity"))
+        value, raw_q = None, {}
+        if reason is None:
+            if not quantities:
+                reason, note = MissingReason.invalid, f"tumour size in Observation/{obs.get('id')} has no diameter"
+            for q in quantities:
+                lab, why, why_note, raw = quantity("tumour_size", q)
+                if lab is not None and (value is None or lab.value > value):
+                    value, raw_q, reason, note = lab.value, raw, None, ""
+                elif value is None:
+                    reason, note, raw_q = why, why_note, raw
+        raw_q = raw_q or as_dict(quantities[0] if quantities else None)
+        prov = provenance(
+            obs,
+            when=when,
+            when_source=source,
+            value=raw_q.get("value"),
+            unit=text(raw_q.get("unit")) or text(raw_q.get("code")),
+            comparator=text(raw_q.get("comparator")),
+            coding=coding_ref(raw_coding),
+        )
+        out.append(Candidate.known(when, prov, value, reason, note))
+    return out
+
+
+def _tumour_counts(record: PatientRecord) -> list[Candidate]:
+    out = []
+    for _, obs, _, raw_coding in record.observations.matching("imaging", ("tumour_count",)):
+        when, source = record.observation_date(obs)
+        reason, note = unusable_because(obs, "tumour count")
+        raw: object = obs.get("valueInteger")
+        comparator = None
+        if raw is None:
+            q = as_dict(obs.get("valueQuantity"))
+            raw, comparator = q.get("value"), text(q.get("comparator"))
+        value = None
+        if reason is None:
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0 or raw != int(raw):
+                reason, note = MissingReason.invalid, f"tumour count {raw!r} is not a whole number"
+            elif comparator is not None and comparator not in (">", ">="):
+                reason, note = MissingReason.undecidable, f"tumour count {comparator}{raw} is not a count"
+            else:
+                value = (int(raw), comparator)
+        prov = provenance(
+            obs, when=when, when_source=source, value=raw, comparator=comparator, coding=coding_ref(raw_coding)
+        )
+        out.append(Candidate.known(when, prov, value, reason, note))
+    return out
+
+
+def _finding_value(obs: dict[str, Any], terminology: Terminology) -> bool | None:
+    answer = obs.get("valueBoolean")
+    if isinstance(answer, bool):
+        return answer
+    concept = obs.get("valueCodeableConcept")
+    if concept is not None:
+        answer = terminology.match("finding_values", concept)
+        if answer is not None:
+            return answer[0] == "present"
+        words = " ".join(
+            [text(as_dict(concept).get("text")) or ""]
+            + [text(as_dict(c).get("display")) or "" for c in as_list(as_dict(concept).get("coding"))]
+        ).lower()
+        if re.search(r"\b(absent|not present|no|negative|none)\b", words):
+            return False
+        if re.search(r"\b(present|yes|positive|detected)\b", words):
+            return True
+        return None
+    text_value = text(obs.get("valueString"))
+    if text_value is not None:
+        lowered = text_value.strip().lower()
+        if lowered in {"yes", "present", "positive", "true"}:
+            return True
+        if lowered in {"no", "absent", "negative", "false", "none"}:
+            return False
+        return None
+    return True  # the coded finding itself, without an answer, asserts it
+
+
+def _finding(key: str, label: str, record: PatientRecord, as_of: date, lookback: int) -> Feature[Any]:
+    """Present if an active Condition codes it; else the most recent imaging finding in the window."""
+    skipped: list[str] = []
+    for _, condition, _, raw_coding in record.conditions.matching("findings", (key,)):
+        usable, why = condition_usable(condition)
+        when, source = condition_date(condition)
+        if not usable:
+            skipped.append(f"Condition/{condition.get('id')} ({why})")
+            continue
+        if when is not None and when.earliest > as_of:
+            skipped.append(f"Condition/{condition.get('id')} (dated after the order)")
+            continue
+        prov = provenance(condition, when=when, when_source=source, value=True, coding=coding_ref(raw_coding))
+        return BoolFeature(value=True, provenance=prov, note=f"{label}: active Condition/{condition.get('id')}")
+    by_code = {c.position: c for c in record.observations.matching("findings", (key,))}
+    by_value = {c.position: c for c in record.observations.matching("findings", (key,), "valueCodeableConcept")}
+    candidates = []
+    for position in sorted(by_code.keys() | by_value.keys()):
+        obs = (by_code.get(position) or by_value[position]).resource
+        when, source = record.observation_date(obs)
+        reason, note = unusable_because(obs, label)
+        value = True if position in by_value else _finding_value(obs, record.terminology)
+        if reason is None and value is None:
+            reason, note = MissingReason.invalid, f"{label}: answer in Observation/{obs.get('id')} not understood"
+        coding = (by_value.get(position) or by_code[position]).coding
+        prov = provenance(obs, when=when, when_source=source, value=value, coding=coding)
+        candidates.append(Candidate.known(when, prov, value, reason, note))
+    feature = select_recent(label, candidates, as_of, lookback, BoolFeature)
+    if feature.value is None and skipped and feature.missing is MissingReason.not_found:
+        feature.note = f"{label}: only " + "; ".join(skipped)
+    return feature

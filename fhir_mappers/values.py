@@ -1,0 +1,138 @@
+"""What one Observation says, whatever the feature: whether it may be used (status, data absent)
+and its valueQuantity in the model unit, or why not."""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from fhir.resources.R4B.quantity import Quantity
+from pydantic import ValidationError
+
+from fhir_mappers._common import ERROR_STATUSES, FINAL_STATUSES, as_dict, as_list, text
+from fhir_mappers.features import LabValue, MissingReason
+from fhir_mappers.units import MODEL_UNITS, convert, implausible
+
+LAB_LABELS = {
+    "afp": "AFP",
+    "alt": "ALT",
+    "ast": "AST",
+    "bilirubin": "total bilirubin",
+    "albumin": "albumin",
+    "platelets": "platelet count",
+    "inr": "INR",
+}
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+
+
+class _PlainQuantity(NamedTuple):
+    value: float
+    comparator: str | None
+    unit: str | None
+    system: str | None
+    code: str | None
+
+
+_PLAIN_QUANTITY_KEYS = frozenset(_PlainQuantity._fields)
+_STR_OR_NONE = frozenset({str, type(None)})
+_NUMBER = frozenset({int, float})
+_FHIR_TOKEN = re.compile(r"^[^\s]+( [^\s]+)*$")  # FHIR code (unit and comparator checked alike)
+_FHIR_URI = re.compile(r"^\S+$")
+
+
+def _plain_quantity(raw: dict[str, Any]) -> _PlainQuantity | None:
+    """The everyday valueQuantity (a finite number, a known comparator, tidy strings) without the
+    cost of a fhir.resources model (20+ per call; bench/README.md); None sends it to full validation."""
+    if not raw.keys() <= _PLAIN_QUANTITY_KEYS:
+        return None
+    value = raw.get("value")
+    if not isinstance(value, (int, float)) or type(value) not in _NUMBER or not math.isfinite(value):
+        return None
+    comparator, unit, system, code = raw.get("comparator"), raw.get("unit"), raw.get("system"), raw.get("code")
+    if (
+        type(comparator) in _STR_OR_NONE
+        and type(unit) in _STR_OR_NONE
+        and type(system) in _STR_OR_NONE
+        and type(code) in _STR_OR_NONE
+        and _tidy(comparator, unit, system, code)
+    ):
+        return _PlainQuantity(value, comparator, unit, system, code)
+    return None
+
+
+@lru_cache(maxsize=2048)
+def _tidy(comparator: str | None, unit: str | None, system: str | None, code: str | None) -> bool:
+    """Well-formed strings and a known comparator; cached because every call meets the same units."""
+    patterns = (_FHIR_TOKEN, _FHIR_TOKEN, _FHIR_URI, _FHIR_TOKEN)
+    if not all(s is None or p.match(s) for s, p in zip((comparator, unit, system, code), patterns, strict=True)):
+        return False
+    return comparator is None or comparator in COMPARATORS
+
+
+def quantity(feature: str, raw: object) -> tuple[LabValue | None, MissingReason | None, str, dict[str, Any]]:
+    """valueQuantity -> value in the model unit, or why not. Also returns the raw dict."""
+    label = LAB_LABELS.get(feature) or feature.replace("_", " ")
+    if not isinstance(raw, dict):
+        return None, MissingReason.invalid, f"{label} has no valueQuantity", {}
+    if raw.get("value") is not None and type(raw["value"]) not in _NUMBER:  # FHIR JSON: never "80"
+        return None, MissingReason.invalid, f"{label} value {raw.get('value')!r} is not a JSON number", raw
+    parsed: _PlainQuantity | Quantity | None = _plain_quantity(raw)
+    if parsed is None:  # anything unusual gets the full FHIR validation and its error message
+        try:
+            parsed = Quantity.model_validate(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            return None, MissingReason.invalid, f"{label} valueQuantity.{where}: {first.get('msg')}", raw
+    if parsed.value is None:
+        return None, MissingReason.invalid, f"{label} valueQuantity has no value", raw
+    number = float(parsed.value)
+    if not math.isfinite(number):
+        return None, MissingReason.invalid, f"{label} value {raw.get('value')!r} is not finite", raw
+    comparator = parsed.comparator
+    if comparator is not None and comparator not in COMPARATORS:
+        return None, MissingReason.invalid, f"{label} comparator {comparator!r} is not a FHIR comparator", raw
+    converted = convert(feature, number, parsed.code, parsed.system, parsed.unit)
+    if converted is None:
+        unit = parsed.unit or parsed.code or "(none)"
+        return (
+            None,
+            MissingReason.unit_unknown,
+            f"{label} unit {unit!r} is not a known unit for {label} (model unit {MODEL_UNITS[feature]})",
+            raw,
+        )
+    value, _ = converted
+    impossible = implausible(feature, value)
+    if impossible is not None:
+        return None, MissingReason.implausible, f"{label} {impossible}; not used", raw
+    return LabValue(value=round(value, 6), unit=MODEL_UNITS[feature], comparator=comparator), None, "", raw
+
+
+def _status_reason(resource: dict[str, Any], label: str) -> tuple[MissingReason | None, str]:
+    status = text(resource.get("status"))
+    if status in FINAL_STATUSES:
+        return None, ""
+    rid = f"{resource.get('resourceType')}/{resource.get('id')}"
+    if status in ERROR_STATUSES:
+        return MissingReason.entered_in_error, f"{label} in {rid} has status {status}; ignored"
+    return MissingReason.not_final, f"{label} in {rid} has status {status!r}, not final/amended/corrected"
+
+
+def _absent_reason(resource: dict[str, Any], label: str) -> tuple[MissingReason | None, str]:
+    absent = resource.get("dataAbsentReason")
+    if absent is None:
+        return None, ""
+    concept = as_dict(absent)
+    codes = [text(c.get("code")) for c in as_list(concept.get("coding")) if isinstance(c, dict)]
+    why = text(concept.get("text")) or ", ".join(c for c in codes if c) or "no reason given"
+    return MissingReason.data_absent, f"{label}: data absent ({why})"
+
+
+def unusable_because(obs: dict[str, Any], label: str) -> tuple[MissingReason | None, str]:
+    """Why an Observation cannot give a value: its status first, then a dataAbsentReason."""
+    reason, note = _status_reason(obs, label)
+    if reason is None:
+        reason, note = _absent_reason(obs, label)
+    return reason, note
