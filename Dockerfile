@@ -4,7 +4,8 @@
 # (Kubernetes Secrets in deploy/k8s). Pin the base by digest in your registry if policy requires.
 # BASE_IMAGE: any Debian 12 image with python3 (3.11) and its venv module; the default is the
 # official slim image. Without a registry, deploy/build-debian-base.sh builds one (docs/integration.md §1).
-# Dependencies come hash-checked from requirements.lock; the image holds its SBOM at
+# Dependencies come hash-checked from requirements.lock (serving only: no `train` extra, so no
+# scikit-learn, lifelines, pandas, SciPy or matplotlib); the image holds its SBOM at
 # /opt/hcc-cds/sbom.cdx.json (CycloneDX JSON).
 ARG BASE_IMAGE=python:3.11.11-slim-bookworm
 
@@ -29,8 +30,7 @@ ENV PATH=/opt/hcc-cds/bin:$PATH \
     HOST=0.0.0.0 \
     PORT=8080 \
     CDS_DATABASE_URL=sqlite:////var/lib/hcc-cds/feedback.sqlite3 \
-    PROMETHEUS_MULTIPROC_DIR=/tmp/hcc-cds-metrics \
-    MPLCONFIGDIR=/tmp/matplotlib
+    PROMETHEUS_MULTIPROC_DIR=/tmp/hcc-cds-metrics
 WORKDIR /var/lib/hcc-cds
 USER 10001:10001
 EXPOSE 8080

@@ -4,8 +4,10 @@
 #   requirements-build.lock  the installers: pip and the build backend (pyproject's build-system),
 #                            installed first, so that nothing after them is built with unpinned tools
 #   requirements.lock        the service's dependencies: the image (deploy/build-steps.sh) installs
-#                            exactly these, with pip --require-hashes
-#   requirements-test.lock   the same pins plus the `test` extra: scripts/bootstrap.sh and CI install it
+#                            exactly these, with pip --require-hashes; no `train` extra (serving
+#                            predicts from the stored artifact without scikit-learn, lifelines, pandas)
+#   requirements-test.lock   the same pins plus the `train` and `test` extras: scripts/bootstrap.sh and
+#                            CI install it (the tests train and report as well as serve)
 #   deploy/sbom-tool.lock    the CycloneDX generator the build runs (not shipped in the image)
 #
 # Run it after changing any dependency in pyproject.toml: tests/deploy/test_lock.py fails until you do.
@@ -54,6 +56,6 @@ compile requirements-build.lock "$work/build-system.in" "$@"
 keep requirements.lock
 compile requirements.lock pyproject.toml --constraint requirements-build.lock "$@"
 keep requirements-test.lock
-compile requirements-test.lock pyproject.toml --extra test --constraint requirements.lock "$@"
+compile requirements-test.lock pyproject.toml --extra train --extra test --constraint requirements.lock "$@"
 keep deploy/sbom-tool.lock
 compile deploy/sbom-tool.lock "$work/sbom-tool.in" "$@"

@@ -8,7 +8,8 @@
   (default: the reconstruction).
 
 Exit codes: 0 ok; 1 the reproduction report flagged a fitted figure outside its published range;
-2 bad input (missing column, too few events, unreadable file, bad artifact).
+2 bad input (missing column, too few events, unreadable file, bad artifact), or the `train` extra
+is not installed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+# What the `train` extra of pyproject.toml brings (import names); the service runs without them.
+TRAINING_STACK = {"sklearn", "lifelines", "pandas", "scipy", "matplotlib"}
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
@@ -177,7 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_cmd_report)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        status: int = args.func(args)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] not in TRAINING_STACK:
+            raise
+        print(
+            f"error: python -m models {args.command} needs the training libraries, which a serving install "
+            f"leaves out ({exc.name} is not installed): pip install 'hcc-sorafenib-cds[train]'",
+            file=sys.stderr,
+        )
+        return 2
+    return status
 
 
 if __name__ == "__main__":

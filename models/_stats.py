@@ -1,6 +1,6 @@
 """Small numerical helpers shared by reconstruction, training and prediction.
 
-Kept free of pandas/lifelines so that prediction from a loaded artifact stays cheap.
+Numpy only: serving imports `Z_95` from here, so nothing heavier may be imported.
 """
 
 from __future__ import annotations
@@ -68,20 +68,22 @@ def breslow_baseline(
     s0_cum = np.cumsum(risk[order])
     s1_cum = np.cumsum(Z[order] * risk[order][:, None], axis=0)
     times = np.unique(durations[events])
-    h0, a, b = [], [], []
+    dh0, da, db = [], [], []
     for t in times:
         # risk set: durations >= t -> last index in descending order with t_sorted >= t
         k = np.searchsorted(-t_sorted, -t, side="right") - 1
         s0 = s0_cum[k]
         s1 = s1_cum[k]
         d = np.sum(events & (durations == t))
-        h0.append(d / s0)
-        a.append(d / s0**2)
-        b.append((s1 / s0) * (d / s0))
-    h0 = np.cumsum(np.asarray(h0))
-    a = np.cumsum(np.asarray(a))
-    b = np.cumsum(np.asarray(b).reshape(len(times), Z.shape[1]), axis=0)
-    return {"times": times, "cum_hazard": h0, "var_martingale": a, "cov_term": b}
+        dh0.append(d / s0)
+        da.append(d / s0**2)
+        db.append((s1 / s0) * (d / s0))
+    return {
+        "times": times,
+        "cum_hazard": np.cumsum(np.asarray(dh0)),
+        "var_martingale": np.cumsum(np.asarray(da)),
+        "cov_term": np.cumsum(np.asarray(db).reshape(len(times), Z.shape[1]), axis=0),
+    }
 
 
 def cox_newton(durations: np.ndarray, events: np.ndarray, X: np.ndarray, max_iter: int = 50) -> np.ndarray:

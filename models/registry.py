@@ -9,26 +9,190 @@ Everything a prediction needs is computed at load time (per-pattern risks, basel
 Both predictions depend on a handful of yes/no/unknown inputs only (4 risk answers, 27 survival
 comparisons), so each answer is computed once per process and then shared: treat results as
 read-only (the models are frozen).
+
+Serving imports this module, so it needs numpy and pydantic only: the fitters (scikit-learn and
+lifelines, in `models.resistance` / `models.survival`) are for training and reports.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from pydantic import BaseModel, ConfigDict
 
+from models._stats import Z_95
 from models.artifacts import ArtifactError, BundleArtifact, KMReference, Metadata, TrainingSummary, read_bundle
-from models.resistance import Contribution, RiskEstimate
-from models.survival import (
-    PATIENT_COVARIATES,
-    SurvivalCurveEngine,
-    SurvivalEstimate,
-    marginal_mixture,
-)
 
-__all__ = ["ArtifactError", "ModelBundle", "RegimenComparison", "RiskEstimate", "SurvivalEstimate", "load_bundle"]
+__all__ = [
+    "ArtifactError",
+    "ModelBundle",
+    "RegimenComparison",
+    "RiskEstimate",
+    "SurvivalCurveEngine",
+    "SurvivalEstimate",
+    "load_bundle",
+    "marginal_mixture",
+]
+
+# Patient-level covariates that may be unknown at prediction time (regimen is what we compare).
+PATIENT_COVARIATES = ("primary_resistance", "tumour_size_over_5cm", "multiple_tumours")
+LANDMARKS = (6, 12, 24)
+
+
+# --- prediction outputs ---------------------------------------------------------------------------
+
+
+class Contribution(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    feature: str
+    present: bool
+    log_odds: float
+    odds_ratio: float
+
+
+class RiskEstimate(BaseModel):
+    """Predicted probability of primary resistance to sorafenib, with its 95% CI."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    probability: float
+    ci_low: float
+    ci_high: float
+    base_rate: float
+    contributions: list[Contribution]
+    auc: float  # bootstrap optimism-corrected, never the apparent AUC
+    auc_ci: tuple[float, float]  # the apparent bootstrap CI moved down by the optimism
+    auc_cv: float | None = None  # 10-fold cross-validated AUC (pooled folds), shown beside it
+    model_version: str
+    training: TrainingSummary  # what the model was fitted to (from the artifact), for the cards
+
+
+class SurvivalPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    survival: float | None
+    low: float | None
+    high: float | None
+
+
+class Curve(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    times: list[float]
+    survival: list[float]
+    low: list[float]
+    high: list[float]
+
+
+class SurvivalEstimate(BaseModel):
+    """Model-based survival for one patient and regimen. Times in months from second-line
+    start; None where the training follow-up does not reach (median not reached, etc.)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    median_months: float | None
+    median_ci: tuple[float | None, float | None]
+    survival_at: dict[int, SurvivalPoint]
+    curve: Curve
+
+
+class SurvivalCurveEngine:
+    """Survival with pointwise 95% bands for a (weighted mixture of) covariate vector(s).
+
+    For a mixture S(t) = sum_k w_k S_k(t) (used to marginalise unknown covariates), the
+    delta method gives
+      Var S(t) ~= (sum_k w_k S_k r_k)^2 A(t) + g' V g,  g = sum_k w_k S_k r_k (x_k H0(t) - B(t)),
+    with r_k = exp(b'x_k) and A, B, H0 from the Breslow baseline (see `breslow_baseline`).
+    The band is built on the log(-log S) scale, which keeps it inside (0, 1).
+    """
+
+    def __init__(
+        self,
+        covariates: Sequence[str],
+        coef: ArrayLike,
+        covariance: ArrayLike,
+        times: ArrayLike,
+        cum_hazard: ArrayLike,
+        var_martingale: ArrayLike,
+        cov_term: ArrayLike,
+        max_time: float,
+    ):
+        self.covariates = tuple(covariates)
+        self.coef = np.asarray(coef, dtype=float)
+        self.covariance = np.asarray(covariance, dtype=float)
+        self.times = np.concatenate([[0.0], np.asarray(times, dtype=float)])
+        self.h0 = np.concatenate([[0.0], np.asarray(cum_hazard, dtype=float)])
+        self.a = np.concatenate([[0.0], np.asarray(var_martingale, dtype=float)])
+        self.b = np.vstack(
+            [np.zeros((1, len(self.coef))), np.asarray(cov_term, dtype=float).reshape(-1, len(self.coef))]
+        )
+        self.max_time = float(max_time)
+        self._times_list = self.times.tolist()
+
+    def estimate(self, mixture: Sequence[tuple[float, Mapping[str, float]]]) -> SurvivalEstimate:
+        w = np.array([weight for weight, _ in mixture])
+        X = np.array([[float(x[c]) for c in self.covariates] for _, x in mixture])
+        r = np.exp(X @ self.coef)  # (K,)
+        s_k = np.exp(-np.outer(r, self.h0))  # (K, T)
+        ws = (w * r)[:, None] * s_k  # w_k r_k S_k
+        surv = w @ s_k
+        m = ws.sum(axis=0)
+        # g(t) = sum_k w_k r_k S_k (x_k H0 - B)
+        g = (ws.T @ X) * self.h0[:, None] - m[:, None] * self.b
+        var = m**2 * self.a + np.einsum("ti,ij,tj->t", g, self.covariance, g)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_s = np.log(surv)
+            se = np.sqrt(var) / np.abs(surv * log_s)
+            low = np.where(surv < 1, surv ** np.exp(Z_95 * se), 1.0)
+            high = np.where(surv < 1, surv ** np.exp(-Z_95 * se), 1.0)
+        low = np.nan_to_num(low, nan=0.0)
+        high = np.nan_to_num(high, nan=1.0)
+        surv_at = {}
+        for t in LANDMARKS:
+            if t > self.max_time:
+                surv_at[t] = SurvivalPoint(survival=None, low=None, high=None)
+                continue
+            i = int(np.searchsorted(self.times, t, side="right") - 1)
+            surv_at[t] = SurvivalPoint(survival=float(surv[i]), low=float(low[i]), high=float(high[i]))
+        return SurvivalEstimate(
+            median_months=self._first_below_half(surv),
+            median_ci=(self._first_below_half(low), self._first_below_half(high)),
+            survival_at=surv_at,
+            curve=Curve(times=self._times_list, survival=surv.tolist(), low=low.tolist(), high=high.tolist()),
+        )
+
+    def _first_below_half(self, s: np.ndarray) -> float | None:
+        below = np.flatnonzero(s <= 0.5)
+        return float(self.times[below[0]]) if len(below) else None
+
+
+def marginal_mixture(
+    patterns: list[dict[str, Any]], known: dict[str, bool | None]
+) -> tuple[list[tuple[float, dict[str, bool]]], list[str]]:
+    """Weights over the patterns compatible with the known covariates (training prevalence
+    of the unknown ones among patients sharing the known ones; if none share them, the
+    unknowns' overall prevalence)."""
+    unknown = [c for c in PATIENT_COVARIATES if known.get(c) is None]
+    fixed = {c: bool(v) for c, v in known.items() if v is not None}
+    compatible = [p for p in patterns if all(p[c] == v for c, v in fixed.items())]
+    total = sum(p["n"] for p in compatible)
+    if total == 0:  # fall back to the unknowns' marginal distribution
+        compatible = [{**p, **fixed} for p in patterns]
+        total = sum(p["n"] for p in compatible)
+    mixture: dict[tuple[bool, ...], float] = {}
+    for p in compatible:
+        key = tuple(p[c] for c in PATIENT_COVARIATES)
+        mixture[key] = mixture.get(key, 0.0) + p["n"] / total
+    return [(w, dict(zip(PATIENT_COVARIATES, key, strict=True))) for key, w in mixture.items() if w > 0], unknown
+
+
+# --- the loaded bundle ------------------------------------------------------------------------------
+
+
+def _expit(value: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-value)))
+
 
 REGIMENS = ("tki", "tki_pd1")
 
@@ -70,20 +234,17 @@ class ResistanceRiskPredictor:
                 self._cache[(afp, alt)] = self._compute(afp, alt)
 
     def _compute(self, afp: bool, alt: bool) -> RiskEstimate:
-        from models._stats import Z_95
-
         x = np.array([1.0, float(afp), float(alt)])
         eta = float(x @ np.concatenate([[self.intercept], self.coefficients]))
         se = float(np.sqrt(x @ self.covariance @ x))
-        expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
         contributions = [
             Contribution(feature=f, present=bool(v), log_odds=float(b * v), odds_ratio=float(np.exp(b * v)))
             for f, b, v in zip(self.features, self.coefficients, (afp, alt), strict=True)
         ]
         return RiskEstimate(
-            probability=float(expit(eta)),
-            ci_low=float(expit(eta - Z_95 * se)),
-            ci_high=float(expit(eta + Z_95 * se)),
+            probability=_expit(eta),
+            ci_low=_expit(eta - Z_95 * se),
+            ci_high=_expit(eta + Z_95 * se),
             base_rate=self.base_rate,
             contributions=contributions,
             auc=self.auc,
@@ -145,7 +306,7 @@ class ModelBundle:
     ) -> RegimenComparison:
         """PFS and OS after second-line start under each regimen. A covariate given as None is
         marginalised over its training prevalence (among patients sharing the known ones), and
-        is listed in `marginalised_covariates`. Computed once per combination (~1 ms), then shared."""
+        is listed in `marginalised_covariates`. Computed once per combination, then shared."""
         key = (primary_resistance, tumour_size_over_5cm, multiple_tumours)
         cached = self._comparisons.get(key)
         if cached is None:
@@ -179,7 +340,7 @@ class ModelBundle:
         """Kaplan-Meier curves by subgroup from the training cohort (the study-reference curves)."""
         return list(self.artifact.reference_curves)
 
-    def model_card(self) -> dict:
+    def model_card(self) -> dict[str, Any]:
         from models.model_card import model_card
 
         return model_card(self.artifact)

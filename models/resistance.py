@@ -3,18 +3,21 @@
 `PrimaryResistanceModel` has the scikit-learn shape: `__init__` stores parameters, `fit`
 learns attributes ending in `_` and returns self, prediction refuses an unfitted model.
 Confidence intervals come from the coefficient covariance (inverse Fisher information), which
-scikit-learn does not report, so we compute it from the fitted probabilities.
+scikit-learn does not report, so we compute it from the fitted probabilities. Training and
+reports import this module; serving reads the fitted numbers from the artifact (`models.registry`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from models._progress import Progress
 from models._stats import Z_95, logistic_irls
-from models.artifacts import TrainingSummary
 
 RISK_FEATURES = ("afp_over_400", "alt_over_40")
 
@@ -26,42 +29,45 @@ class PrimaryResistanceModel(BaseEstimator):
         self.features = features
         self.max_iter = max_iter
 
-    def fit(self, X, y, sample_weight=None) -> PrimaryResistanceModel:
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> PrimaryResistanceModel:
         from sklearn.linear_model import LogisticRegression
 
-        X = _as_matrix(X, len(self.features))
-        y = np.asarray(y, dtype=int)
-        if set(np.unique(y)) - {0, 1}:
+        matrix = _as_matrix(X, len(self.features))
+        outcome = np.asarray(y, dtype=int)
+        if set(np.unique(outcome)) - {0, 1}:
             raise ValueError("y must be 0/1 (1 = primary resistance)")
         estimator = LogisticRegression(C=np.inf, solver="lbfgs", max_iter=self.max_iter, tol=1e-10)  # unpenalised
-        estimator.fit(X, y, sample_weight=sample_weight)
+        estimator.fit(matrix, outcome, sample_weight=sample_weight)
         self.intercept_ = float(estimator.intercept_[0])
-        self.coef_ = estimator.coef_[0].astype(float)
-        self.covariance_ = fisher_covariance(X, self.intercept_, self.coef_, sample_weight)
-        self.n_samples_ = int(len(y) if sample_weight is None else np.sum(sample_weight))
-        self.n_events_ = int(np.sum(y if sample_weight is None else y * np.asarray(sample_weight)))
+        self.coef_: NDArray[np.float64] = np.asarray(estimator.coef_[0], dtype=float)
+        self.covariance_ = fisher_covariance(matrix, self.intercept_, self.coef_, sample_weight)
+        weights = np.ones(len(outcome)) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        self.n_samples_ = int(np.sum(weights))
+        self.n_events_ = int(np.sum(outcome * weights))
         return self
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):
             raise NotFittedError("PrimaryResistanceModel is not fitted; call fit() or load an artifact")
 
-    def decision_function(self, X) -> np.ndarray:
+    def decision_function(self, X: ArrayLike) -> NDArray[np.float64]:
         self._check_fitted()
         return self.intercept_ + _as_matrix(X, len(self.features)) @ self.coef_
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> NDArray[np.float64]:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.column_stack([1 - p, p])
 
-    def predict_interval(self, X, z: float = Z_95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def predict_interval(
+        self, X: ArrayLike, z: float = Z_95
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
         """(probability, low, high): delta method on the logit scale, then back-transformed."""
         self._check_fitted()
-        Xd = np.column_stack([np.ones(len(_as_matrix(X, len(self.features)))), _as_matrix(X, len(self.features))])
+        matrix = _as_matrix(X, len(self.features))
+        Xd = np.column_stack([np.ones(len(matrix)), matrix])
         eta = Xd @ np.concatenate([[self.intercept_], self.coef_])
         se = np.sqrt(np.einsum("ij,jk,ik->i", Xd, self.covariance_, Xd))
-        expit = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
-        return expit(eta), expit(eta - z * se), expit(eta + z * se)
+        return _expit(eta), _expit(eta - z * se), _expit(eta + z * se)
 
     @property
     def odds_ratios_(self) -> dict[str, dict[str, float]]:
@@ -73,18 +79,23 @@ class PrimaryResistanceModel(BaseEstimator):
         }
 
 
-def _as_matrix(X, width: int) -> np.ndarray:
-    if hasattr(X, "to_numpy"):
-        X = X.to_numpy()
-    X = np.asarray(X, dtype=float)
-    if X.ndim == 1:
-        X = X.reshape(1, -1)
-    if X.shape[1] != width:
-        raise ValueError(f"expected {width} feature columns, got {X.shape[1]}")
-    return X
+def _expit(eta: NDArray[np.float64]) -> NDArray[np.float64]:
+    return 1.0 / (1.0 + np.exp(-eta))
 
 
-def fisher_covariance(X: np.ndarray, intercept: float, coef: np.ndarray, sample_weight=None) -> np.ndarray:
+def _as_matrix(X: ArrayLike, width: int) -> NDArray[np.float64]:
+    """A float matrix (one row per patient) from an array, a DataFrame or a single row."""
+    matrix = np.asarray(X, dtype=float)
+    if matrix.ndim == 1:
+        matrix = matrix.reshape(1, -1)
+    if matrix.shape[1] != width:
+        raise ValueError(f"expected {width} feature columns, got {matrix.shape[1]}")
+    return matrix
+
+
+def fisher_covariance(
+    X: NDArray[np.float64], intercept: float, coef: NDArray[np.float64], sample_weight: ArrayLike | None = None
+) -> NDArray[np.float64]:
     """Inverse of the observed Fisher information X'WX (W = w p(1-p)), intercept first."""
     Xd = np.column_stack([np.ones(len(X)), X])
     p = 1.0 / (1.0 + np.exp(-(Xd @ np.concatenate([[intercept], coef]))))
@@ -113,7 +124,9 @@ def recalibrate_intercept(
 # --- evaluation -------------------------------------------------------------------------------------
 
 
-def evaluate_discrimination(X: np.ndarray, y: np.ndarray, n_boot: int = 500, seed: int = 0, progress=None) -> dict:
+def evaluate_discrimination(
+    X: ArrayLike, y: ArrayLike, n_boot: int = 500, seed: int = 0, progress: Progress | None = None
+) -> dict[str, Any]:
     """Apparent AUC with a percentile bootstrap CI, Harrell's optimism-corrected AUC, and
     10-fold cross-validated calibration slope / intercept-in-the-large.
 
@@ -196,30 +209,3 @@ def evaluate_discrimination(X: np.ndarray, y: np.ndarray, n_boot: int = 500, see
         "bootstrap_resamples": len(boots),
         "seed": seed,
     }
-
-
-# --- prediction outputs -----------------------------------------------------------------------------
-
-
-class Contribution(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    feature: str
-    present: bool
-    log_odds: float
-    odds_ratio: float
-
-
-class RiskEstimate(BaseModel):
-    """Predicted probability of primary resistance to sorafenib, with its 95% CI."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    probability: float
-    ci_low: float
-    ci_high: float
-    base_rate: float
-    contributions: list[Contribution]
-    auc: float  # bootstrap optimism-corrected, never the apparent AUC
-    auc_ci: tuple[float, float]  # the apparent bootstrap CI moved down by the optimism
-    auc_cv: float | None = None  # 10-fold cross-validated AUC (pooled folds), shown beside it
-    model_version: str
-    training: TrainingSummary  # what the model was fitted to (from the artifact), for the cards

@@ -5,25 +5,26 @@ Kaplan-Meier reference curves of the (reconstructed or hospital) cohort.
 uses lifelines' CoxPHFitter for the coefficients and their covariance; the Breslow baseline and
 the pieces of its variance are computed here (`_stats.breslow_baseline`) so that a JSON
 artifact carries everything needed for survival curves with confidence bands, no refitting.
+Training and reports import this module; serving predicts with `models.registry` alone.
 """
 
 from __future__ import annotations
 
 from itertools import product
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from numpy.typing import ArrayLike
 from sklearn.exceptions import NotFittedError
 
+from models._progress import Progress
 from models._stats import Z_95, breslow_baseline
+from models.registry import PATIENT_COVARIATES, SurvivalCurveEngine, SurvivalEstimate
 
 PFS_COVARIATES = ("multiple_tumours", "primary_resistance", "tki_alone", "tumour_size_over_5cm")
 OS_COVARIATES = ("primary_resistance", "tki_alone", "tumour_size_over_5cm")
 COVARIATES = {"pfs": PFS_COVARIATES, "os": OS_COVARIATES}
-# Patient-level covariates that may be unknown at prediction time (regimen is what we compare).
-PATIENT_COVARIATES = ("primary_resistance", "tumour_size_over_5cm", "multiple_tumours")
-LANDMARKS = (6, 12, 24)
 
 
 def second_line_frame(cohort: pd.DataFrame) -> pd.DataFrame:
@@ -125,95 +126,9 @@ class SecondLineCoxModel:
         return self.curve_engine().estimate([(1.0, x)])
 
 
-class SurvivalPoint(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    survival: float | None
-    low: float | None
-    high: float | None
-
-
-class Curve(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    times: list[float]
-    survival: list[float]
-    low: list[float]
-    high: list[float]
-
-
-class SurvivalEstimate(BaseModel):
-    """Model-based survival for one patient and regimen. Times in months from second-line
-    start; None where the training follow-up does not reach (median not reached, etc.)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    median_months: float | None
-    median_ci: tuple[float | None, float | None]
-    survival_at: dict[int, SurvivalPoint]
-    curve: Curve
-
-
-class SurvivalCurveEngine:
-    """Survival with pointwise 95% bands for a (weighted mixture of) covariate vector(s).
-
-    For a mixture S(t) = sum_k w_k S_k(t) (used to marginalise unknown covariates), the
-    delta method gives
-      Var S(t) ~= (sum_k w_k S_k r_k)^2 A(t) + g' V g,  g = sum_k w_k S_k r_k (x_k H0(t) - B(t)),
-    with r_k = exp(b'x_k) and A, B, H0 from the Breslow baseline (see `breslow_baseline`).
-    The band is built on the log(-log S) scale, which keeps it inside (0, 1).
-    """
-
-    def __init__(self, covariates, coef, covariance, times, cum_hazard, var_martingale, cov_term, max_time):
-        self.covariates = tuple(covariates)
-        self.coef = np.asarray(coef, dtype=float)
-        self.covariance = np.asarray(covariance, dtype=float)
-        self.times = np.concatenate([[0.0], np.asarray(times, dtype=float)])
-        self.h0 = np.concatenate([[0.0], np.asarray(cum_hazard, dtype=float)])
-        self.a = np.concatenate([[0.0], np.asarray(var_martingale, dtype=float)])
-        self.b = np.vstack(
-            [np.zeros((1, len(self.coef))), np.asarray(cov_term, dtype=float).reshape(-1, len(self.coef))]
-        )
-        self.max_time = float(max_time)
-        self._times_list = self.times.tolist()
-
-    def estimate(self, mixture: list[tuple[float, dict[str, float]]]) -> SurvivalEstimate:
-        w = np.array([weight for weight, _ in mixture])
-        X = np.array([[float(x[c]) for c in self.covariates] for _, x in mixture])
-        r = np.exp(X @ self.coef)  # (K,)
-        s_k = np.exp(-np.outer(r, self.h0))  # (K, T)
-        ws = (w * r)[:, None] * s_k  # w_k r_k S_k
-        surv = w @ s_k
-        m = ws.sum(axis=0)
-        # g(t) = sum_k w_k r_k S_k (x_k H0 - B)
-        g = (ws.T @ X) * self.h0[:, None] - m[:, None] * self.b
-        var = m**2 * self.a + np.einsum("ti,ij,tj->t", g, self.covariance, g)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            log_s = np.log(surv)
-            se = np.sqrt(var) / np.abs(surv * log_s)
-            low = np.where(surv < 1, surv ** np.exp(Z_95 * se), 1.0)
-            high = np.where(surv < 1, surv ** np.exp(-Z_95 * se), 1.0)
-        low = np.nan_to_num(low, nan=0.0)
-        high = np.nan_to_num(high, nan=1.0)
-        surv_at = {}
-        for t in LANDMARKS:
-            if t > self.max_time:
-                surv_at[t] = SurvivalPoint(survival=None, low=None, high=None)
-                continue
-            i = int(np.searchsorted(self.times, t, side="right") - 1)
-            surv_at[t] = SurvivalPoint(survival=float(surv[i]), low=float(low[i]), high=float(high[i]))
-        return SurvivalEstimate(
-            median_months=self._first_below_half(surv),
-            median_ci=(self._first_below_half(low), self._first_below_half(high)),
-            survival_at=surv_at,
-            curve=Curve(times=self._times_list, survival=surv.tolist(), low=low.tolist(), high=high.tolist()),
-        )
-
-    def _first_below_half(self, s: np.ndarray) -> float | None:
-        below = np.flatnonzero(s <= 0.5)
-        return float(self.times[below[0]]) if len(below) else None
-
-
 def evaluate_c_index(
-    model: SecondLineCoxModel, df: pd.DataFrame, n_boot: int = 200, seed: int = 0, progress=None
-) -> dict:
+    model: SecondLineCoxModel, df: pd.DataFrame, n_boot: int = 200, seed: int = 0, progress: Progress | None = None
+) -> dict[str, Any]:
     """Harrell's C: apparent, percentile bootstrap CI, and optimism-corrected (Harrell's
     bootstrap: refit on each resample, C on the resample minus C on the original data).
     The refits use the lean Newton-Raphson Cox (`_stats.cox_newton`) and `_stats.harrell_c`."""
@@ -256,7 +171,7 @@ def evaluate_c_index(
     }
 
 
-def covariate_patterns(sl: pd.DataFrame) -> list[dict]:
+def covariate_patterns(sl: pd.DataFrame) -> list[dict[str, Any]]:
     """Counts of each combination of the patient-level covariates among training patients:
     the distribution an unknown covariate is marginalised over."""
     counts = sl.groupby(list(PATIENT_COVARIATES)).size()
@@ -268,32 +183,17 @@ def covariate_patterns(sl: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def marginal_mixture(patterns: list[dict], known: dict[str, bool | None]) -> tuple[list[tuple[float, dict]], list[str]]:
-    """Weights over the patterns compatible with the known covariates (training prevalence
-    of the unknown ones among patients sharing the known ones; if none share them, the
-    unknowns' overall prevalence)."""
-    unknown = [c for c in PATIENT_COVARIATES if known.get(c) is None]
-    fixed = {c: bool(v) for c, v in known.items() if v is not None}
-    compatible = [p for p in patterns if all(p[c] == v for c, v in fixed.items())]
-    total = sum(p["n"] for p in compatible)
-    if total == 0:  # fall back to the unknowns' marginal distribution
-        compatible = [{**p, **fixed} for p in patterns]
-        total = sum(p["n"] for p in compatible)
-    mixture: dict[tuple, float] = {}
-    for p in compatible:
-        key = tuple(p[c] for c in PATIENT_COVARIATES)
-        mixture[key] = mixture.get(key, 0.0) + p["n"] / total
-    return [(w, dict(zip(PATIENT_COVARIATES, key, strict=True))) for key, w in mixture.items() if w > 0], unknown
-
-
 # --- Kaplan-Meier reference curves --------------------------------------------------------------
 
 
-def km_curve(durations, events, label: str, endpoint: str, group: dict[str, str]) -> dict:
+def km_curve(
+    durations: ArrayLike, events: ArrayLike, label: str, endpoint: str, group: dict[str, str]
+) -> dict[str, Any]:
     from lifelines import KaplanMeierFitter
     from lifelines.utils import median_survival_times
 
-    kmf = KaplanMeierFitter(label=label).fit(np.asarray(durations, float), np.asarray(events, int))
+    times, observed = np.asarray(durations, float), np.asarray(events, int)
+    kmf = KaplanMeierFitter(label=label).fit(times, observed)
     ci = kmf.confidence_interval_
     med_ci = median_survival_times(ci)
     median = float(kmf.median_survival_time_)
@@ -305,8 +205,8 @@ def km_curve(durations, events, label: str, endpoint: str, group: dict[str, str]
         "label": label,
         "endpoint": endpoint,
         "group": group,
-        "n": int(len(durations)),
-        "events": int(np.sum(events)),
+        "n": len(times),
+        "events": int(np.sum(observed)),
         "median_months": finite(median),
         "median_ci": [finite(float(med_ci.iloc[0, 0])), finite(float(med_ci.iloc[0, 1]))],
         "times": kmf.survival_function_.index.to_numpy(dtype=float).tolist(),
@@ -316,7 +216,7 @@ def km_curve(durations, events, label: str, endpoint: str, group: dict[str, str]
     }
 
 
-def reference_km_curves(cohort: pd.DataFrame) -> list[dict]:
+def reference_km_curves(cohort: pd.DataFrame) -> list[dict[str, Any]]:
     """OS from sorafenib start by resistance group; PFS and OS from second-line start by
     resistance group, by regimen and by both."""
     curves = []

@@ -1,4 +1,4 @@
-"""Survival curves as inline SVG, drawn on the server with matplotlib's SVG backend.
+"""Survival curves as inline SVG, drawn on the server by ``cds_service.svg_plot``.
 
 No JavaScript and nothing fetched at run time, so the chart renders inside an EHR iframe on a
 closed network. Each SVG carries ``role="img"``, a ``<title>`` and a ``<desc>``; the page puts a
@@ -7,26 +7,15 @@ table with the same numbers beside it.
 
 from __future__ import annotations
 
-import io
-import re
-from html import escape
-
-from matplotlib import rc_context
-from matplotlib.backends.backend_svg import FigureCanvasSVG
-from matplotlib.figure import Figure
-
+from ..svg_plot import Series, render_svg
 from .assessment import Curve, SurvivalPanel
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies, and > 4.5:1
 # against white for the lines' labels.
 ARM_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7"]
 REFERENCE_COLOUR = "#555555"
-
-
-def _step(ax, curve: Curve, colour: str, style: str, band: bool) -> None:
-    ax.step(curve.times, curve.survival, where="post", color=colour, linestyle=style, linewidth=2, label=curve.label)
-    if band and curve.low and curve.high:
-        ax.fill_between(curve.times, curve.low, curve.high, step="post", color=colour, alpha=0.15, linewidth=0)
+# Dashed, dotted, dash-dot: reference curves differ by pattern, not colour.
+REFERENCE_DASHES = ["6 4", "2 3", "6 3 2 3"]
 
 
 def describe(panel: SurvivalPanel) -> str:
@@ -39,45 +28,50 @@ def describe(panel: SurvivalPanel) -> str:
 
 
 def survival_svg(panel: SurvivalPanel, chart_id: str) -> str:
-    """One panel (PFS or OS) as an accessible inline <svg> element (no XML prologue)."""
-    with rc_context({"svg.hashsalt": chart_id, "svg.fonttype": "none", "font.size": 11}):
-        fig = Figure(figsize=(6.4, 4.6))
-        FigureCanvasSVG(fig)
-        ax = fig.add_subplot()
-        for index, curve in enumerate(panel.curves):
-            _step(ax, curve, ARM_COLOURS[index % len(ARM_COLOURS)], "-", band=True)
-        for index, curve in enumerate(panel.reference):
-            _step(ax, curve, REFERENCE_COLOUR, ["--", ":", "-."][index % 3], band=False)
-        ax.set_xlabel("Months")
-        ax.set_ylabel("Probability")
-        ax.set_ylim(0, 1.02)
-        ax.set_xlim(left=0)
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False, fontsize=8.5)
-        ax.set_title(panel.title)
-        fig.tight_layout()
-        buffer = io.StringIO()
-        fig.savefig(buffer, format="svg")
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]
-    title_id, desc_id = f"{chart_id}-title", f"{chart_id}-desc"
-    # Size by CSS (responsive in a narrow iframe), name it for assistive technology.
-    svg = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r"<svg\1", svg, count=1)
-    svg = svg.replace(
-        "<svg",
-        f'<svg id="{chart_id}" role="img" aria-labelledby="{title_id} {desc_id}" class="chart"',
-        1,
+    """One panel (PFS or OS) as an accessible inline <svg> element, sized by CSS (class ``chart``)."""
+    series = [
+        Series(
+            curve.label,
+            curve.times,
+            curve.survival,
+            ARM_COLOURS[index % len(ARM_COLOURS)],
+            kind="step",
+            low=curve.low if curve.low and curve.high else None,
+            high=curve.high if curve.low and curve.high else None,
+        )
+        for index, curve in enumerate(panel.curves)
+    ] + [
+        Series(
+            curve.label,
+            curve.times,
+            curve.survival,
+            REFERENCE_COLOUR,
+            kind="step",
+            dashed=True,
+            dash_pattern=REFERENCE_DASHES[index % len(REFERENCE_DASHES)],
+        )
+        for index, curve in enumerate(panel.reference)
+    ]
+    last_month = max((t for curve in panel.curves + panel.reference for t in curve.times), default=0.0)
+    return render_svg(
+        series,
+        title=panel.title,
+        description=describe(panel),
+        x_label="Months",
+        y_label="Probability",
+        x_range=(0.0, last_month) if last_month > 0 else None,
+        y_range=(0.0, 1.02),
+        width=640,
+        height=420,
+        element_id=chart_id,
+        responsive=True,
+        css_class="chart",
     )
-    head_end = svg.index(">", svg.index("<svg")) + 1
-    accessible = (
-        f'<title id="{title_id}">{escape(panel.title)}</title><desc id="{desc_id}">{escape(describe(panel))}</desc>'
-    )
-    return svg[:head_end] + accessible + svg[head_end:]
 
 
 def table_rows(curve: Curve, every_months: float = 3.0) -> list[tuple[float, float, float | None, float | None]]:
     """(month, survival, low, high) at 0, 3, 6, … months: the step function read at each time."""
-    rows = []
+    rows: list[tuple[float, float, float | None, float | None]] = []
     if not curve.times:
         return rows
     month = 0.0

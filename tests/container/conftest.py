@@ -34,7 +34,7 @@ def image() -> str:
     missing = _engine_missing()
     if missing:
         reason = f"CONTAINER TESTS SKIPPED: {missing}"
-        warnings.warn(reason)
+        warnings.warn(reason, stacklevel=1)
         pytest.skip(reason)
     started = time.monotonic()
     base = subprocess.run(

@@ -192,7 +192,8 @@ def test_sigterm_drains_in_flight_calls_and_writes_their_audit_rows(image, postg
 
 
 def test_image_size_and_sbom(image):
-    """The size is reported (target ≤ 350 MB); the SBOM lists every locked package at its version."""
+    """At most 350 MB (605 MB while it carried the training stack, issue 23); the SBOM lists every
+    locked package at its version."""
     size_mb = json.loads(podman("image", "inspect", image).stdout)[0]["Size"] / 1e6
     record("image_size_mb", size_mb)
     saved = subprocess.run(
@@ -201,7 +202,7 @@ def test_image_size_and_sbom(image):
     )  # fmt: skip
     record("image_size_gzip_mb", int(saved.stdout.strip()) / 1e6)
     print(f"image {image}: {size_mb:.0f} MB, {int(saved.stdout.strip()) / 1e6:.0f} MB gzipped")
-    assert size_mb < 700, "the image grew: see deploy/build-steps.sh for what it leaves out"
+    assert size_mb <= 350, "the image grew: see deploy/build-steps.sh and pyproject's `train` extra"
 
     sbom_text = podman("run", "--rm", "--entrypoint", "cat", image, "/opt/hcc-cds/sbom.cdx.json").stdout
     (ARTIFACTS / "sbom.cdx.json").write_text(sbom_text)

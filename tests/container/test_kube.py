@@ -242,6 +242,7 @@ def cluster(image, ehr, database, tmp_path_factory):
         "CDS_JWT_ISSUERS": json.dumps({ISSUER: ehr.jwks_url}),
         "CDS_JWT_JKU_ALLOWLIST": json.dumps([ehr.jwks_url]),
         "CDS_SMART_SESSION_SECRET": "kube-test-session-secret-" + uuid.uuid4().hex,
+        "CDS_AUDIT_PATIENT_KEYS": json.dumps({"kube-test": "kube-test-patient-key-" + uuid.uuid4().hex}),
     }
     running = Cluster(image, secret, tmp_path_factory.mktemp("k8s"))
     try:

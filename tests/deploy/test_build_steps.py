@@ -79,13 +79,22 @@ def test_build_steps_install_serves_discovery_and_health(tmp_path, postgres_url)
     site = next(prefix.glob("lib/python3*/site-packages"))
     for data in [*ROOT.glob("models/artifacts/*.json"), ROOT / "fhir_mappers" / "terminology.yaml"]:
         assert (site / data.relative_to(ROOT)).is_file(), f"{data.relative_to(ROOT)} not installed"
+    # Serving only: the training stack stays out of the image, and training names the extra it needs.
+    installed = {p.name.split("-")[0].lower() for p in site.glob("*.dist-info")}
+    assert not installed & {"scikit_learn", "lifelines", "pandas", "scipy", "matplotlib"}, installed
+    train = subprocess.run(
+        [str(prefix / "bin" / "python"), "-m", "models", "train", "--out", str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert train.returncode == 2 and "hcc-sorafenib-cds[train]" in train.stderr, train.stderr[-2000:]
 
     workdir = tmp_path / "var-lib"
     workdir.mkdir()
     env = {
         "CDS_DATABASE_URL": postgres_url(),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-        "MPLCONFIGDIR": str(tmp_path / "mpl"),
         "CDS_WORKERS": "2",
         "CDS_THREADS": "4",
     }

@@ -49,7 +49,7 @@ def pins(lock: Path) -> dict[str, tuple[str, list[str]]]:
 def test_lock_was_generated_from_this_pyproject(kind):
     header = LOCKS[kind].read_text().splitlines()[:5]
     recorded = next(
-        (l.split(":", 1)[1].strip() for l in header if l.startswith("# pyproject-dependencies-sha256:")), None
+        (line.split(":", 1)[1].strip() for line in header if line.startswith("# pyproject-dependencies-sha256:")), None
     )
     assert recorded == dependencies_digest(), f"{LOCKS[kind].name} is {OUT_OF_DATE}"
 
@@ -67,8 +67,8 @@ def test_every_pin_carries_hashes(kind):
 def _requirements(kind: str) -> list[Requirement]:
     project = PYPROJECT["project"]
     wanted = ["pip", *PYPROJECT["build-system"]["requires"]] if kind == "build" else project["dependencies"]
-    if kind == "test":
-        wanted += project["optional-dependencies"]["test"]
+    if kind == "test":  # the tests train and report too
+        wanted = [*wanted, *project["optional-dependencies"]["train"], *project["optional-dependencies"]["test"]]
     environment = default_environment()
     return [r for r in map(Requirement, wanted) if r.marker is None or r.marker.evaluate(environment)]
 
@@ -90,6 +90,8 @@ def test_tests_run_on_the_versions_the_image_ships():
     differing = {n: (v, test[n][0]) for n, (v, _) in runtime.items() if n in test and test[n][0] != v}
     assert not differing, f"requirements-test.lock moved pins of requirements.lock: {differing}"
     assert runtime.keys() <= test.keys()
+    # The image serves from the stored artifact: the training stack stays out of it.
+    assert not {"scikit-learn", "lifelines", "pandas", "scipy", "matplotlib"} & runtime.keys()
     # The installers are locked once, in requirements-build.lock.
     assert not {"pip", "setuptools"} & (runtime.keys() | test.keys())
 
