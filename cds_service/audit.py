@@ -1,9 +1,9 @@
 """The audit writer: assessment audit rows are written off the request path, in batches.
 
-A synchronous SQLite commit per hook call cost ~4 ms, more than the assessment itself, and one
-background commit per row caps the audit at ~250 rows/s per worker: under load rows queued up
-and were dropped. A one-row transaction also costs ~0.5-1.5 ms of CPU (the GIL the hook calls
-need), a multi-row one ~0.02 ms a row on SQLite. So one thread sleeps ``linger`` seconds after the
+A synchronous SQLite commit per hook call cost more than the assessment itself, and one
+background commit per row capped the audit below the service's rate: under load rows queued up
+and were dropped. A one-row transaction also costs far more CPU (the GIL the hook calls need) than
+a row of a multi-row one (figures: bench/README.md). So one thread sleeps ``linger`` seconds after the
 first waiting row, takes up to ``batch`` rows and writes them in one transaction.
 
 While the database is down the writer holds its batch and tries again, waiting ``retry_delay``
@@ -18,11 +18,18 @@ from __future__ import annotations
 import atexit
 import logging
 import queue
+import re
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from . import observability
-from .store import AssessmentAudit, FeedbackStore, StoreUnavailable
+from .store import AssessmentAudit, AuditLog, ModelInputs, StoreUnavailable
+from .store.audit_log import EndpointEstimate, LabInput, ResistanceEstimate, SurvivalPointEstimate
+
+if TYPE_CHECKING:
+    from fhir_mappers.features import LabFeature
+    from models.assessment import Assessment
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +39,7 @@ _STOP = object()
 class AuditWriter:
     def __init__(
         self,
-        store: FeedbackStore,
+        store: AuditLog,
         *,
         limit: int = 1000,
         batch: int = 200,
@@ -162,3 +169,69 @@ class AuditWriter:
             except Exception:  # a bug in one batch must not stop the audit for the worker's lifetime
                 log.exception("%d audit record(s) not stored", len(records))
                 return
+
+
+_MARKERS = {
+    "first_line": ("afp_over_400", "alt_over_40"),
+    "second_line": ("afp_over_400", "alt_over_40", "tumour_size_over_5cm", "multiple_tumours"),
+}
+_FHIR_DATE = re.compile(r"[0-9T:.+Z-]{4,35}")
+
+
+def model_use(assessment: Assessment | None) -> dict[str, Any]:
+    """The audit fields of what the model used and predicted (``AssessmentAudit`` keywords):
+    scenario, the binary markers and the AFP and ALT values, the resistance probability with its
+    CI, and the survival estimates per arm. No assessment: the study had nothing to say ("other")."""
+    if assessment is None:
+        return {"scenario": "other"}
+    scenario = assessment.scenario.value
+    features = assessment.features
+    markers: dict[str, bool | None] = {name: getattr(features, name).value for name in _MARKERS[scenario]}
+    if scenario == "second_line":
+        resistance_type = assessment.history.resistance_type.value
+        markers["primary_resistance"] = None if resistance_type is None else resistance_type == "primary"
+    values = {name: lab for name in ("afp", "alt") if (lab := _lab_input(getattr(features, name))) is not None}
+    fields: dict[str, Any] = {
+        "scenario": scenario,
+        "inputs": ModelInputs(
+            markers=markers,
+            values=values,
+            missing=[name for name, value in markers.items() if value is None],
+            marginalised=assessment.survival.marginalised_covariates if assessment.survival else [],
+        ),
+    }
+    if assessment.risk is not None:
+        risk = assessment.risk
+        fields["resistance"] = ResistanceEstimate(
+            probability=risk.probability, ci_low=risk.ci_low, ci_high=risk.ci_high
+        )
+    if assessment.survival is not None:
+        fields["survival"] = {
+            arm: {
+                endpoint: EndpointEstimate(
+                    median_months=estimate.median_months,
+                    median_ci=estimate.median_ci,
+                    at_months={
+                        month: SurvivalPointEstimate(survival=point.survival, low=point.low, high=point.high)
+                        for month, point in estimate.survival_at.items()
+                    },
+                )
+                for endpoint, estimate in (("pfs", assessment.survival.pfs[arm]), ("os", assessment.survival.os[arm]))
+            }
+            for arm in assessment.survival.pfs
+        }
+    return fields
+
+
+def _lab_input(feature: LabFeature) -> LabInput | None:
+    """The value as the model saw it (model unit), dated by the FHIR date the mapper used."""
+    if feature.value is None:
+        return None
+    effective = feature.provenance.effective if feature.provenance else None
+    comparator = feature.value.comparator
+    return LabInput(
+        value=feature.value.value,
+        unit=feature.value.unit,
+        comparator=comparator if comparator in ("<", "<=", ">=", ">") else None,
+        effective=effective if effective and _FHIR_DATE.fullmatch(effective) else None,
+    )

@@ -18,18 +18,19 @@ def run(settings: Settings, since: date | None, until: date | None, by_model_ver
     database cannot be read or its schema is not migrated."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from .store import FeedbackStore, SchemaOutdated
+    from .store import SchemaOutdated, Store
 
     end = until + timedelta(days=1) if until is not None else None  # the report's end is exclusive
     try:
-        store = FeedbackStore(settings.database_url, schema="check", statement_timeout=False)
-        report = store.audit_report(since, end, by_model_version=by_model_version)
+        store = Store(settings.database_url, schema="check", statement_timeout=False)
+        report = store.reports.audit_report(since, end, by_model_version=by_model_version)
     except SchemaOutdated as exc:
         print(f"audit-report: {exc}", file=sys.stderr)
         return 2
     except SQLAlchemyError as exc:
         # The driver's own words: no URL (with its password), no SQL.
-        reason = str(exc.orig if getattr(exc, "orig", None) is not None else exc).strip()
+        original = getattr(exc, "orig", None)
+        reason = str(original if original is not None else exc).strip()
         print(f"audit-report: cannot read the database: {reason}", file=sys.stderr)
         return 2
     print(report.model_dump_json(indent=2) if as_json else format_audit_report(report))
@@ -67,10 +68,11 @@ def format_audit_report(report: AuditReport) -> str:
     if report.by_model_version is not None:
         lines += ["", "By model version: assessments (outcomes), p50/p95 ms, cards shown, accepted, overridden"]
         for version, figures in report.by_model_version.items():
-            outcomes = ", ".join(f"{k} {v}" for k, v in figures.by_outcome.items())
+            by_outcome = ", ".join(f"{k} {v}" for k, v in figures.by_outcome.items())
             lines.append(
-                f"  {version}: {figures.assessments} ({outcomes}), "
+                f"  {version}: {figures.assessments} ({by_outcome}), "
                 f"{figures.timing.p50_ms:.0f}/{figures.timing.p95_ms:.0f} ms, {figures.cards_shown}, "
-                f"{figures.accepted} ({figures.acceptance_rate:.0%}), {figures.overridden} ({figures.override_rate:.0%})"
+                f"{figures.accepted} ({figures.acceptance_rate:.0%}), "
+                f"{figures.overridden} ({figures.override_rate:.0%})"
             )
     return "\n".join(lines)

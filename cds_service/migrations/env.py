@@ -1,11 +1,12 @@
-"""Alembic environment: always called with an open connection by ``cds_service.store.migrate``."""
+"""Alembic environment: always called with an open connection by ``cds_service.store.schema.migrate``."""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import text
 
-from cds_service.store import MIGRATION_LOCK_KEY, metadata
+from cds_service.store.schema import MIGRATION_LOCK_KEY
+from cds_service.store.tables import metadata
 
 
 def run_migrations_online() -> None:

@@ -9,7 +9,7 @@ import pytest
 from postgres import postgres_cluster, postgres_url  # noqa: F401  (session cluster, fresh databases)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def new_database_url(request, tmp_path: Path) -> Callable[[], str]:
     """Factory: the URL of a new, empty database on the backend of this parametrisation."""
     if request.param == "sqlite":

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 from cds_service.audit_report import format_audit_report
 from cds_service.schemas import FeedbackRequest
-from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore
+from cds_service.store import AssessmentAudit, AuditCard, Store
 
 SERVICE = "hcc-systemic-therapy-select"
 
@@ -42,8 +42,8 @@ def feedback(*specs: tuple[str, str]):
 
 
 def test_the_report_covers_since_to_until_and_counts_missing_data_items(database_url):
-    store = FeedbackStore(database_url)
-    store.record_assessments(
+    store = Store(database_url)
+    store.audit.record_assessments(
         [
             audit(1, "2025.1", missing=["labs", "afp"]),
             audit(10, "2025.1", missing=["afp"]),
@@ -51,18 +51,18 @@ def test_the_report_covers_since_to_until_and_counts_missing_data_items(database
             audit(20, "2025.1", missing=["imaging"]),
         ]
     )
-    report = store.audit_report(date(2026, 11, 5), date(2026, 11, 20))  # the 20th is not included
+    report = store.reports.audit_report(date(2026, 11, 5), date(2026, 11, 20))  # the 20th is not included
     assert report.assessments == 2
     assert report.missing_data == {"afp": 2}
     assert report.by_model_version is None  # only when asked for
-    everything = store.audit_report()
+    everything = store.reports.audit_report()
     assert list(everything.missing_data.items()) == [("afp", 3), ("imaging", 1), ("labs", 1)]  # most often first
-    assert store.audit_report(until=datetime(2026, 11, 10, 12, tzinfo=UTC)).assessments == 1
+    assert store.reports.audit_report(until=datetime(2026, 11, 10, 12, tzinfo=UTC)).assessments == 1
 
 
 def test_the_report_compares_model_versions(database_url):
-    store = FeedbackStore(database_url)
-    store.record_assessments(
+    store = Store(database_url)
+    store.audit.record_assessments(
         [
             audit(2, "2025.1", cards=["old-1"], timing_ms=100),
             audit(3, "2025.1", cards=["old-2"], timing_ms=300),
@@ -71,9 +71,9 @@ def test_the_report_compares_model_versions(database_url):
             audit(6, None, cards=["before-versions"], timing_ms=10),
         ]
     )
-    store.add(SERVICE, feedback(("old-1", "overridden"), ("old-2", "overridden"), ("new-1", "accepted")))
+    store.feedback.add(SERVICE, feedback(("old-1", "overridden"), ("old-2", "overridden"), ("new-1", "accepted")))
 
-    versions = store.audit_report(by_model_version=True).by_model_version
+    versions = store.reports.audit_report(by_model_version=True).by_model_version
     assert list(versions) == ["(unknown)", "2025.1", "2026.1"]
     old, new = versions["2025.1"], versions["2026.1"]
     assert (old.assessments, old.by_outcome) == (3, {"cards": 2, "no_cards": 1})
@@ -82,7 +82,7 @@ def test_the_report_compares_model_versions(database_url):
     assert (new.assessments, new.cards_shown, new.accepted, new.acceptance_rate) == (1, 1, 1, 1.0)
     assert versions["(unknown)"].cards_shown == 1
 
-    text = format_audit_report(store.audit_report(date(2026, 11, 1), date(2026, 12, 1), by_model_version=True))
+    text = format_audit_report(store.reports.audit_report(date(2026, 11, 1), date(2026, 12, 1), by_model_version=True))
     assert "Assessments since 2026-11-01 up to 2026-11-30: 5" in text
     assert "  2025.1: 3 (cards 2, no_cards 1), 100/280 ms, 2, 0 (0%), 2 (100%)" in text
     assert "  2026.1: 1 (cards 1), 80/80 ms, 1, 1 (100%), 0 (0%)" in text
