@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
-from flask_cors import CORS
+from typing import Literal
 
-from . import auth, feedback, health, hooks, model_card, observability, openapi, smart, ssrf
+from flask import Flask
+
+from . import auth, cors, feedback, health, hooks, model_card, observability, openapi, smart, ssrf
+from .assessor import Assessor
 from .errors import register_error_handlers
 from .json_provider import OrjsonProvider
 from .pipeline import Pipeline
 from .runtime import EXTENSION, Runtime
 from .services import build_services, prefetch_templates
 from .settings import Settings
-from .store import FeedbackStore
-
-
-def _cors_only_for_browsers(app: Flask) -> None:
-    """Run flask-cors's response hook only when the request carries an Origin header.
-
-    Without one (always_send=False) it adds nothing, yet working that out cost ~30 µs of a
-    ~275 µs irrelevant-order call, on every server-to-server call an EHR makes.
-    """
-    hooks = app.after_request_funcs[None]
-    position = next(i for i, hook in enumerate(hooks) if hook.__name__ == "cors_after_request")
-    cors = hooks[position]
-
-    def cors_after_request_with_origin(response: Response) -> Response:
-        return cors(response) if "HTTP_ORIGIN" in request.environ else response
-
-    hooks[position] = cors_after_request_with_origin
+from .store import Store
 
 
 def create_app(settings: Settings | None = None, *, schema_prepared: bool = False) -> Flask:
@@ -40,32 +26,26 @@ def create_app(settings: Settings | None = None, *, schema_prepared: bool = Fals
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     observability.init_app(app, settings)  # JSON logs, request ids, GET /metrics
 
-    schema = "as-is" if schema_prepared else "migrate" if settings.migrate_on_start else "check"
-    store = FeedbackStore(settings.database_url, schema=schema)
-    pipeline = Pipeline(settings, store)
-    templates = prefetch_templates(pipeline.terminology)
+    schema: Literal["migrate", "check", "as-is"] = (
+        "as-is" if schema_prepared else "migrate" if settings.migrate_on_start else "check"
+    )
+    store = Store(settings.database_url, schema=schema)
+    assessor = Assessor.load(settings)  # once: the hook pipeline and the SMART app share it
+    templates = prefetch_templates(assessor.terminology)
+    services = build_services(templates)
     app.extensions[EXTENSION] = Runtime(
         settings=settings,
-        services=build_services(templates),
+        services=services,
         store=store,
-        pipeline=pipeline,
+        assessor=assessor,
+        pipeline=Pipeline(settings, store.audit, assessor),
     )
-    observability.expect_labels(app.extensions[EXTENSION].services, [t.key for t in templates])
-    # The public CDS Hooks sandbox calls services from the browser; it needs CORS on every route but
-    # /metrics (operational data, for the scraper only). Browsers always send Origin on those calls,
-    # so EHR server-to-server calls get no CORS headers.
-    CORS(
-        app,
-        resources={r"^/(?!metrics)": {}},
-        origins=settings.allowed_origins,
-        always_send=False,
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID"],
-    )
-    _cors_only_for_browsers(app)
+    observability.expect_labels(services, [t.key for t in templates])
+    observability.watch(app, services, store.ping)
+    cors.init_app(app, settings.allowed_origins)  # the CDS Hooks sandbox calls from the browser
     register_error_handlers(app)
     if settings.jwt_enforced:
-        auth.install(app, settings, replays=store)  # shared by all workers and replicas
+        auth.install(app, settings, replays=store.replays)  # shared by all workers and replicas
     ssrf.init_app(app, ssrf.FhirServerPolicy.from_settings(settings))  # after auth: 401 before 400
     for blueprint in (hooks.bp, feedback.bp, health.bp, model_card.bp, openapi.bp):
         app.register_blueprint(blueprint)

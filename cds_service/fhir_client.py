@@ -26,12 +26,14 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from hcc_evidence.errors import HccCdsError
+
 from .ssrf import FhirServerPolicy, FhirServerRefused
 
 _CHUNK = 64 * 1024
 
 
-class FetchError(Exception):
+class FetchError(HccCdsError):
     """An outbound call that could not be answered; ``reason`` is safe to show in a card,
     ``status`` is the HTTP status when the server answered with an error."""
 

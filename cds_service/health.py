@@ -18,7 +18,7 @@ def healthz():
 @bp.get("/readyz")
 def readyz():
     state = runtime()
-    checks = {"database": state.store.ping(), "model": state.pipeline.ready}
+    checks = {"database": state.store.ping(), "model": state.assessor.bundle is not None}
     observability.observe_database(checks["database"])
     status = 200 if all(checks.values()) else 503
     return jsonify({"status": "ready" if status == 200 else "not_ready", "checks": checks}), status

@@ -11,6 +11,7 @@ Call sites elsewhere use these functions and nothing else::
     observe_audit_dropped()                             # one audit row dropped (queue full)
     set_model_version("2025.1")                         # once, when the model artifacts are loaded
     expect_labels(service_ids, fetch_keys)              # once per app: counters shown at zero
+    watch(app, service_ids, store.ping)                 # once per app: what labels and /metrics check
 
 Requests answered 401 are counted by reason, and 503s for an unreachable database logged at
 WARNING, here where every response passes (``_finish_request``).
@@ -30,11 +31,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
+from werkzeug.local import LocalProxy
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -63,6 +66,8 @@ AUTH_FAILURE_REASONS = (
     ("replay", ("JWT jti was already used",)),
     ("claims", ("JWT claim", "JWT iat", "JWT jti")),
 )
+
+EXTENSION = "hcc_cds_observability"
 
 access_log = logging.getLogger("cds_service.access")
 security_log = logging.getLogger("cds_service.security")
@@ -225,6 +230,18 @@ def expect_labels(service_ids: Iterable[str], fetch_keys: Iterable[str]) -> None
             m.fetches.labels(key=key, result=result)
 
 
+@dataclass(frozen=True)
+class _Watched:
+    service_ids: frozenset[str]
+    database_ping: Callable[[], bool]
+
+
+def watch(app: Flask, service_ids: Iterable[str], database_ping: Callable[[], bool]) -> None:
+    """The service ids a request may be labelled with, and how a scrape checks the database:
+    handed in by the app factory, so that this module imports nothing of the app above it."""
+    app.extensions[EXTENSION] = _Watched(frozenset(service_ids), database_ping)
+
+
 def auth_failure_reason(message: str) -> str:
     for reason, beginnings in AUTH_FAILURE_REASONS:
         if message.startswith(beginnings):
@@ -250,11 +267,9 @@ def metrics():
 
 def _check_database() -> None:
     """``cds_database_up`` as of this scrape, not only as of the last call that needed the database."""
-    from .runtime import EXTENSION
-
-    state = current_app.extensions.get(EXTENSION)
-    if state is not None:
-        observe_database(state.store.ping())
+    watched = current_app.extensions.get(EXTENSION)
+    if watched is not None:
+        observe_database(watched.database_ping())
 
 
 # -- request id, timing, access log -----------------------------------------------------------
@@ -274,8 +289,8 @@ def _start_request() -> None:
 @bp.after_app_request
 def _finish_request(response: Response) -> Response:
     # On every call, the fast path included: the request and g are read through their proxies
-    # once (each proxy read costs ~1.5 µs).
-    req, ctx = request._get_current_object(), g._get_current_object()
+    # once (each proxy read has a cost: bench/README.md).
+    req, ctx = cast(LocalProxy, request)._get_current_object(), g._get_current_object()
     request_id = ctx.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
     elapsed = time.perf_counter() - ctx.get("request_started", time.perf_counter())
@@ -326,10 +341,8 @@ def _refused(req, response: Response, endpoint: str) -> None:
 def _service_label(service_id: str | None) -> str:
     if service_id is None:
         return "-"
-    from .runtime import EXTENSION
-
-    state = current_app.extensions.get(EXTENSION)
-    return service_id if state is not None and service_id in state.services else "unknown"
+    watched = current_app.extensions.get(EXTENSION)
+    return service_id if watched is not None and service_id in watched.service_ids else "unknown"
 
 
 # -- JSON logs ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ been sent, so that writing it never delays a clinician.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,24 +19,25 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from cards.context import CardContext
+from cards.i18n import practitioner_locale
 from cards.render import build_response
 from fhir_mappers._common import collect, medication_references, reference_key
 from fhir_mappers.orders import DraftOrder, DraftOrderSummary, DrugClass, classify_draft_orders
 from fhir_mappers.resources import iter_resources
-from fhir_mappers.terminology import Terminology, load_terminology
-from models.assessment import Assessment, assess
-from models.registry import ModelBundle, load_bundle
+from models.assessment import Assessment
 
 from . import observability
-from .audit import AuditWriter
+from .app_context import app_context
+from .assessor import Assessor
+from .audit import AuditWriter, model_use
 from .fhir_client import FhirClient
-from .prefetch import ResolvedPrefetch, read_medications, resolve
+from .patient_key import PatientKeyer
+from .prefetch import PrefetchTemplate, ResolvedPrefetch, read_medications, resolve
 from .schemas import HookRequest
-from .services import CdsService
+from .services import USER_TEMPLATE, CdsService
 from .settings import Settings
-from .smart import app_context
 from .ssrf import FhirServerPolicy
-from .store import AssessmentAudit, AuditCard, FeedbackStore
+from .store import AssessmentAudit, AuditCard, AuditLog
 
 TRIGGER_CLASSES = (DrugClass.SORAFENIB, DrugClass.TKI)
 
@@ -47,10 +49,10 @@ class Answer:
 
 
 class Pipeline:
-    def __init__(self, settings: Settings, store: FeedbackStore):
+    def __init__(self, settings: Settings, audit_log: AuditLog, assessor: Assessor):
         self.settings = settings
-        self.terminology: Terminology = load_terminology(settings.terminology_path)
-        self.bundle: ModelBundle = load_bundle(settings.model_dir)
+        self.assessor = assessor
+        self.terminology = assessor.terminology
         self.client = FhirClient(
             max_bytes=settings.fetch_max_bytes,
             max_pages=settings.fetch_max_pages,
@@ -58,16 +60,13 @@ class Pipeline:
             policy=FhirServerPolicy.from_settings(settings),
             ca_bundle=settings.ca_bundle,
         )
-        observability.set_model_version(self.bundle.version)
-        self.audit_writer = AuditWriter(store)
-
-    @property
-    def ready(self) -> bool:
-        return self.bundle is not None and self.terminology is not None
+        observability.set_model_version(assessor.bundle.version)
+        self.audit_writer = AuditWriter(audit_log)
+        self.patient_keyer = PatientKeyer.from_settings(settings)
 
     def assess(self, service: CdsService, request: HookRequest, base_url: Callable[[], str]) -> Answer:
         """``base_url`` is asked for only when cards are built: working it out from the request
-        (IRI decoding of the host) cost the fast path ~15 µs for nothing."""
+        (IRI decoding of the host) cost the fast path time for nothing (bench/README.md)."""
         started = time.perf_counter()
         context = request.context
         every_draft = classify_draft_orders(context.draftOrders, None, self.terminology)
@@ -89,7 +88,11 @@ class Pipeline:
             if trigger is None:
                 return Answer({"cards": []})
 
-        resolved = resolve(request, list(service.templates), self.client, budget)
+        resolved = resolve(request, _templates(service, request), self.client, budget)
+        # The user's Practitioner says only which language to word the cards in: it is no clinical
+        # data, so it never reaches the assessment nor, when it cannot be had, the missing-data list.
+        locale = practitioner_locale(resolved.values.pop(USER_TEMPLATE.key, None)) or self.settings.locale
+        resolved.missing.pop(USER_TEMPLATE.key, None)
         every_draft, selected, trigger = self._resolve_medications(
             request, resolved, every_draft, budget - (time.monotonic() - budget_started)
         )
@@ -97,22 +100,14 @@ class Pipeline:
         if trigger is None:
             return Answer({"cards": []})  # the referenced Medications are not what we assess
         as_of = selected.order_date or datetime.now(UTC).date()
-        assessment = assess(
+        assessment = self.assessor.assess(
             iter_resources([*resolved.values.values(), *resolved.medications.values()]),
             as_of=as_of,
-            ordered_drug=trigger.drug or trigger.drug_class.value,
-            ordered_class=trigger.drug_class.value,
-            ordered_reference=trigger.reference,
+            order=trigger,
             pd1_in_draft=every_draft.has_pd1_inhibitor,
-            bundle=self.bundle,
-            terminology=self.terminology,
             missing_data=resolved.missing,
-            lab_lookback_days=self.settings.lab_lookback_days,
-            imaging_lookback_days=self.settings.imaging_lookback_days,
-            refill_cards=self.settings.refill_cards,
-            borderline_days=self.settings.resistance_borderline_days,
         )
-        cards_context = self._card_context(service, request, trigger, assessment, as_of, base_url())
+        cards_context = self._card_context(service, request, trigger, assessment, as_of, base_url(), locale)
         response = build_response(assessment, cards_context)
         observability.observe_cards(service.id, [card.indicator for card in response.cards])
         return Answer(response.to_json(), self._audit_record(service, request, assessment, response, resolved, started))
@@ -164,6 +159,7 @@ class Pipeline:
         assessment: Assessment | None,
         as_of: date,
         base_url: str,
+        locale: str,
     ) -> CardContext:
         coding = trigger.coding
         return CardContext(
@@ -176,6 +172,7 @@ class Pipeline:
             quiet_low_risk_card=self.settings.quiet_low_risk_card,
             alternatives_min_high_markers=self.settings.alternatives_min_high_markers,
             smart_launch_url=self.settings.smart_app_url or f"{base_url}/smart/launch",
+            locale=locale,
             app_context=app_context(
                 as_of=as_of,
                 scenario=assessment.scenario.value if assessment else None,
@@ -199,11 +196,12 @@ class Pipeline:
             observability.observe_fetch("Medication", False)
 
     def _audit_record(self, service, request, assessment, response, resolved, started: float) -> AssessmentAudit:
+        key_id, digest = self.patient_keyer.for_server(request.fhir_base or "").key(request.context.patientId)
         return AssessmentAudit(
             hook_instance=request.hookInstance,
             service_id=service.id,
             hook=request.hook,
-            model_version=self.bundle.version,
+            model_version=self.assessor.bundle.version,
             outcome="cards" if response.cards else "no_cards",
             timing_ms=(time.perf_counter() - started) * 1000,
             cards=[
@@ -216,7 +214,20 @@ class Pipeline:
                 for c in response.cards
             ],
             missing_data=sorted(resolved.missing) + sorted(assessment.missing_markers if assessment else []),
+            patient_key_id=key_id,
+            patient_digest=digest,
+            **model_use(assessment),
         )
+
+
+_PRACTITIONER_USER = re.compile(r"Practitioner/[A-Za-z0-9\-.]{1,64}")
+
+
+def _templates(service: CdsService, request: HookRequest) -> list[PrefetchTemplate]:
+    """The service's templates, without the user's Practitioner unless the EHR sent it or the user
+    is a Practitioner with a FHIR id (another user type has no Practitioner to read)."""
+    wanted = USER_TEMPLATE.key in (request.prefetch or {}) or _PRACTITIONER_USER.fullmatch(request.context.userId)
+    return [t for t in service.templates if wanted or t.key != USER_TEMPLATE.key]
 
 
 def _trigger(orders: DraftOrderSummary) -> DraftOrder | None:

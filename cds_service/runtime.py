@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 from flask import current_app
 
 if TYPE_CHECKING:
+    from .assessor import Assessor
     from .pipeline import Pipeline
     from .services import CdsService
     from .settings import Settings
-    from .store import FeedbackStore
+    from .store import Store
 
 EXTENSION = "hcc_cds"
 
@@ -20,7 +21,8 @@ EXTENSION = "hcc_cds"
 class Runtime:
     settings: Settings
     services: dict[str, CdsService]
-    store: FeedbackStore
+    store: Store
+    assessor: Assessor  # the models and terminology of both the hook pipeline and the SMART app
     pipeline: Pipeline
 
 

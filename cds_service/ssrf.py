@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request
 
+from hcc_evidence.errors import HccCdsError
+
 from .errors import ApiError
 
 _METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal"})
@@ -36,7 +38,7 @@ _LOOPBACK_HOSTS = frozenset({"localhost", "localhost.localdomain", "ip6-localhos
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class FhirServerRefused(ValueError):
+class FhirServerRefused(HccCdsError, ValueError):
     """``fhirServer`` is not a server this service may call; ``reason`` is safe to show."""
 
     def __init__(self, reason: str):
@@ -97,7 +99,7 @@ class FhirServerPolicy:
         except (OSError, UnicodeError):
             return
         for info in infos:
-            self._check_address(ipaddress.ip_address(info[4][0].split("%")[0]))
+            self._check_address(ipaddress.ip_address(str(info[4][0]).split("%")[0]))
 
     def _check_address(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:

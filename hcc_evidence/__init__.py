@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -89,7 +90,8 @@ class Evidence(BaseModel):
     source: Source
     cohort: Cohort
     thresholds: Thresholds
-    table1_counts: dict[str, list]
+    # Each row is [primary_n, secondary_n, or, or_low, or_high, p]; the `_columns` row names them.
+    table1_counts: dict[str, list[Any]]
     resistance_model_multivariable: dict[str, RatioWithCI]
     os_all_patients_by_resistance: SurvivalByResistance
     second_line: SecondLine

@@ -10,16 +10,29 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
+
+from hcc_evidence.errors import HccCdsError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SCHEMA_VERSION = "1"
 BUNDLE_FILE = "bundle.json"
 SHIPPED_DIR = Path(__file__).parent / "artifacts"
 
 
-class ArtifactError(Exception):
+class ArtifactError(HccCdsError):
     """A model artifact is missing, unreadable, invalid or has been tampered with."""
 
 
@@ -135,14 +148,14 @@ class Metadata(_Strict):
     demographics: dict[str, DemographicCount] | None = None
 
     @model_serializer(mode="wrap")
-    def _omit_unrecorded(self, handler):
-        data = handler(self)
+    def _omit_unrecorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
         if data.get("demographics") is None:
             data.pop("demographics", None)
         return data
 
 
-def demographics_from_cohort(cohort) -> dict[str, DemographicCount] | None:
+def demographics_from_cohort(cohort: pd.DataFrame) -> dict[str, DemographicCount] | None:
     """`Metadata.demographics` for a validated cohort table (a pandas DataFrame): for each of
     DEMOGRAPHIC_COLUMNS it has, the patients with the characteristic (value 1) out of those with
     a 0/1 value. None when the table has none of the columns."""
@@ -207,7 +220,7 @@ class TrainingSummary(BaseModel):
         return self.created[:10]
 
 
-def canonical_json(payload: dict) -> str:
+def canonical_json(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 

@@ -10,16 +10,12 @@ lists each rule with its source and test.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date
 from enum import Enum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fhir_mappers.features import Feature, PatientFeatures, TreatmentHistory
-from fhir_mappers.patient import map_patient_features, map_treatment_history
-from fhir_mappers.terminology import Terminology
 from models.liver_function import Albi, ChildPugh, albi, child_pugh
 from models.registry import ModelBundle, RegimenComparison, RiskEstimate
 from models.screening import Screen, ScreeningInput, screen_first_line, screen_second_line
@@ -55,7 +51,7 @@ class Assessment(BaseModel):
     borderline: str | None = Field(None, description="Progression close to the 3-month boundary.")
 
     @property
-    def missing_markers(self) -> dict[str, Feature]:
+    def missing_markers(self) -> dict[str, Feature[bool]]:
         """First-line markers without a usable value (missing, stale, unknown unit …)."""
         return {
             name: getattr(self.features, name)
@@ -108,7 +104,8 @@ def first_line_exclusions(history: TreatmentHistory) -> list[str]:
         for e in prior
     )
     return [
-        f"sorafenib is not first line here: prior systemic therapy {named}; the study's estimate is for first-line sorafenib"
+        f"sorafenib is not first line here: prior systemic therapy {named}; "
+        "the study's estimate is for first-line sorafenib"
     ]
 
 
@@ -169,35 +166,22 @@ def borderline_note(history: TreatmentHistory, margin_days: int) -> str | None:
 
 
 def assess(
-    resources: Iterable[dict[str, Any]],
+    scenario: Scenario,
+    features: PatientFeatures,
+    history: TreatmentHistory,
     *,
     as_of: date,
     ordered_drug: str,
-    ordered_class: str,
     ordered_reference: str,
     pd1_in_draft: bool,
     bundle: ModelBundle,
-    terminology: Terminology,
     missing_data: dict[str, str] | None = None,
-    lab_lookback_days: int = 30,
-    imaging_lookback_days: int = 90,
-    refill_cards: bool = False,
     borderline_days: int = 14,
-) -> Assessment | None:
-    """The assessment for this order, or None when the study has nothing to say about it."""
-    resources = list(resources)
+) -> Assessment:
+    """The assessment of a mapped record for an order in ``scenario`` (see ``choose_scenario``).
+    The record is mapped by the caller (``cds_service.orchestration``), so models see typed
+    features only."""
     missing_data = dict(missing_data or {})
-    history = map_treatment_history(resources, terminology=terminology, as_of=as_of)
-    scenario = choose_scenario(ordered_class, history, refill_cards=refill_cards)
-    if scenario is None:
-        return None
-    features = map_patient_features(
-        resources,
-        as_of=as_of,
-        terminology=terminology,
-        lab_lookback_days=lab_lookback_days,
-        imaging_lookback_days=imaging_lookback_days,
-    )
     liver = child_pugh(features)
     out_of_scope = out_of_scope_reasons(features, liver, "conditions" not in missing_data)
     if scenario is Scenario.second_line:
@@ -228,10 +212,9 @@ def assess(
             assessment.drafts_withheld = (
                 f"sorafenib was already started ({history.sorafenib_start.note}): this order continues it"
             )
-        if not assessment.missing_markers:
-            assessment.risk = bundle.resistance.predict_risk(
-                afp_over_400=features.afp_over_400.value, alt_over_40=features.alt_over_40.value
-            )
+        afp_over_400, alt_over_40 = features.afp_over_400.value, features.alt_over_40.value
+        if afp_over_400 is not None and alt_over_40 is not None:  # no missing_markers
+            assessment.risk = bundle.resistance.predict_risk(afp_over_400=afp_over_400, alt_over_40=alt_over_40)
     else:
         assessment.screens = screen_second_line(screening)
         assessment.borderline = borderline_note(history, borderline_days)

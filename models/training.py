@@ -12,13 +12,17 @@ import hashlib
 import io
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from hcc_evidence import load_evidence
+from hcc_evidence.errors import HccCdsError
 from models.artifacts import (
     Baseline,
     BundleArtifact,
@@ -38,6 +42,9 @@ from models.survival import (
     reference_km_curves,
     second_line_frame,
 )
+
+if TYPE_CHECKING:
+    from models._progress import Progress
 
 MODEL_VERSION_BASE = "1.0.0"
 BOOTSTRAP_RESAMPLES = 500
@@ -86,7 +93,7 @@ OPTIONAL_BINARY = (
 )
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(HccCdsError, ValueError):
     """Training data that cannot be used. `problems` lists each bad place in the input once
     (e.g. "line 7 of hospital.csv, column 'afp_over_400': "7", expected 0 or 1")."""
 
@@ -104,7 +111,7 @@ class DataSource:
     name: str
     unit: str = "row"
 
-    def where(self, label) -> str:
+    def where(self, label: object) -> str:
         return f"{self.unit} {label} of {self.name}"
 
 
@@ -113,7 +120,7 @@ IN_MEMORY = DataSource("the cohort table")
 PROBLEMS_SHOWN_PER_CHECK = 5
 
 
-def plain_value(value) -> str:
+def plain_value(value: object) -> str:
     """A cell as a person would write it: `empty`, or its text in quotes (never a numpy repr)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return "empty"
@@ -128,11 +135,13 @@ def _numbers(series: pd.Series) -> np.ndarray:
     if not pd.api.types.is_numeric_dtype(series):
         series = series.astype("string").str.strip()
     numbers = pd.to_numeric(series, errors="coerce")
-    return pd.Series(numbers).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    floats: np.ndarray = pd.Series(numbers).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return floats
 
 
 def _is_empty(series: pd.Series) -> np.ndarray:
-    return series.astype("string").str.strip().fillna("").eq("").to_numpy()
+    empty: np.ndarray = series.astype("string").str.strip().fillna("").eq("").to_numpy()
+    return empty
 
 
 class _Problems:
@@ -152,7 +161,7 @@ class _Problems:
         more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
         return f"{self.source.unit}s {shown}{more}"
 
-    def add(self, mask, describe, summary: str) -> None:
+    def add(self, mask: ArrayLike, describe: Callable[[int], str], summary: str) -> None:
         """`describe(i)` says what is wrong on row i; past PROBLEMS_SHOWN_PER_CHECK rows the
         rest are counted under `summary`."""
         rows = np.flatnonzero(np.asarray(mask, dtype=bool))
@@ -162,7 +171,7 @@ class _Problems:
         if len(rest):
             self.lines.append(f"{summary}: {len(rest)} more like these, on {self._places(rest)}")
 
-    def cells(self, column: str, mask, expected: str) -> None:
+    def cells(self, column: str, mask: ArrayLike, expected: str) -> None:
         values = self.df[column]
         self.add(
             mask,
@@ -297,7 +306,7 @@ def software_versions() -> dict[str, str]:
     }
 
 
-def _ratio_dict(names, coef, cov) -> dict[str, RatioCI]:
+def _ratio_dict(names: Sequence[str], coef: np.ndarray, cov: ArrayLike) -> dict[str, RatioCI]:
     from models._stats import Z_95
 
     se = np.sqrt(np.diag(np.asarray(cov)))
@@ -307,7 +316,7 @@ def _ratio_dict(names, coef, cov) -> dict[str, RatioCI]:
     }
 
 
-def _cox_artifact(model: SecondLineCoxModel, recalibrated: bool, evaluation: dict) -> CoxArtifact:
+def _cox_artifact(model: SecondLineCoxModel, recalibrated: bool, evaluation: dict[str, Any]) -> CoxArtifact:
     base = model.baseline_
     return CoxArtifact(
         endpoint=model.endpoint,
@@ -345,7 +354,7 @@ def train_bundle(
     training_data_sha256: str,
     seed: int | None,
     base: BundleArtifact | None = None,
-    progress=None,
+    progress: Progress | None = None,
     source: DataSource | None = None,
 ) -> BundleArtifact:
     """Fit (or, with `base`, recalibrate) both models on a cohort table (validated here;
@@ -360,7 +369,7 @@ def train_bundle(
     y = (cohort["resistance"] == "primary").to_numpy(dtype=int)
 
     with stage("primary-resistance model"):
-        if recalibrate:
+        if base is not None:
             coef = np.asarray(base.resistance.coefficients)
             intercept, covariance = recalibrate_intercept(
                 base.resistance.intercept, coef, np.asarray(base.resistance.covariance), X, y
@@ -417,7 +426,7 @@ def train_bundle(
         seed=seed,
         software=software_versions(),
         evidence_doi=evidence.source.doi,
-        recalibrated_from=base.metadata.model_version if recalibrate else None,
+        recalibrated_from=base.metadata.model_version if base is not None else None,
         training_seconds=round(time.perf_counter() - started, 3),
         demographics=demographics_from_cohort(cohort),
         evaluation={
@@ -436,7 +445,7 @@ def train_bundle(
     )
 
 
-def train_from_reconstruction(seed: int | None = None, progress=None) -> BundleArtifact:
+def train_from_reconstruction(seed: int | None = None, progress: Progress | None = None) -> BundleArtifact:
     """The default models: fitted on the reconstructed cohort for `seed` (default seed if None)."""
     from models.reconstruct import DEFAULT_SEED, reconstruct_cohort
 
@@ -529,7 +538,9 @@ class CohortInput:
     description: str  # as recorded in the artifact's metadata.training_data
 
 
-def read_cohort(path: str | Path, terminology: str | Path | None = None, progress=None) -> CohortInput:
+def read_cohort(
+    path: str | Path, terminology: str | Path | None = None, progress: Progress | None = None
+) -> CohortInput:
     """A cohort CSV, or a FHIR Bulk Data export (a directory of *.ndjson files, or one file)."""
     path = Path(path)
     if path.is_dir() or path.suffix.lower() == ".ndjson":

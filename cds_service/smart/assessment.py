@@ -1,9 +1,9 @@
 """Adapter between the shared assessment and what the app page shows.
 
-The app must show the assessment the card showed, so it calls the same function the cards use,
-``models.assessment.assess``, with the hook pipeline's own model bundle and terminology. Without a
-draft order in the launch context it maps the record and asks the same bundle directly. The page
-only reads ``AppView``.
+The app must show the assessment the card showed, so it asks the app's one ``Assessor`` (the hook
+pipeline's: same model bundle, terminology and settings). Without a draft order in the launch
+context it maps the record with that assessor and asks the same bundle directly. The page only
+reads ``AppView``.
 """
 
 from __future__ import annotations
@@ -13,36 +13,21 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from cards import app_text, i18n
+from cards.common import missing_reason
+from cards.i18n import _
 from fhir_mappers.orders import classify_draft_orders
-from fhir_mappers.patient import map_patient_features, map_treatment_history
 from hcc_evidence import load_evidence
-from models.assessment import assess
 
-from .context import AppContext
+from ..app_context import AppContext
+from ..assessor import Assessor
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
-FEATURE_LABELS = {
-    "afp": "AFP",
-    "alt": "ALT",
-    "ast": "AST",
-    "bilirubin": "Total bilirubin",
-    "albumin": "Albumin",
-    "platelets": "Platelets",
-    "inr": "INR",
-    "tumour_size_cm": "Largest tumour diameter (cm)",
-    "tumour_count": "Number of tumours",
-    "vascular_invasion": "Vascular invasion",
-    "extrahepatic_metastasis": "Extrahepatic metastasis",
-    "hcc_diagnosis": "HCC diagnosis",
-    "aetiology": "Aetiology",
-    "cirrhosis": "Cirrhosis",
-    "child_pugh_class": "Child-Pugh class",
-    "bclc_stage": "BCLC stage",
-    "prior_hcc_surgery": "Prior HCC surgery",
-}
-ENDPOINTS = {"pfs": "Progression-free survival", "os": "Overall survival"}
-ARMS = {"tki": "TKI alone", "tki_pd1": "TKI + PD-1 inhibitor"}
+# Labels are message ids (cards.app_text): translated where a row, panel or curve is built.
+FEATURE_LABELS = app_text.FEATURE_LABELS
+ENDPOINTS = app_text.ENDPOINTS
+ARMS = app_text.ARMS
 
 
 class FeatureRow(BaseModel):
@@ -113,12 +98,12 @@ def patient_name(patient: dict | None) -> str:
         parts = [*name.get("given", []), name.get("family", "")]
         if any(parts):
             return " ".join(p for p in parts if p)
-    return "Unnamed patient"
+    return app_text.unnamed_patient()
 
 
 def _format_value(value: Any) -> str:
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return app_text.yes_no(value)
     if isinstance(value, dict) and "value" in value:  # LabValue
         comparator = value.get("comparator") or ""
         return f"{comparator}{value['value']:g} {value.get('unit', '')}".strip()
@@ -150,11 +135,11 @@ def feature_rows(features: Any, keys: dict[str, str]) -> list[FeatureRow]:
         source, when = _source(feature.get("provenance"))
         missing = None
         if feature.get("value") is None:
-            missing = feature.get("note") or (feature.get("missing") or "not found").replace("_", " ")
+            missing = feature.get("note") or missing_reason(feature.get("missing") or "not_found")
         rows.append(
             FeatureRow(
                 key=key,
-                label=label,
+                label=_(label),
                 value=None if feature.get("value") is None else _format_value(feature["value"]),
                 source=source,
                 date=when,
@@ -165,13 +150,11 @@ def feature_rows(features: Any, keys: dict[str, str]) -> list[FeatureRow]:
 
 
 def history_rows(history: Any) -> list[FeatureRow]:
-    keys = {
-        "sorafenib_start": "Sorafenib started",
-        "first_progression_after_sorafenib": "First progression after sorafenib",
-        "months_to_progression": "Months from sorafenib start to progression",
-        "resistance_type": "Resistance to sorafenib",
-    }
-    return feature_rows(history, keys)
+    rows = feature_rows(history, app_text.HISTORY_LABELS)
+    for row in rows:
+        if row.key == "resistance_type" and row.value in app_text.RESISTANCE:
+            row.value = _(app_text.RESISTANCE[row.value])
+    return rows
 
 
 def _curve(label: str, estimate: Any) -> Curve | None:
@@ -197,10 +180,12 @@ def survival_panels(comparison: Any, reference: Any, resistance: str | None) -> 
     panels = []
     for endpoint, title in ENDPOINTS.items():
         per_arm = _get(comparison, endpoint) if comparison is not None else None
-        curves = [c for arm, label in ARMS.items() if per_arm is not None and (c := _curve(label, _get(per_arm, arm)))]
+        curves = [
+            c for arm, label in ARMS.items() if per_arm is not None and (c := _curve(_(label), _get(per_arm, arm)))
+        ]
         ref_curves = reference_curves(reference, endpoint, resistance)
         if curves or ref_curves:
-            panels.append(SurvivalPanel(endpoint=endpoint, title=title, curves=curves, reference=ref_curves))
+            panels.append(SurvivalPanel(endpoint=endpoint, title=_(title), curves=curves, reference=ref_curves))
     return panels
 
 
@@ -208,12 +193,11 @@ def reference_curves(reference: Any, endpoint: str, resistance: str | None) -> l
     """KM curves by regimen of the data the loaded models were fitted to (the reconstructed study
     cohort for the shipped models), within the patient's resistance group when it is known."""
     curves = []
-    for arm, arm_label in ARMS.items():
+    for arm in ARMS:
         wanted = {"regimen": arm, **({"resistance": resistance} if resistance else {})}
         for item in reference or []:
             if _get(item, "endpoint") == REFERENCE_ENDPOINTS[endpoint] and _get(item, "group") == wanted:
-                group = f"{resistance} resistance, " if resistance else ""
-                curve = _curve(f"Training cohort, {group}{arm_label} (n={_get(item, 'n')})", item)
+                curve = _curve(app_text.reference_curve_label(arm, resistance, _get(item, "n")), item)
                 if curve:
                     curves.append(curve)
     return curves
@@ -244,12 +228,11 @@ def build_view(
     *,
     as_of: date,
     context: AppContext | None,
-    settings: Any,
-    bundle: Any,
-    terminology: Any,
+    assessor: Assessor,
 ) -> AppView:
-    """``bundle`` and ``terminology``: the hook pipeline's own, so the app shows the model the
-    card was computed with (``CDS_MODEL_DIR``), not the one shipped in the package."""
+    """``assessor``: the hook pipeline's own, so the app shows the model the card was computed
+    with (``CDS_MODEL_DIR``), not the one shipped in the package."""
+    bundle = assessor.bundle
     view = AppView(
         patient_name=patient_name(patient),
         patient_id=patient_id,
@@ -259,38 +242,29 @@ def build_view(
         hook_instance=context.hook_instance if context else None,
     )
     view.fitted_to, view.rates = _model_description(bundle.training)
-    draft = _draft_summary(context, as_of, terminology)
+    draft = _draft_summary(context, as_of, assessor.terminology)
+    if draft is not None and draft.relevant_orders:
+        assessment = assessor.assess(
+            resources, as_of=as_of, order=draft.relevant_orders[0], pd1_in_draft=draft.has_pd1_inhibitor
+        )
+        if assessment is not None:
+            return _from_assessment(view, assessment, bundle)
 
-    assessment = _shared_assessment(
-        resources, as_of=as_of, draft=draft, terminology=terminology, settings=settings, bundle=bundle
-    )
-    if assessment is not None:
-        return _from_assessment(view, assessment, bundle)
-
-    features = map_patient_features(
-        resources,
-        as_of=as_of,
-        terminology=terminology,
-        lab_lookback_days=settings.lab_lookback_days,
-        imaging_lookback_days=settings.imaging_lookback_days,
-    )
-    history = map_treatment_history(resources, terminology=terminology, as_of=as_of)
+    features = assessor.features(resources, as_of)
+    history = assessor.history(resources, as_of)
     view.features = feature_rows(features, FEATURE_LABELS)
     view.history = history_rows(history)
     view.missing = [row.label for row in view.features if row.missing and row.key in ("afp", "alt", "tumour_size_cm")]
     afp, alt = features.afp_over_400.value, features.alt_over_40.value
     if afp is None or alt is None:
-        view.risk_unavailable = "AFP and ALT within the look-back window are both needed for the estimate."
+        view.risk_unavailable = app_text.risk_needs_markers()
     else:
         view.risk = _risk_view(bundle.resistance.predict_risk(afp_over_400=afp, alt_over_40=alt), afp, alt)
 
     primary = history.resistance_type.value
     reference = bundle.reference_curves()
     if primary is None:
-        view.survival_unavailable = (
-            "Second-line survival estimates need the resistance type (sorafenib start and first "
-            "radiological progression)."
-        )
+        view.survival_unavailable = app_text.survival_needs_resistance_type()
         view.reference_only = survival_panels(None, reference, None)
     else:
         comparison = bundle.survival_comparison(
@@ -310,7 +284,7 @@ def _risk_view(risk: Any, afp: bool | None, alt: bool | None) -> RiskView:
         base_rate=_get(risk, "base_rate"),
         auc=_get(risk, "auc"),
         auc_ci=_get(risk, "auc_ci"),
-        inputs={"AFP > 400 ng/mL": afp, "ALT > 40 U/L": alt},
+        inputs={_(app_text.MARKER_INPUTS[0]): afp, _(app_text.MARKER_INPUTS[1]): alt},
     )
 
 
@@ -318,38 +292,18 @@ def _model_description(training: Any) -> tuple[str, str]:
     """(what the model was fitted to, its base rate beside the study's), from the artifact."""
     study = load_evidence().cohort
     if training.reconstructed:
-        fitted_to = (
-            "a cohort reconstructed from the study's published aggregates (no patient-level data were published)"
-        )
+        fitted_to = app_text.fitted_to_reconstruction()
     else:
-        fitted_to = f"{training.source} (n = {training.n}, trained {training.created_date}), not the study's cohort"
-    rates = (
-        f"Rate in the data the model was fitted to: {training.primary_resistance}/{training.n} "
-        f"({100 * training.base_rate:.1f}%); the study: {study.n_primary}/{study.n} "
-        f"({100 * study.n_primary / study.n:.1f}%)."
+        fitted_to = app_text.fitted_to_data(training.source, training.n, str(training.created_date))
+    rates = app_text.rates(
+        training.primary_resistance,
+        training.n,
+        i18n.pct(training.base_rate, 1),
+        study.n_primary,
+        study.n,
+        i18n.pct(study.n_primary / study.n, 1),
     )
     return fitted_to, rates
-
-
-def _shared_assessment(
-    resources: list[dict], *, as_of: date, draft: Any, terminology: Any, settings: Any, bundle: Any
-) -> Any:
-    """``models.assessment.assess`` for the card's draft order, or None (no draft)."""
-    if draft is None or not draft.relevant_orders:
-        return None
-    order = draft.relevant_orders[0]
-    return assess(
-        resources,
-        as_of=as_of,
-        ordered_drug=order.drug or "",
-        ordered_class=order.drug_class.value,
-        ordered_reference=order.reference,
-        pd1_in_draft=draft.has_pd1_inhibitor,
-        bundle=bundle,
-        terminology=terminology,
-        lab_lookback_days=settings.lab_lookback_days,
-        imaging_lookback_days=settings.imaging_lookback_days,
-    )
 
 
 def _from_assessment(view: AppView, assessment: Any, bundle: Any) -> AppView:
@@ -371,9 +325,9 @@ def _from_assessment(view: AppView, assessment: Any, bundle: Any) -> AppView:
         )
     else:
         view.risk_unavailable = (
-            "AFP and ALT within the look-back window are both needed for the estimate."
+            app_text.risk_needs_markers()
             if view.scenario == "first_line" and not view.out_of_scope
-            else "The primary-resistance estimate applies when sorafenib is ordered as first-line therapy."
+            else app_text.risk_first_line_only()
         )
     reference = bundle.reference_curves()
     resistance = _get(_get(history, "resistance_type"), "value")
@@ -381,9 +335,7 @@ def _from_assessment(view: AppView, assessment: Any, bundle: Any) -> AppView:
     if survival is not None:
         view.survival = survival_panels(survival, reference, resistance)
     else:
-        view.survival_unavailable = (
-            "Second-line survival estimates apply when a TKI is ordered after sorafenib failure."
-        )
+        view.survival_unavailable = app_text.survival_after_failure_only()
         view.reference_only = survival_panels(None, reference, resistance)
     missing_data = _get(assessment, "missing_data") or {}
     view.missing = [f"{key}: {why}" for key, why in missing_data.items()]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from ..fhir_client import FhirClient
-from ..services import CdsService
+from ..services import USER_TEMPLATE, CdsService
 from ..ssrf import FhirServerPolicy
 from .oauth import SmartError
 
@@ -32,11 +32,13 @@ def fetch_patient_record(
     """(Patient resource, every prefetch query's result as resources or Bundles)."""
     if not _FHIR_ID.fullmatch(patient_id):
         raise SmartError("The EHR named the patient with an id that is not a FHIR id")
-    queries = {t.key: t.query.replace("{{context.patientId}}", patient_id) for t in service.templates}
+    # The record only: the user template names the hook's user, and the app's language follows the browser.
+    templates = [t for t in service.templates if t.key != USER_TEMPLATE.key]
+    queries = {t.key: t.query.replace("{{context.patientId}}", patient_id) for t in templates}
     outcomes = client.fetch_all(iss, queries, access_token, timeout, policy=policy)
     patient: dict | None = None
     values: list[dict] = []
-    for template in service.templates:
+    for template in templates:
         outcome = outcomes[template.key]
         if outcome.status in (401, 403):
             raise SmartError("The FHIR server refused the access token")

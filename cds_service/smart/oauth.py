@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
+from hcc_evidence.errors import HccCdsError
+
 from ..fhir_client import FetchError, FhirClient
 from ..ssrf import FhirServerPolicy, FhirServerRefused
 
 
-class SmartError(Exception):
+class SmartError(HccCdsError):
     """Launch or authorization failed; the message is safe to show the user."""
 
 

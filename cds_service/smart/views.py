@@ -14,16 +14,19 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
+from cards import app_text, i18n
+
+from ..app_context import InvalidAppContext, parse_app_context
 from ..fhir_client import FhirClient
 from ..runtime import runtime
 from ..ssrf import FhirServerRefused
 from . import charts
 from .assessment import build_view
-from .context import InvalidAppContext, parse_app_context
 from .data import fetch_patient_record
 from .oauth import SmartError, SmartPolicies, authorization_url, discover, exchange_code
 
@@ -37,8 +40,8 @@ DOI = "10.1177/17588359241299678"
 
 class CookieOnDemandSessionInterface(SecureCookieSessionInterface):
     """Flask's cookie session, opened only when the request carries our cookie. Flask opens the
-    session on every request, and parsing cookies and building its signing serializer cost ~50 µs
-    of each hook call that never uses it (only the SMART launch does)."""
+    session on every request, and parsing cookies and building its signing serializer cost each
+    hook call that never uses it (only the SMART launch does) a measurable share (bench/README.md)."""
 
     def open_session(self, app, request):
         if "HTTP_COOKIE" not in request.environ or self.get_cookie_name(app) not in request.cookies:
@@ -81,7 +84,25 @@ def init_app(app) -> None:
         SESSION_COOKIE_SAMESITE="None" if secure else "Lax",
         SESSION_COOKIE_PATH="/smart",
     )
+    # Templates word themselves through the same catalogue as the cards ({% trans %}, _()).
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(i18n.translate, i18n.translate_plural, newstyle=True)
+    app.jinja_env.globals.update(html_lang=i18n.html_lang, fmt_pct=i18n.pct, fmt_decimal=i18n.decimal, fmt_day=i18n.day)
     app.register_blueprint(bp)
+
+
+@bp.before_request
+def _choose_language() -> None:
+    """The browser's language when the service ships it, else the deployment's (CDS_LOCALE)."""
+    chosen = i18n.choose(request.accept_languages.values(), runtime().settings.locale)
+    g.smart_language_reset = i18n.activate(chosen)
+
+
+@bp.teardown_request
+def _reset_language(_exc: BaseException | None) -> None:
+    reset = g.pop("smart_language_reset", None)
+    if reset is not None:
+        reset()
 
 
 def runtime_settings(app=None):
@@ -104,9 +125,7 @@ def _error(message: str, status: int = 400):
 
 
 def _busy():
-    response = current_app.make_response(
-        _error("The app is waiting on the EHR for other launches; try again in a few seconds.", 503)
-    )
+    response = current_app.make_response(_error(app_text.error("busy"), 503))
     response.headers["Retry-After"] = "5"
     return response
 
@@ -117,12 +136,12 @@ def launch():
     iss = request.args.get("iss") or settings.smart_default_iss
     launch_token = request.args.get("launch")
     if not iss:
-        return _error("This app must be launched from the EHR (no iss was given).")
+        return _error(app_text.error("no_iss"))
     outbound = _outbound()
     try:
         outbound.policies.iss.check_url(iss)
     except FhirServerRefused:
-        return _error("This app is not registered with that FHIR server.", 403)
+        return _error(app_text.error("iss_refused"), 403)
     scope = settings.smart_scope
     if not launch_token:  # standalone launch: ask the EHR to pick the patient
         scope = " ".join(s for s in scope.split() if s != "launch") + " launch/patient"
@@ -155,9 +174,8 @@ def launch():
 def app_page():
     settings = runtime().settings
     if request.args.get("error"):
-        return _error(
-            f"Authorization was not granted: {request.args.get('error_description') or request.args['error']}", 403
-        )
+        reason = request.args.get("error_description") or request.args["error"]
+        return _error(app_text.authorization_refused(reason), 403)
     outbound = _outbound()
     if not outbound.slots.acquire(blocking=False):
         return _busy()  # before the launch is taken from the cookie: reloading the page retries it
@@ -165,9 +183,9 @@ def app_page():
         flow = session.pop(FLOW_KEY, None)
         code, state = request.args.get("code"), request.args.get("state")
         if not code or not state:
-            return _error("Open this app from the EHR; it reads the patient only after a SMART launch.")
+            return _error(app_text.error("no_code"))
         if not flow or not secrets.compare_digest(flow.get("state", ""), state):
-            return _error("This launch has expired or was already used. Launch the app again from the EHR.")
+            return _error(app_text.error("expired"))
         token = exchange_code(
             flow["token_endpoint"],
             client=outbound.client,
@@ -180,14 +198,14 @@ def app_page():
         )
         patient_id = token.get("patient")
         if not isinstance(patient_id, str) or not patient_id:
-            return _error("The EHR did not say which patient to show (no patient in the launch context).")
+            return _error(app_text.error("no_patient"))
         context = None
         raw_context = token.get("appContext")
         if raw_context:
             try:
                 context = parse_app_context(raw_context)
             except InvalidAppContext as exc:
-                return _error(f"The card's context could not be read: {exc}.")
+                return _error(app_text.unreadable_context(str(exc)))
         service = runtime().services[
             context.service if context and context.service in runtime().services else SERVICE_ID
         ]
@@ -205,17 +223,7 @@ def app_page():
     finally:
         outbound.slots.release()
     as_of = context.as_of if context else date.today()
-    pipeline = runtime().pipeline
-    view = build_view(
-        patient,
-        patient_id,
-        resources,
-        as_of=as_of,
-        context=context,
-        settings=settings,
-        bundle=pipeline.bundle,
-        terminology=pipeline.terminology,
-    )
+    view = build_view(patient, patient_id, resources, as_of=as_of, context=context, assessor=runtime().assessor)
     panels = view.survival or view.reference_only
     svgs = {panel.endpoint: charts.survival_svg(panel, f"chart-{panel.endpoint}") for panel in panels}
     response = current_app.make_response(
@@ -230,22 +238,22 @@ def app_page():
         )
     )
     response.headers["Cache-Control"] = "no-store"
-    # Everything is served from here; the EHR may frame the page. Inline styles: matplotlib's SVG.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"
-    )
+    # Everything is served from here; the EHR may frame the page. The charts style by SVG
+    # presentation attributes (cds_service/svg_plot.py), which need no inline-style allowance.
+    response.headers["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self'"
     return response
 
 
 @bp.get("/model-card")
 def model_card():
     """The model card of the loaded models (CDS_MODEL_DIR, else the shipped ones), as Markdown."""
-    text = runtime().pipeline.bundle.model_card_markdown()
+    text = runtime().assessor.bundle.model_card_markdown()
     return current_app.response_class(text, mimetype="text/markdown; charset=utf-8")
 
 
 @bp.get("/")
 def index():
     if request.args.get("iss"):
-        return redirect(url_for("smart.launch", **request.args))
+        query: dict[str, Any] = request.args.to_dict()
+        return redirect(url_for("smart.launch", **query))
     abort(404)

@@ -227,6 +227,7 @@ def test_smart_app_describes_the_loaded_model_not_the_shipped_one(retrained_dir)
     fitted to; before, it loaded the shipped bundle whatever the service had loaded."""
     from datetime import date
 
+    from cds_service.assessor import Assessor
     from cds_service.settings import Settings
     from cds_service.smart.assessment import build_view
     from fhir_mappers.terminology import load_terminology
@@ -239,9 +240,7 @@ def test_smart_app_describes_the_loaded_model_not_the_shipped_one(retrained_dir)
         record,
         as_of=date(2026, 11, 20),
         context=None,
-        settings=Settings(),
-        bundle=bundle,
-        terminology=load_terminology(),
+        assessor=Assessor(Settings(), bundle, load_terminology()),
     )
     training = bundle.training
     assert view.rates.startswith(

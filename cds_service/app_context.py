@@ -18,6 +18,8 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hcc_evidence.errors import HccCdsError
+
 VERSION = 1
 MAX_LENGTH = 2048  # far above what we write; bounds what the app will parse
 
@@ -39,7 +41,7 @@ class AppContext(BaseModel):
     draft: DraftDrug | None = None
 
 
-class InvalidAppContext(ValueError):
+class InvalidAppContext(HccCdsError, ValueError):
     """The appContext is not one this service wrote (wrong JSON, version or fields)."""
 
 
