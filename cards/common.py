@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from hcc_evidence import load_evidence
 from models.artifacts import TrainingSummary
+from models.assessment import Assessment
 from models.screening import Reason, Screen
 
+from . import i18n
 from .context import CODE_SYSTEM, CardContext
-from .schema import Card, Coding, Link, Source
+from .i18n import N_, _
+from .names import regimen_name
+from .schema import Card, Coding, Link, Source, Suggestion
 
 SUMMARY_LIMIT = 139  # the spec: "<140-character summary"
 
@@ -17,7 +22,7 @@ SUMMARY_LIMIT = 139  # the spec: "<140-character summary"
 def source(ctx: CardContext, kind: str, topic: str, model_version: str) -> Source:
     """HTI-1: the card's source links to the model card that carries the DSI source attributes."""
     return Source(
-        label=f"HCC sorafenib CDS, model {model_version} (Lei et al. 2025)",
+        label=_("HCC sorafenib CDS, model %(version)s (Lei et al. 2025)", version=model_version),
         url=f"{ctx.base_url}/model-card",
         icon=f"{ctx.base_url}/static/hcc-cds-icon.png",
         topic=Coding(system=f"{CODE_SYSTEM}:card-topic", code=kind, display=topic),
@@ -27,13 +32,19 @@ def source(ctx: CardContext, kind: str, topic: str, model_version: str) -> Sourc
 def links(ctx: CardContext) -> list[Link]:
     evidence = load_evidence()
     result = [
-        Link(label=f"Study: Lei et al. 2025 (DOI {evidence.source.doi})", url=evidence.source.url, type="absolute"),
-        Link(label="Model card: intended use, performance, limits", url=f"{ctx.base_url}/model-card", type="absolute"),
+        Link(
+            label=_("Study: Lei et al. 2025 (DOI %(doi)s)", doi=evidence.source.doi),
+            url=evidence.source.url,
+            type="absolute",
+        ),
+        Link(
+            label=_("Model card: intended use, performance, limits"), url=f"{ctx.base_url}/model-card", type="absolute"
+        ),
     ]
     if ctx.smart_launch_url:
         result.append(
             Link(
-                label="Open evidence and survival curves (SMART app)",
+                label=_("Open evidence and survival curves (SMART app)"),
                 url=ctx.smart_launch_url,
                 type="smart",
                 appContext=ctx.app_context,
@@ -46,11 +57,13 @@ def override_reason(code: str, display: str) -> Coding:
     return Coding(system=f"{CODE_SYSTEM}:override-reason", code=code, display=display)
 
 
-COMMON_OVERRIDE_REASONS = [
-    override_reason("patient-preference", "Patient preference"),
-    override_reason("tumour-board", "Already discussed at tumour board"),
-    override_reason("not-applicable", "Estimate does not apply to this patient"),
-]
+def common_override_reasons() -> list[Coding]:
+    """Codes stay the same in every language (feedback is compared across hospitals); displays do not."""
+    return [
+        override_reason("patient-preference", _("Patient preference")),
+        override_reason("tumour-board", _("Already discussed at tumour board")),
+        override_reason("not-applicable", _("Estimate does not apply to this patient")),
+    ]
 
 
 def fit_summary(text: str) -> str:
@@ -58,8 +71,7 @@ def fit_summary(text: str) -> str:
     return text if len(text) <= SUMMARY_LIMIT else text[: SUMMARY_LIMIT - 1].rstrip() + "…"
 
 
-def pct(value: float, decimals: int = 0) -> str:
-    return f"{100 * value:.{decimals}f}%"
+pct = i18n.pct
 
 
 _SYSTEM_LABELS = {
@@ -80,12 +92,37 @@ def code_label(system: str | None, code: str | None) -> str:
 
 
 def months(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.1f}"
+    return _("not reached") if value is None else i18n.decimal(value, 1)
+
+
+MISSING_REASONS = {  # fhir_mappers.features.MissingReason values, as a clinician reads them
+    "not_found": N_("not found"),
+    "stale": N_("stale"),
+    "unit_unknown": N_("unit unknown"),
+    "entered_in_error": N_("entered in error"),
+    "not_final": N_("not final"),
+    "data_absent": N_("data absent"),
+    "out_of_window": N_("out of window"),
+    "ambiguous": N_("ambiguous"),
+    "undecidable": N_("undecidable"),
+    "invalid": N_("invalid"),
+    "no_date": N_("no date"),
+    "no_sorafenib": N_("no sorafenib"),
+    "no_progression": N_("no progression"),
+    "implausible": N_("implausible"),
+}
+
+
+def missing_reason(value: str | None) -> str:
+    """Why a value is missing, in words ('missing' when the mapper gave no reason)."""
+    if value is None:
+        return _("missing")
+    return _(MISSING_REASONS[value]) if value in MISSING_REASONS else value.replace("_", " ")
 
 
 def citation_line() -> str:  # every card ends with it
     evidence = load_evidence()
-    return f"Source: {evidence.source.citation} doi:{evidence.source.doi}"
+    return _("Source: %(citation)s doi:%(doi)s", citation=evidence.source.citation, doi=evidence.source.doi)
 
 
 def cohort_caveat() -> str:
@@ -94,9 +131,10 @@ def cohort_caveat() -> str:
     evidence = load_evidence()
     primary_n, secondary_n = evidence.table1_counts["hbv"][:2]
     hbv = (primary_n + secondary_n) / evidence.cohort.n
-    return (
-        f"The study: retrospective, two centres in China, {100 * hbv:.1f}% HBV, n = {evidence.cohort.n}, "
-        "no prospective validation"
+    return _(
+        "The study: retrospective, two centres in China, %(hbv)s HBV, n = %(n)s, no prospective validation",
+        hbv=pct(hbv, 1),
+        n=evidence.cohort.n,
     )
 
 
@@ -104,18 +142,20 @@ def training_data_name(training: TrainingSummary) -> str:
     """The data a model was fitted to, as its artifact records it (never the study's cohort,
     unless the artifact says it is the reconstruction of it)."""
     if training.reconstructed:
-        return "a cohort reconstructed from the study's published figures"
-    return f"{md(training.source)}, trained {training.created_date}"
+        return _("a cohort reconstructed from the study's published figures")
+    return _("%(source)s, trained %(date)s", source=md(training.source), date=training.created_date)
 
 
 def fitted_how(training: TrainingSummary, refitted: str) -> str:
-    """'fitted to …' or, for a recalibration, which part came from where."""
+    """'fitted to …' or, for a recalibration, which part came from where (``refitted``: translated)."""
     if training.recalibrated_from:
-        return (
-            f"with the coefficients of model {md(training.recalibrated_from)} and {refitted} recalibrated "
-            f"to {training_data_name(training)}"
+        return _(
+            "with the coefficients of model %(model)s and %(part)s recalibrated to %(data)s",
+            model=md(training.recalibrated_from),
+            part=refitted,
+            data=training_data_name(training),
         )
-    return f"fitted to {training_data_name(training)}"
+    return _("fitted to %(data)s", data=training_data_name(training))
 
 
 # GitHub-flavoured Markdown that a hostile or careless FHIR string could use against the EHR's
@@ -140,43 +180,47 @@ def reason_text(reason: Reason) -> str:
     code = code_label(coding.system, coding.code) if coding else ""
     if coding and coding.display:
         code = f"{code} '{coding.display}'".strip()
-    where = [code, reason.when or "undated", f"{prov.resource_type}/{prov.resource_id}"]
+    where = [code, reason.when or _("undated"), f"{prov.resource_type}/{prov.resource_id}"]
     return md(f"{reason.what} ({', '.join(part for part in where if part)})")
 
 
 def suggestion_label(label: str, screen: Screen) -> str:
     """The button text: what the order does, then what to check before signing it."""
-    return f"{label} — check first: {'; '.join(screen.checks)}" if screen.checks else label
+    if not screen.checks:
+        return label
+    return _("%(label)s — check first: %(checks)s", label=label, checks="; ".join(screen.checks))
 
 
 def screening_lines(screens: list[Screen]) -> list[str]:
     """Each regimen's screening result: why it is not offered, what to check, what to weigh."""
-    lines = ["", "**Screened against the record before any order is drafted:**"]
+    lines = ["", _("**Screened against the record before any order is drafted:**")]
     for screen in screens:
         if not screen.offered:
             why = "; ".join(reason_text(r) for r in screen.contraindications)
-            lines.append(f"- **{screen.regimen}: not offered** — {why}.")
+            lines.append(_("- **%(regimen)s: not offered** — %(why)s.", regimen=regimen_name(screen.regimen), why=why))
             continue
-        lines.append(f"- **{screen.regimen}**: no contraindication found in the record.")
-        lines += [f"  - Check first: {md(check)}." for check in screen.checks]
-        lines += [f"  - Caveat: {reason_text(r)}." for r in screen.caveats]
+        lines.append(
+            _("- **%(regimen)s**: no contraindication found in the record.", regimen=regimen_name(screen.regimen))
+        )
+        lines += [_("  - Check first: %(check)s.", check=md(check)) for check in screen.checks]
+        lines += [_("  - Caveat: %(caveat)s.", caveat=reason_text(r)) for r in screen.caveats]
     return lines
 
 
 def withheld_line(drafts_withheld: str | None) -> list[str]:
-    return [f"**No order is drafted:** {md(drafts_withheld)}.", ""] if drafts_withheld else []
+    return [_("**No order is drafted:** %(why)s.", why=md(drafts_withheld)), ""] if drafts_withheld else []
 
 
 def caveat_lines(caveats: list[str]) -> list[str]:
     if not caveats:
         return []
-    return ["", "**Check fit to the study population:**", *(f"- {md(c)}" for c in caveats)]
+    return ["", _("**Check fit to the study population:**"), *(f"- {md(c)}" for c in caveats)]
 
 
 def missing_data_lines(missing: dict[str, str]) -> list[str]:
     if not missing:
         return []
-    lines = ["", "**Data that could not be read** (the assessment used what was available):"]
+    lines = ["", _("**Data that could not be read** (the assessment used what was available):")]
     # a code span shows its content literally: only a backtick could close it early
     lines += [f"- `{_LINE_BREAKS.sub(' ', key).replace('`', '')}`: {md(why)}" for key, why in sorted(missing.items())]
     return lines
@@ -191,8 +235,8 @@ def card(
     summary: str,
     detail: list[str],
     indicator: str = "info",
-    suggestions: list | None = None,
-    **extra,
+    suggestions: list[Suggestion] | None = None,
+    **extra: Any,
 ) -> Card:
     """A card with what every card carries: stable uuid, source (model card), links, citation.
     Our suggestions are always alternatives to one another, hence `at-most-one`."""
@@ -209,7 +253,9 @@ def card(
     )
 
 
-def not_applicable_card(ctx: CardContext, assessment, *, kind: str, topic: str, what: str, population: str) -> Card:
+def not_applicable_card(
+    ctx: CardContext, assessment: Assessment, *, kind: str, topic: str, what: str, population: str
+) -> Card:
     """The study's exclusions apply: say so and why, and show no estimate."""
     reasons = assessment.out_of_scope
     return card(
@@ -217,13 +263,13 @@ def not_applicable_card(ctx: CardContext, assessment, *, kind: str, topic: str, 
         kind=kind,
         topic=topic,
         model_version=assessment.model_version,
-        summary=f"{what} does not apply: {reasons[0].split(' (')[0]}",
+        summary=_("%(what)s does not apply: %(reason)s", what=what, reason=reasons[0].split(" (")[0]),
         detail=[
-            f"{population} It does not apply here because:",
+            _("%(population)s It does not apply here because:", population=population),
             "",
             *(f"- {md(reason)}" for reason in reasons),
             "",
-            "No estimate is shown.",
+            _("No estimate is shown."),
             *missing_data_lines(assessment.missing_data),
         ],
     )

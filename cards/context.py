@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from fhir_mappers.terminology import Terminology
 
+from .i18n import DEFAULT_LOCALE
+
 # Stable URIs for our own codes (card topics, override reasons): the same in every deployment,
 # so feedback from different hospitals can be compared.
 CODE_SYSTEM = "urn:hcc-sorafenib-cds"
@@ -25,6 +27,7 @@ class CardContext:
     alternatives_min_high_markers: int = 2
     smart_launch_url: str | None = None
     app_context: str | None = None
+    locale: str = DEFAULT_LOCALE  # the clinician's language (cards.i18n.LOCALES)
 
     def card_uuid(self, kind: str) -> str:
         """Deterministic per hook call and card kind: a retried call yields the same uuid, so

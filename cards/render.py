@@ -6,6 +6,7 @@ from models.assessment import Assessment, Scenario
 
 from .context import CardContext
 from .first_line import first_line_cards
+from .i18n import using
 from .schema import CdsResponse
 from .second_line import second_line_cards
 
@@ -14,4 +15,5 @@ def build_response(assessment: Assessment | None, ctx: CardContext) -> CdsRespon
     if assessment is None:
         return CdsResponse(cards=[])
     build = first_line_cards if assessment.scenario is Scenario.first_line else second_line_cards
-    return CdsResponse(cards=build(assessment, ctx))
+    with using(ctx.locale):
+        return CdsResponse(cards=build(assessment, ctx))

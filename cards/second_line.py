@@ -5,27 +5,30 @@ from __future__ import annotations
 from fhir_mappers.features import Provenance
 from hcc_evidence import load_evidence
 from models.assessment import Assessment
-from models.registry import RegimenComparison
-from models.survival import SurvivalEstimate
+from models.registry import RegimenComparison, SurvivalEstimate
 
-from . import common
+from . import common, i18n
 from .context import CardContext
-from .schema import Card
+from .i18n import N_, _
+from .names import drug_name
+from .schema import Card, Coding
 from .suggestions import add_order, is_coded
 
 KIND = "second-line-tki-pd1"
 KIND_OUT_OF_SCOPE = "second-line-not-applicable"
-TOPIC = "Second-line survival: TKI alone vs TKI + PD-1 inhibitor"
+TOPIC = N_("Second-line survival: TKI alone vs TKI + PD-1 inhibitor")
 LANDMARKS = (6, 12, 24)
 # Ramucirumab's criterion after sorafenib, as the evidence brief lists the FDA-approved options.
 RAMUCIRUMAB_AFP_NG_PER_ML = 400.0
 MAX_PD1_SUGGESTIONS = 4
 
-OVERRIDE_REASONS = [
-    common.override_reason("contraindication-pd1", "Contraindication to a PD-1 inhibitor"),
-    common.override_reason("pd1-unavailable", "PD-1 inhibitor not available or not reimbursed"),
-    *common.COMMON_OVERRIDE_REASONS,
-]
+
+def override_reasons() -> list[Coding]:
+    return [
+        common.override_reason("contraindication-pd1", _("Contraindication to a PD-1 inhibitor")),
+        common.override_reason("pd1-unavailable", _("PD-1 inhibitor not available or not reimbursed")),
+        *common.common_override_reasons(),
+    ]
 
 
 def second_line_cards(assessment: Assessment, ctx: CardContext) -> list[Card]:
@@ -41,12 +44,19 @@ def _resistance_label(assessment: Assessment) -> str | None:
 def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: CardContext) -> Card:
     resistance = _resistance_label(assessment)
     os_tki, os_combo = survival.os["tki"].median_months, survival.os["tki_pd1"].median_months
-    headline = f"{resistance.capitalize()} sorafenib resistance" if resistance else "Sorafenib resistance type unclear"
+    headline = {
+        "primary": N_("Primary sorafenib resistance"),
+        "secondary": N_("Secondary sorafenib resistance"),
+        None: N_("Sorafenib resistance type unclear"),
+    }[resistance]
+    headline = _(headline)
     if resistance and assessment.borderline:
-        headline += " (borderline)"
-    summary = (
-        f"{headline}: est. median OS {common.months(os_combo)} vs {common.months(os_tki)} mo "
-        "with TKI + PD-1 vs TKI alone"
+        headline = _("%(headline)s (borderline)", headline=headline)
+    summary = _(
+        "%(headline)s: est. median OS %(combo)s vs %(tki)s mo with TKI + PD-1 vs TKI alone",
+        headline=headline,
+        combo=common.months(os_combo),
+        tki=common.months(os_tki),
     )
     n = load_evidence().second_line.n
     detail = [
@@ -57,12 +67,17 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
         "",
         *_study_lines(resistance),
         "",
-        "**Evidence caveats.** The study's regimen comparison is observational, not randomised: "
-        f"{n['primary_combination'] + n['secondary_combination']} combination vs "
-        f"{n['primary_tki'] + n['secondary_tki']} TKI-alone patients. "
-        f"{common.cohort_caveat()}. Model discrimination is modest (C-index PFS {survival.c_index['pfs']:.2f}, "
-        f"OS {survival.c_index['os']:.2f}, optimism-corrected, on "
-        f"{'the reconstructed cohort' if survival.training.reconstructed else 'the data it was fitted to'}).",
+        _(
+            "**Evidence caveats.** The study's regimen comparison is observational, not randomised: %(combo)s "
+            "combination vs %(tki)s TKI-alone patients. %(caveat)s. Model discrimination is modest (C-index PFS "
+            "%(pfs)s, OS %(os)s, optimism-corrected, on %(data)s).",
+            combo=n["primary_combination"] + n["secondary_combination"],
+            tki=n["primary_tki"] + n["secondary_tki"],
+            caveat=common.cohort_caveat(),
+            pfs=f"{survival.c_index['pfs']:.2f}",
+            os=f"{survival.c_index['os']:.2f}",
+            data=_("the reconstructed cohort") if survival.training.reconstructed else _("the data it was fitted to"),
+        ),
         "",
         *_guideline_lines(assessment),
         *common.caveat_lines(assessment.caveats),
@@ -73,30 +88,37 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
     detail += common.screening_lines(assessment.screens)
     (pd1,) = assessment.screens
     if assessment.pd1_in_draft:
-        detail.insert(0, "A PD-1 inhibitor is already among the draft orders; estimates shown for information.\n")
+        detail.insert(
+            0, _("A PD-1 inhibitor is already among the draft orders; estimates shown for information.") + "\n"
+        )
         if not pd1.offered:  # the clinician's own draft meets a contraindication: say so loudly
             indicator = "warning"
-            summary = f"Drafted PD-1 inhibitor: the record shows {pd1.contraindications[0].what} (see card)"
+            summary = _(
+                "Drafted PD-1 inhibitor: the record shows %(finding)s (see card)",
+                finding=pd1.contraindications[0].what,
+            )
+            why = "; ".join(common.reason_text(r) for r in pd1.contraindications)
             detail.insert(
-                0,
-                f"**Check the drafted PD-1 inhibitor: the record argues against it** — "
-                f"{'; '.join(common.reason_text(r) for r in pd1.contraindications)}.\n",
+                0, _("**Check the drafted PD-1 inhibitor: the record argues against it** — %(why)s.", why=why) + "\n"
             )
     elif pd1.offered and assessment.drafts_withheld is None:
         drugs = [d for d in _pd1_candidates(ctx) if is_coded(ctx, d)][:MAX_PD1_SUGGESTIONS]
         suggestions = [
-            add_order(ctx, KIND, common.suggestion_label(f"Add a PD-1 inhibitor: {drug}", pd1), drug) for drug in drugs
+            add_order(
+                ctx, KIND, common.suggestion_label(_("Add a PD-1 inhibitor: %(drug)s", drug=drug_name(drug)), pd1), drug
+            )
+            for drug in drugs
         ] or None
     return common.card(
         ctx,
         kind=KIND,
-        topic=TOPIC,
+        topic=_(TOPIC),
         model_version=assessment.model_version,
         summary=summary,
         detail=detail,
         indicator=indicator,
         suggestions=suggestions,
-        overrideReasons=OVERRIDE_REASONS if suggestions or indicator == "warning" else None,
+        overrideReasons=override_reasons() if suggestions or indicator == "warning" else None,
     )
 
 
@@ -113,7 +135,7 @@ def _has_rxnorm(ctx: CardContext, drug: str) -> bool:
 
 def _source_text(prov: Provenance | None) -> str:
     if prov is None:
-        return "source unknown"
+        return _("source unknown")
     return common.md(
         f"{prov.resource_type}/{prov.resource_id}" + (f", {prov.effective_source}" if prov.effective_source else "")
     )
@@ -125,32 +147,50 @@ def _classification_lines(assessment: Assessment) -> list[str]:
     start, progression = history.sorafenib_start, history.first_progression_after_sorafenib
     window = history.primary_window_days
     if resistance.value is None:
-        head = (
-            f"**Resistance type could not be determined** ({(resistance.missing.value if resistance.missing else 'unknown').replace('_', ' ')}): "
-            f"{common.md(resistance.note)}. The estimates below average over primary and secondary resistance."
+        head = _(
+            "**Resistance type could not be determined** (%(why)s): %(note)s. The estimates below average over "
+            "primary and secondary resistance.",
+            why=common.missing_reason(resistance.missing.value) if resistance.missing else _("unknown"),
+            note=common.md(resistance.note),
+        )
+    elif resistance.value == "primary":
+        head = _(
+            "**Resistance to sorafenib: primary** — first radiological progression ≤ %(days)s days (3 months) "
+            "after starting sorafenib.",
+            days=window,
         )
     else:
-        rule = f"≤ {window} days" if resistance.value == "primary" else f"> {window} days"
-        head = (
-            f"**Resistance to sorafenib: {resistance.value}** — first radiological progression {rule} "
-            f"(3 months) after starting sorafenib."
+        head = _(
+            "**Resistance to sorafenib: secondary** — first radiological progression > %(days)s days (3 months) "
+            "after starting sorafenib.",
+            days=window,
         )
     lines = [head]
     if start.value is not None:
-        lines.append(f"- Sorafenib start: {start.value.isoformat()} ({_source_text(start.provenance)})")
+        lines.append(
+            _(
+                "- Sorafenib start: %(date)s (%(source)s)",
+                date=i18n.day(start.value),
+                source=_source_text(start.provenance),
+            )
+        )
     elif start.provenance is not None:
-        lines.append(f"- Sorafenib start: {common.md(start.note)}")
+        lines.append(_("- Sorafenib start: %(note)s", note=common.md(start.note)))
     if progression.value is not None:
         lines.append(
-            f"- First progression after it: {progression.value.isoformat()} ({_source_text(progression.provenance)})"
+            _(
+                "- First progression after it: %(date)s (%(source)s)",
+                date=i18n.day(progression.value),
+                source=_source_text(progression.provenance),
+            )
         )
     if history.months_to_progression.value is not None:
-        lines.append(f"- Interval: {history.months_to_progression.value:.1f} months")
+        lines.append(_("- Interval: %(months)s months", months=i18n.decimal(history.months_to_progression.value, 1)))
     elif history.progression_day_range is not None:
         low, high = history.progression_day_range
-        lines.append(f"- Interval: between {low} and {high} days (the dates are imprecise)")
+        lines.append(_("- Interval: between %(low)s and %(high)s days (the dates are imprecise)", low=low, high=high))
     if assessment.borderline:
-        lines.append(f"- **Borderline:** {common.md(assessment.borderline)}.")
+        lines.append(_("- **Borderline:** %(why)s.", why=common.md(assessment.borderline)))
     return lines
 
 
@@ -171,32 +211,47 @@ def _landmarks(estimate: SurvivalEstimate) -> str:
 def _survival_table(assessment: Assessment, survival: RegimenComparison) -> list[str]:
     features = assessment.features
     known = {
-        "tumour > 5 cm": features.tumour_size_over_5cm.value,
-        "multiple tumours": features.multiple_tumours.value,
+        _("tumour > 5 cm"): features.tumour_size_over_5cm.value,
+        _("multiple tumours"): features.multiple_tumours.value,
     }
     described = "; ".join(
-        f"{name}: {'yes' if value else 'no'}"
-        if value is not None
-        else f"{name}: unknown (averaged over the training cohort)"
+        _("%(name)s: unknown (averaged over the training cohort)", name=name)
+        if value is None
+        else _("%(name)s: %(answer)s", name=name, answer=_("yes") if value else _("no"))
         for name, value in known.items()
     )
     training = survival.training
     if training.reconstructed:
-        fitted = "Cox models fitted to a cohort reconstructed from the study's published figures, not to patient data"
+        fitted = _(
+            "Cox models fitted to a cohort reconstructed from the study's published figures, not to patient data"
+        )
     else:
-        fitted = (
-            f"Cox models {common.fitted_how(training, 'their baselines')}: {training.second_line_patients} "
-            f"second-line patients, {training.sl_pfs_events} PFS and {training.sl_os_events} OS events"
+        baselines = _("their baselines")
+        fitted = _(
+            "Cox models %(fitted)s: %(patients)s second-line patients, %(pfs)s PFS and %(os)s OS events",
+            fitted=common.fitted_how(training, baselines),
+            patients=training.second_line_patients,
+            pfs=training.sl_pfs_events,
+            os=training.sl_os_events,
         )
     return [
-        f"**Estimated survival from second-line start for patients like this one** ({fitted}; {described}):",
+        _(
+            "**Estimated survival from second-line start for patients like this one** (%(fitted)s; %(described)s):",
+            fitted=fitted,
+            described=described,
+        ),
         "",
-        "| Months (95% CI) | TKI alone | TKI + PD-1 inhibitor |",
+        _("| Months (95%% CI) | TKI alone | TKI + PD-1 inhibitor |"),
         "|---|---|---|",
-        f"| Median PFS | {_cell(survival.pfs['tki'])} | {_cell(survival.pfs['tki_pd1'])} |",
-        f"| PFS at 6 / 12 / 24 mo | {_landmarks(survival.pfs['tki'])} | {_landmarks(survival.pfs['tki_pd1'])} |",
-        f"| Median OS | {_cell(survival.os['tki'])} | {_cell(survival.os['tki_pd1'])} |",
-        f"| OS at 6 / 12 / 24 mo | {_landmarks(survival.os['tki'])} | {_landmarks(survival.os['tki_pd1'])} |",
+        *(
+            f"| {_(title)} | {cell(arms['tki'])} | {cell(arms['tki_pd1'])} |"
+            for title, arms, cell in (
+                (N_("Median PFS"), survival.pfs, _cell),
+                (N_("PFS at 6 / 12 / 24 mo"), survival.pfs, _landmarks),
+                (N_("Median OS"), survival.os, _cell),
+                (N_("OS at 6 / 12 / 24 mo"), survival.os, _landmarks),
+            )
+        ),
     ]
 
 
@@ -206,13 +261,33 @@ def _study_lines(resistance: str | None) -> list[str]:
     n = second.n[f"{resistance}_combination"] + second.n[f"{resistance}_tki"] if resistance else sum(second.n.values())
     pfs, os_ = second.median_pfs_months[group], second.median_os_months[group]
     cox = second.cox_multivariable
+    subgroup = {
+        "primary": N_("primary-resistance subgroup"),
+        "secondary": N_("secondary-resistance subgroup"),
+        None: N_("all second-line patients"),
+    }[resistance]
+    hr_pfs, hr_os = cox["pfs"]["tki_alone"], cox["os"]["tki_alone"]
     return [
-        f"Study medians ({resistance + '-resistance subgroup' if resistance else 'all second-line patients'}, n = {n}), "
-        f"TKI alone vs combination: PFS {pfs['tki']:g} vs {pfs['combination']:g} months; "
-        f"OS {os_['tki']:g} vs {os_['combination']:g} months.",
-        f"Published Cox HR for TKI alone vs TKI + PD-1: PFS {cox['pfs']['tki_alone'].ratio:.2f} "
-        f"({cox['pfs']['tki_alone'].low:.2f}–{cox['pfs']['tki_alone'].high:.2f}); OS {cox['os']['tki_alone'].ratio:.2f} "
-        f"({cox['os']['tki_alone'].low:.2f}–{cox['os']['tki_alone'].high:.2f}).",
+        _(
+            "Study medians (%(group)s, n = %(n)s), TKI alone vs combination: PFS %(pfs_tki)s vs %(pfs_combo)s "
+            "months; OS %(os_tki)s vs %(os_combo)s months.",
+            group=_(subgroup),
+            n=n,
+            pfs_tki=f"{pfs['tki']:g}",
+            pfs_combo=f"{pfs['combination']:g}",
+            os_tki=f"{os_['tki']:g}",
+            os_combo=f"{os_['combination']:g}",
+        ),
+        _(
+            "Published Cox HR for TKI alone vs TKI + PD-1: PFS %(pfs)s (%(pfs_low)s–%(pfs_high)s); OS %(os)s "
+            "(%(os_low)s–%(os_high)s).",
+            pfs=f"{hr_pfs.ratio:.2f}",
+            pfs_low=f"{hr_pfs.low:.2f}",
+            pfs_high=f"{hr_pfs.high:.2f}",
+            os=f"{hr_os.ratio:.2f}",
+            os_low=f"{hr_os.low:.2f}",
+            os_high=f"{hr_os.high:.2f}",
+        ),
     ]
 
 
@@ -222,28 +297,34 @@ def _guideline_lines(assessment: Assessment) -> list[str]:
     threshold = RAMUCIRUMAB_AFP_NG_PER_ML
     afp = assessment.features.afp
     if afp.value is None:
-        afp_text = f"no usable AFP in the look-back window ({common.md(afp.note or 'not found')})"
+        afp_text = _("no usable AFP in the look-back window (%(why)s)", why=common.md(afp.note or _("not found")))
     else:
         lab = afp.value
-        verdict = _at_least(lab.value, lab.comparator, threshold)
-        afp_text = (
-            f"this patient's AFP {lab.comparator or ''}{lab.value:g} {lab.unit} ({verdict} ≥ {threshold:g} ng/mL)"
+        afp_text = _(
+            "this patient's AFP %(value)s (%(verdict)s ≥ %(threshold)s ng/mL)",
+            value=f"{lab.comparator or ''}{lab.value:g} {lab.unit}",
+            verdict=_at_least(lab.value, lab.comparator, threshold),
+            threshold=f"{threshold:g}",
         )
     return [
-        "**Guideline context.** Licensed second-line options after sorafenib (named by the study): "
-        f"regorafenib, cabozantinib, ramucirumab when AFP ≥ {threshold:g} ng/mL ({afp_text}), pembrolizumab, "
-        "nivolumab + ipilimumab. TKI + PD-1 inhibitor after sorafenib reflects the study's practice (two Chinese "
-        "centres, retrospective), not a licensed regimen. These options are context only: none is drafted.",
+        _(
+            "**Guideline context.** Licensed second-line options after sorafenib (named by the study): regorafenib, "
+            "cabozantinib, ramucirumab when AFP ≥ %(threshold)s ng/mL (%(afp)s), pembrolizumab, nivolumab + "
+            "ipilimumab. TKI + PD-1 inhibitor after sorafenib reflects the study's practice (two Chinese centres, "
+            "retrospective), not a licensed regimen. These options are context only: none is drafted.",
+            threshold=f"{threshold:g}",
+            afp=afp_text,
+        ),
     ]
 
 
 def _at_least(value: float, comparator: str | None, threshold: float) -> str:
     """'meets', 'below' or 'cannot tell' for value >= threshold, honouring a comparator."""
     if comparator in (">", ">="):
-        return "meets" if value >= threshold else "cannot tell"
+        return _("meets") if value >= threshold else _("cannot tell")
     if comparator in ("<", "<="):
-        return "below" if value < threshold or (comparator == "<" and value == threshold) else "cannot tell"
-    return "meets" if value >= threshold else "below"
+        return _("below") if value < threshold or (comparator == "<" and value == threshold) else _("cannot tell")
+    return _("meets") if value >= threshold else _("below")
 
 
 def _not_applicable(assessment: Assessment, ctx: CardContext) -> Card:
@@ -251,9 +332,9 @@ def _not_applicable(assessment: Assessment, ctx: CardContext) -> Card:
         ctx,
         assessment,
         kind=KIND_OUT_OF_SCOPE,
-        topic=TOPIC,
-        what="Second-line survival estimate",
-        population=(
+        topic=_(TOPIC),
+        what=_("Second-line survival estimate"),
+        population=_(
             "The survival models were developed in HCC of HBV/HCV aetiology, Child-Pugh A or B, without "
             "surgery, treated after sorafenib failure."
         ),

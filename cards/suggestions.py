@@ -14,8 +14,11 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 
 from fhir_mappers.features import CodingRef
 from hcc_evidence import load_evidence
+from hcc_evidence.errors import HccCdsError
 
 from .context import CardContext
+from .i18n import _
+from .names import drug_name
 from .schema import Action, Suggestion
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -23,7 +26,7 @@ ATC = "http://www.whocc.no/atc"
 _FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
-class UncodedDrug(LookupError):
+class UncodedDrug(HccCdsError, LookupError):
     """The terminology has no code for a drug, so no orderable suggestion can be made for it."""
 
 
@@ -48,7 +51,7 @@ def medication_request(ctx: CardContext, drug: str) -> dict[str, Any]:
     coding = drug_coding(ctx, drug)
     if _FHIR_ID.match(ctx.patient_id) and (not ctx.encounter_id or _FHIR_ID.match(ctx.encounter_id)):
         # Only the ids differ between calls, and a FHIR id is valid in any reference: validate the
-        # shape once (the model costs ~0.3 ms per resource on every card otherwise).
+        # shape once (the model is costly per resource on every card otherwise: bench/README.md).
         _validate_shape(tuple(coding.items()), drug, ctx.encounter_id is not None)
         return _draft_order(coding, drug, ctx.patient_id, ctx.encounter_id)
     resource = _draft_order(coding, drug, ctx.patient_id, ctx.encounter_id)
@@ -64,13 +67,14 @@ def _draft_order(coding: dict[str, str], drug: str, patient_id: str, encounter_i
         "resourceType": "MedicationRequest",
         "status": "draft",
         "intent": "order",
-        "medicationCodeableConcept": {"coding": [coding], "text": drug},
+        "medicationCodeableConcept": {"coding": [coding], "text": drug_name(drug)},
         "subject": {"reference": f"Patient/{patient_id}"},
         "note": [
             {
-                "text": (
-                    f"Suggested by the HCC sorafenib CDS service (Lei et al. 2025, doi:{doi}). "
-                    "Dose, route and schedule to be set by the prescriber."
+                "text": _(
+                    "Suggested by the HCC sorafenib CDS service (Lei et al. 2025, doi:%(doi)s). "
+                    "Dose, route and schedule to be set by the prescriber.",
+                    doi=doi,
                 )
             }
         ],
@@ -88,16 +92,19 @@ def _validate_shape(coding: tuple[tuple[str, str], ...], drug: str, with_encount
 
 def replace_order(ctx: CardContext, kind: str, label: str, draft_reference: str, drugs: list[str]) -> Suggestion:
     actions = [
-        Action(type="delete", description=f"Remove the draft order {draft_reference}", resourceId=draft_reference)
-    ] + [
-        Action(type="create", description=f"Create a draft order for {drug}", resource=medication_request(ctx, drug))
-        for drug in drugs
-    ]
+        Action(
+            type="delete",
+            description=_("Remove the draft order %(reference)s", reference=draft_reference),
+            resourceId=draft_reference,
+        )
+    ] + [_create(ctx, drug) for drug in drugs]
     return Suggestion(label=label, uuid=ctx.suggestion_uuid(kind, label), actions=actions)
 
 
 def add_order(ctx: CardContext, kind: str, label: str, drug: str) -> Suggestion:
-    action = Action(
-        type="create", description=f"Create a draft order for {drug}", resource=medication_request(ctx, drug)
-    )
-    return Suggestion(label=label, uuid=ctx.suggestion_uuid(kind, label), actions=[action])
+    return Suggestion(label=label, uuid=ctx.suggestion_uuid(kind, label), actions=[_create(ctx, drug)])
+
+
+def _create(ctx: CardContext, drug: str) -> Action:
+    description = _("Create a draft order for %(drug)s", drug=drug_name(drug))
+    return Action(type="create", description=description, resource=medication_request(ctx, drug))

@@ -15,6 +15,12 @@ LAB_KEYS = SECTIONS["labs"]
 
 PATIENT = "{{context.patientId}}"
 
+# The user's Practitioner, for the language of the cards (Practitioner.communication; CDS Hooks 2.0
+# prefetch token `userPractitionerId`). Resolved only when `context.userId` names a Practitioner.
+USER_TEMPLATE = PrefetchTemplate(
+    "user", "Practitioner/{{userPractitionerId}}", False, "the clinician's language (Practitioner.communication)"
+)
+
 
 # Observation codes the tumour template asks for: sections and keys of the terminology file.
 _TUMOUR_KEYS = {
@@ -117,6 +123,7 @@ def prefetch_templates(terminology: Terminology) -> list[PrefetchTemplate]:
             False,
             "adverse events that stopped sorafenib (a toxicity switch is not resistance)",
         ),
+        USER_TEMPLATE,
     ]
 
 

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cards.i18n import UnsupportedLocale, check_locale
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CDS_", extra="ignore", frozen=True)
@@ -31,6 +33,18 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///var/cds-feedback.sqlite3"
     migrate_on_start: bool = Field(
         True, description="Apply schema migrations at start-up (False: run `python -m cds_service migrate`)."
+    )
+    audit_patient_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Secrets that key the audit log's patient digest (HMAC-SHA256; the patient id is never "
+        'stored), as a JSON object key id → secret, e.g. `{"2026-01": "…"}`. Keep old key ids when rotating: '
+        "rows keyed under them stay matchable. Production needs one of at least 32 bytes; demo, when empty, "
+        "uses a fixed demo-only key that is no secret.",
+    )
+    audit_patient_key_id: str | None = Field(
+        None,
+        description="The key id in CDS_AUDIT_PATIENT_KEYS that keys new audit rows (may be omitted when it "
+        "holds one key).",
     )
 
     # gunicorn (python -m cds_service): worker processes and threads per worker.
@@ -106,6 +120,12 @@ class Settings(BaseSettings):
     smart_app_url: str | None = Field(
         None, description="SMART launch URL for card links (default: this service's /smart/launch)."
     )
+    locale: str = Field(
+        "en",
+        description="Language of the cards and the SMART app when the clinician's is unknown: `en` or "
+        "`zh_CN` (`zh-CN` accepted). A hook call follows the user's Practitioner.communication, the app the "
+        "browser's Accept-Language, when either names a shipped language (docs/integration.md, Language).",
+    )
 
     # SMART app (cds_service/smart): a public client using PKCE; see docs/sandbox.md.
     smart_client_id: str = "hcc-cds-smart-app"
@@ -131,8 +151,76 @@ class Settings(BaseSettings):
         description="Browser origins allowed to call the service (e.g. a CDS Hooks sandbox). Unset: any "
         "origin in demo, none in production, where `*` is refused. /metrics is never exposed to browsers.",
     )
-    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    max_request_bytes: int = Field(
+        6 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted request body; larger ones get 413 before the body is read. 6 MiB (was 4) "
+        "so that a prefetch of 10,000 resources (~4.0–4.6 MB: years of lab results) is assessed, not refused. "
+        "Memory stays bounded: a body this size held ~6× its size once parsed and ~9× at the peak of parsing "
+        "(measured 2026-12-03), so at most `threads` × ~55 MiB per worker while every thread parses one.",
+    )
     log_level: str = "INFO"
+
+    # Post-deployment monitoring (python -m cds_service monitor; docs/monitoring.md). Every threshold
+    # below is a local policy choice, not evidence: the study published no monitoring limits.
+    monitor_min_patients: int = Field(
+        50,
+        ge=1,
+        description="Patients with a known outcome (or assessments, for drift) a figure needs before its alert "
+        "is judged. Local policy: with 50 patients the 95% CI of a calibration intercept is already about ±0.55 "
+        "log-odds; with fewer, a real shift and chance look alike.",
+    )
+    monitor_calibration_intercept_max: float = Field(
+        0.5,
+        gt=0,
+        description="Alert when |calibration intercept| (log-odds, slope fixed at 1) exceeds this and its 95% CI "
+        "excludes 0. Local policy: 0.5 means observed odds of primary resistance 1.65 times (or 0.61 times) "
+        "the predicted, close to the effect of one marker (published odds ratios 1.75 and 1.77).",
+    )
+    monitor_calibration_slope_min: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="Alert when the calibration slope is below this and its 95% CI excludes 1 (risks too "
+        "extreme for this population). Local policy: half the development slope (0.92 cross-validated).",
+    )
+    monitor_auc_min: float = Field(
+        0.55,
+        gt=0.5,
+        lt=1,
+        description="Alert when the upper 95% bound of the AUC is below this: the markers no longer rank "
+        "patients. Local policy: a little under the development AUC (0.60 optimism-corrected).",
+    )
+    monitor_survival_difference_max: float = Field(
+        0.10,
+        gt=0,
+        lt=1,
+        description="Alert when observed (Kaplan-Meier) second-line PFS or OS at 6 or 12 months differs from "
+        "the mean prediction by more than this (absolute) and the prediction lies outside the KM 95% CI. "
+        "Local policy: 10 points is a difference a clinician would tell a patient about.",
+    )
+    monitor_marker_share_difference_max: float = Field(
+        0.15,
+        gt=0,
+        lt=1,
+        description="Alert when the share of AFP > 400 ng/mL or ALT > 40 U/L differs from the training "
+        "cohort's by more than this (absolute) and the training share lies outside the 95% CI. Local policy.",
+    )
+    monitor_psi_max: float = Field(
+        0.25,
+        gt=0,
+        description="Alert when the population stability index of the (AFP > 400, ALT > 40) patterns against "
+        "the training cohort exceeds this. Local policy, after the common credit-scoring rule of thumb "
+        "(< 0.1 stable, 0.1-0.25 moderate, > 0.25 major shift).",
+    )
+
+    @field_validator("locale")
+    @classmethod
+    def _locale_is_shipped(cls, value: str) -> str:
+        try:
+            return check_locale(value)
+        except UnsupportedLocale as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("ca_bundle")
     @classmethod
@@ -167,6 +255,15 @@ class Settings(BaseSettings):
                 )
             if "*" in (self.cors_origins or []):
                 problems.append("production cannot allow every browser origin (CDS_CORS_ORIGINS contains *)")
+            if not self.audit_patient_keys:
+                problems.append("production needs CDS_AUDIT_PATIENT_KEYS (a secret keys the audit's patient digest)")
+            problems += [
+                f"CDS_AUDIT_PATIENT_KEYS: the secret of key id {key_id!r} is shorter than 32 bytes"
+                for key_id, secret in self.audit_patient_keys.items()
+                if len(secret.get_secret_value().encode()) < 32
+            ]
+        if self.audit_patient_keys and self.current_patient_key_id not in self.audit_patient_keys:
+            problems.append("CDS_AUDIT_PATIENT_KEY_ID must name one of the key ids in CDS_AUDIT_PATIENT_KEYS")
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -176,6 +273,13 @@ class Settings(BaseSettings):
         if self.cors_origins is not None:
             return self.cors_origins
         return [] if self.environment == "production" else ["*"]
+
+    @property
+    def current_patient_key_id(self) -> str | None:
+        """The key id that keys new audit rows: the one named, or the only one given."""
+        if self.audit_patient_key_id is None and len(self.audit_patient_keys) == 1:
+            return next(iter(self.audit_patient_keys))
+        return self.audit_patient_key_id
 
     @property
     def jwt_enforced(self) -> bool:

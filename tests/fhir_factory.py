@@ -204,4 +204,5 @@ def full_prefetch(patient_resources: list[dict[str, Any]], patient: str = "p1") 
         "medicationStatements": searchset(by_type.get("MedicationStatement", [])),
         "medicationAdministrations": searchset(by_type.get("MedicationAdministration", [])),
         "adverseEvents": searchset(by_type.get("AdverseEvent", [])),
+        "user": None,  # the user's Practitioner (the cards' language): the EHR has none to give
     }

@@ -316,6 +316,6 @@ def test_card_uuids_are_stable_per_hook_call_and_feedback_refers_to_them(server)
     assert requests.post(f"{url}/feedback", json=feedback, timeout=10).status_code == 200
     # The audit rows are queued once each answer is sent, and written by the writer thread.
     server.runtime.pipeline.audit_writer.flush()
-    audits = [a for a in server.runtime.store.assessments() if str(a.hook_instance) == body["hookInstance"]]
+    audits = [a for a in server.runtime.store.audit.records() if str(a.hook_instance) == body["hookInstance"]]
     assert [a.card_uuids for a in audits] == [[first["uuid"]], [first["uuid"]]]
-    assert sum(rate.overridden for rate in server.runtime.store.audit_report().card_feedback) >= 1
+    assert sum(rate.overridden for rate in server.runtime.store.reports.audit_report().card_feedback) >= 1

@@ -93,7 +93,7 @@ def test_discovery_token_values_are_percent_encoded_and_round_trip(live_server, 
         coded = {}
         for key, template in service["prefetch"].items():
             # After the EHR fills the patient token, no `//` is left for a proxy to collapse.
-            filled = render(template, {"patientId": "hcc-first-line"})
+            filled = render(template, {"patientId": "hcc-first-line", "userId": "Practitioner/dr-1"})
             assert "//" not in filled, (key, filled)
             _path, _, query = template.partition("?")
             for name, value in _raw_parameters(query) if query else []:
