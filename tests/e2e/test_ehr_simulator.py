@@ -37,7 +37,7 @@ def _as_list(value):
 @pytest.fixture(scope="module")
 def first_line_call(stack):
     ehr = stack.ehr()
-    return ehr, ehr.order_select(SERVICE, FIRST_LINE, SORAFENIB_DRAFT)
+    return ehr, ehr.call_hook(SERVICE, FIRST_LINE, SORAFENIB_DRAFT)
 
 
 def test_prefetch_is_filled_from_the_fhir_server(stack):

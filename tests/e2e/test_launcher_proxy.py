@@ -1,5 +1,5 @@
 """Coded searches behind a SMART launcher's FHIR proxy, which collapses every `//` in the URL it
-forwards (tests/e2e/collapsing_proxy.py). The EHR's prefetch, the service's fallback fetch and
+forwards (cds_sandbox/collapsing_proxy.py). The EHR's prefetch, the service's fallback fetch and
 the SMART app must still find the patient's AFP and ALT through it."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import uuid
 
 import requests
 
+from cds_sandbox.ehr_simulator import EhrSimulator
 from cds_service.services import search_token
 from cds_service.smart import app_context
 
 from .conftest import FIRST_LINE
-from .ehr_simulator import EhrSimulator
 from .test_ehr_simulator import SERVICE, SORAFENIB_DRAFT
 from .test_smart_app import AS_OF, RXNORM, _ehr_launch
 
@@ -65,9 +65,9 @@ def test_ehr_prefetch_through_the_proxy_finds_the_labs(stack, collapsing_proxy):
 def test_fallback_fetch_through_the_proxy_gives_the_same_cards(stack, collapsing_proxy):
     direct = EhrSimulator(cds_base=stack.cds_url, fhir_base=stack.fhir_base)
     proxied = EhrSimulator(cds_base=stack.cds_url, fhir_base=collapsing_proxy.base)
-    expected = direct.order_select(SERVICE, FIRST_LINE, SORAFENIB_DRAFT, with_prefetch=False)
+    expected = direct.call_hook(SERVICE, FIRST_LINE, SORAFENIB_DRAFT, with_prefetch=False)
     sent = len(collapsing_proxy.seen)
-    call = proxied.order_select(SERVICE, FIRST_LINE, SORAFENIB_DRAFT, with_prefetch=False)
+    call = proxied.call_hook(SERVICE, FIRST_LINE, SORAFENIB_DRAFT, with_prefetch=False)
     assert call.status == 200, call.response
     searches = [target for _received, target in collapsing_proxy.seen[sent:] if "code=" in target]
     assert len(searches) == 2, "labs and tumour were fetched through the proxy"

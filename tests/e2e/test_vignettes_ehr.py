@@ -65,7 +65,7 @@ def expected_through_the_ehr(card: dict) -> dict:
 @pytest.mark.parametrize("vignette_id", THROUGH_THE_EHR)
 def test_vignette_through_the_ehr(stack, stored, vignette_id, with_prefetch):
     patient_id, draft = stored[vignette_id]
-    call = stack.ehr().order_select(SERVICE, patient_id, draft, with_prefetch=with_prefetch)
+    call = stack.ehr().call_hook(SERVICE, patient_id, draft, with_prefetch=with_prefetch)
     assert call.status == 200, call.response
     cards = call.response["cards"]
     expected = BY_ID[vignette_id]["expect"]["cards"]

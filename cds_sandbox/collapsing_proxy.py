@@ -51,7 +51,7 @@ class CollapsingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
-                connection = http.client.HTTPConnection(upstream.hostname, upstream.port, timeout=TIMEOUT)
+                connection = http.client.HTTPConnection(upstream.netloc, timeout=TIMEOUT)
                 try:
                     connection.request(self.command, target, body=body, headers=headers)
                     response = connection.getresponse()

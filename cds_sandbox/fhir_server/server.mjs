@@ -1,4 +1,4 @@
-// In-memory FHIR R4 server for the end-to-end tests.
+// In-memory FHIR R4 server for the sandbox (python -m cds_sandbox) and the end-to-end tests.
 //
 // Medplum's FHIR router (read, search with real search-parameter semantics, _sort, _count,
 // batch/transaction Bundles) over its in-memory repository, behind node:http. Nothing is
@@ -12,7 +12,7 @@
 //   SMART_CONFIGURATION  JSON served at /fhir/.well-known/smart-configuration (the test auth
 //                        server's endpoints), so the FHIR base is a SMART `iss`.
 //
-// Test-only, outside the FHIR base: GET /_requests lists the requests seen (method, url,
+// Outside the FHIR base, for tests: GET /_requests lists the requests seen (method, url,
 // Authorization header), so tests can check the SMART app used its access token.
 import http from 'node:http';
 import { indexSearchParameterBundle, indexStructureDefinitionBundle } from '@medplum/core';

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlencode
@@ -73,18 +74,15 @@ class EhrSimulator:
 
     # --- hook call ------------------------------------------------------------------------------
 
-    def order_select(
-        self, service_id: str, patient_id: str, draft_order: dict, *, with_prefetch: bool = True
-    ) -> HookCall:
+    def call_hook(self, service_id: str, patient_id: str, draft_order: dict, *, with_prefetch: bool = True) -> HookCall:
+        """order-select (the draft is also the selection) or order-sign, as the service declares."""
         services = {s["id"]: s for s in self.discover()}
         service = services[service_id]
         draft_order = {**draft_order, "subject": {"reference": f"Patient/{patient_id}"}}
-        context = {
-            "userId": self.user_id,
-            "patientId": patient_id,
-            "selections": [f"MedicationRequest/{draft_order['id']}"],
-            "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft_order}]},
-        }
+        context: dict = {"userId": self.user_id, "patientId": patient_id}
+        if service["hook"] == "order-select":
+            context["selections"] = [f"MedicationRequest/{draft_order['id']}"]
+        context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": draft_order}]}
         body = {
             "hook": service["hook"],
             "hookInstance": str(uuid.uuid4()),
@@ -105,7 +103,9 @@ class EhrSimulator:
                 return card, card["suggestions"][0]
         return None
 
-    def apply_suggestion(self, suggestion: dict, draft_orders: set[str] = frozenset()) -> tuple[dict | None, list[str]]:
+    def apply_suggestion(
+        self, suggestion: dict, draft_orders: AbstractSet[str] = frozenset()
+    ) -> tuple[dict | None, list[str]]:
         """Apply the actions: deletes of the hook's own draft orders come off the EHR's order
         session (they were never stored on the FHIR server); everything else goes to the FHIR
         server as one transaction Bundle. Returns (transaction-response or None, drafts removed)."""
@@ -158,18 +158,28 @@ class EhrSimulator:
             raise SimulatorError(f"FHIR server refused the suggestion: {response.status_code} {response.text[:500]}")
         return response.json(), removed_drafts
 
-    def feedback(self, service_id: str, card: dict, suggestion: dict) -> requests.Response:
-        body = {
-            "feedback": [
-                {
-                    "card": card["uuid"],
-                    "outcome": "accepted",
-                    "acceptedSuggestions": [{"id": suggestion["uuid"]}],
-                    "outcomeTimestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-                }
-            ]
-        }
-        return self.session.post(f"{self.cds_base}/cds-services/{service_id}/feedback", json=body, timeout=TIMEOUT)
+    def feedback(
+        self,
+        service_id: str,
+        card: dict,
+        suggestion: dict | None = None,
+        override_reason: dict | None = None,
+        user_comment: str | None = None,
+    ) -> requests.Response:
+        """`accepted` with the suggestion taken, else `overridden` with the reason the user chose."""
+        entry: dict = {"card": card["uuid"], "outcomeTimestamp": datetime.now(UTC).isoformat(timespec="seconds")}
+        if suggestion is not None:
+            entry |= {"outcome": "accepted", "acceptedSuggestions": [{"id": suggestion["uuid"]}]}
+        else:
+            entry["outcome"] = "overridden"
+            reason: dict[str, object] = {"reason": override_reason} if override_reason else {}
+            if user_comment:
+                reason["userComment"] = user_comment
+            if reason:  # the spec allows none; an empty overrideReason is refused
+                entry["overrideReason"] = reason
+        return self.session.post(
+            f"{self.cds_base}/cds-services/{service_id}/feedback", json={"feedback": [entry]}, timeout=TIMEOUT
+        )
 
     # --- SMART link -----------------------------------------------------------------------------
 

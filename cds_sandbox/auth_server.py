@@ -1,8 +1,8 @@
-"""A SMART App Launch 2 authorization server for the end-to-end tests, built on Authlib (Flask).
+"""A SMART App Launch 2 authorization server for the sandbox and the end-to-end tests, built on Authlib (Flask).
 
 What a real EHR's authorization server does for an EHR launch, in memory:
 
-- ``POST /launch`` (test-only; the EHR's own job) registers a launch context — patient,
+- ``POST /launch`` (the EHR's own job, done by the demo EHR and the tests) registers a launch context — patient,
   encounter, appContext — and answers ``{"launch": "<opaque id>"}``.
 - ``GET /authorize`` checks the request (client, redirect URI, ``aud`` = the FHIR base, PKCE
   S256 challenge, the ``launch`` id) and shows a login + approve form; ``POST /authorize``
