@@ -49,7 +49,7 @@ def post_feedback(service_id: str):
     entries = parse_json_body(FeedbackRequest, "feedback request").feedback
     results: list[FeedbackResult] = []
     try:
-        results = state.store.add(service_id, entries)
+        results = state.store.feedback.add(service_id, entries)
         _judge_again_once_audited(state, service_id, entries, results)
     except StoreUnavailable:
         stored = sum(result.status == "stored" for result in results)
@@ -66,7 +66,7 @@ def _judge_again_once_audited(state, service_id: str, entries, results: list[Fee
     unknown = [i for i, result in enumerate(results) if result.error == "unknown_card"]
     while unknown:
         state.pipeline.audit_writer.wait_written(max(0.0, started + AUDIT_WAIT_S - time.monotonic()))
-        for i, result in zip(unknown, state.store.add(service_id, [entries[i] for i in unknown]), strict=True):
+        for i, result in zip(unknown, state.store.feedback.add(service_id, [entries[i] for i in unknown]), strict=True):
             results[i] = result
         unknown = [i for i in unknown if results[i].error == "unknown_card"]
         if time.monotonic() - started >= AUDIT_LAG_S:

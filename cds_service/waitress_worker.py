@@ -26,6 +26,8 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask, ThreadedTaskDispatcher
 
+from .settings import Settings
+
 STOP_LINGER_SECONDS = 1.0  # a stopping worker still reads a request just sent on a kept-alive connection
 
 
@@ -94,7 +96,7 @@ class _Server(TcpWSGIServer):
 
 class WaitressWorker(Worker):
     read_seconds = 15.0
-    max_body_bytes = 4 * 1024 * 1024
+    max_body_bytes: int = Settings.model_fields["max_request_bytes"].default  # used as is by bench/bare_app.py
 
     @classmethod
     def check_config(cls, cfg, log) -> None:
@@ -141,7 +143,7 @@ class WaitressWorker(Worker):
             if time.monotonic() - beat >= 1.0:
                 # Once a second, not after every event: a system call here, just after a request
                 # was handed to a thread, made this loop queue for the GIL behind that thread
-                # (measured: one call at a time went from ~0.65 to ~1.1 ms on average).
+                # (slower one call at a time: measured in bench/README.md).
                 beat = time.monotonic()
                 self.notify()
                 if self.ppid != os.getppid():

@@ -66,7 +66,7 @@ def issue_cards(store, service_id: str, feedback: list[dict[str, Any]]) -> None:
     for entry in feedback:
         suggestions.setdefault(entry["card"], []).extend(s["id"] for s in entry.get("acceptedSuggestions", []))
     cards = [AuditCard(uuid=card, indicator="warning", suggestions=tuple(ids)) for card, ids in suggestions.items()]
-    store.record_assessment(
+    store.audit.record_assessment(
         AssessmentAudit(
             hook_instance=uuid.uuid4(),
             service_id=service_id,

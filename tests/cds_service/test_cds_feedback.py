@@ -9,7 +9,7 @@ import pytest
 import requests
 from cds_testkit import SELECT_SERVICE, SIGN_SERVICE, issue_cards, service_process, spec_example
 
-from cds_service.store import FeedbackStore
+from cds_service.store import Store
 
 TIMEOUT = 10
 EXAMPLES = ["feedback-suggestion-accepted.json", "feedback-overridden.json", "feedback-overridden-with-reason.json"]
@@ -39,8 +39,8 @@ def test_spec_feedback_example_is_accepted_and_stored_once(server, example):
         "refused": 0,
         "results": [{"card": body["feedback"][0]["card"], "status": "stored"}],
     }
-    assert server.runtime.store.count() == 1
-    [row] = server.runtime.store.entries()
+    assert server.runtime.store.feedback.count() == 1
+    [row] = server.runtime.store.feedback.entries()
     entry = body["feedback"][0]
     assert row["service_id"] == SELECT_SERVICE
     assert row["card_uuid"] == entry["card"]
@@ -50,7 +50,7 @@ def test_spec_feedback_example_is_accepted_and_stored_once(server, example):
 def test_spec_feedback_fields_are_kept(server):
     post(server.url, SIGN_SERVICE, spec_example("feedback-suggestion-accepted.json"))
     post(server.url, SIGN_SERVICE, spec_example("feedback-overridden-with-reason.json"))
-    accepted, overridden = server.runtime.store.entries()
+    accepted, overridden = server.runtime.store.feedback.entries()
     assert "e56e1945-20b3-4393-8503-a1a20fd73152" in accepted["accepted_suggestions"]
     assert overridden["override_code"] == "d7ecf885"
     assert overridden["override_system"] == "https://example.com/cds-hooks/override-reason-system"
@@ -61,8 +61,8 @@ def test_a_batch_stores_each_entry_once(server):
     entries = [spec_example(name)["feedback"][0] for name in EXAMPLES]
     response = post(server.url, SELECT_SERVICE, {"feedback": entries})
     assert response.status_code == 200, response.text
-    assert server.runtime.store.count() == len(entries)
-    assert sorted(r["card_uuid"] for r in server.runtime.store.entries()) == sorted(e["card"] for e in entries)
+    assert server.runtime.store.feedback.count() == len(entries)
+    assert sorted(r["card_uuid"] for r in server.runtime.store.feedback.entries()) == sorted(e["card"] for e in entries)
 
 
 def test_a_retried_post_is_not_counted_twice_and_says_so(server):
@@ -72,7 +72,7 @@ def test_a_retried_post_is_not_counted_twice_and_says_so(server):
     assert again.status_code == 200
     assert (again.json()["stored"], again.json()["duplicates"]) == (0, 1)
     assert again.json()["results"] == [{"card": body["feedback"][0]["card"], "status": "duplicate"}]
-    assert server.runtime.store.count() == 1
+    assert server.runtime.store.feedback.count() == 1
 
 
 @pytest.mark.parametrize(
@@ -94,29 +94,29 @@ def test_one_bad_entry_among_good_ones_is_400_and_nothing_is_stored(server, bad_
     assert response.status_code == 400, response.text
     fields = [d["field"] for d in response.json()["details"]]
     assert any(f.startswith(field) for f in fields), fields
-    assert server.runtime.store.count() == 0
+    assert server.runtime.store.feedback.count() == 0
 
 
 @pytest.mark.parametrize("body", [{}, {"feedback": []}, {"feedback": {}}, {"feedback": "x"}, [], {"card": "c"}])
 def test_feedback_body_without_a_feedback_array_is_400(server, body):
     response = post(server.url, SELECT_SERVICE, body)
     assert response.status_code == 400, response.text
-    assert server.runtime.store.count() == 0
+    assert server.runtime.store.feedback.count() == 0
 
 
 def test_feedback_for_an_unknown_service_is_404_and_not_stored(server):
     response = post(server.url, "no-such-service", spec_example("feedback-overridden.json"))
     assert response.status_code == 404
     assert response.json()["error"]
-    assert server.runtime.store.count() == 0
+    assert server.runtime.store.feedback.count() == 0
 
 
 def test_feedback_survives_a_restart_of_the_deployed_process(tmp_path):
     database_url = f"sqlite:///{tmp_path}/feedback.sqlite3"
     env = {"CDS_DATABASE_URL": database_url}
-    issuer = FeedbackStore(database_url)
+    issuer = Store(database_url)
     issue_cards(issuer, SELECT_SERVICE, EXAMPLE_ENTRIES)
-    issuer.engine.dispose()
+    issuer.database.engine.dispose()
     with service_process(env) as url:
         for name in EXAMPLES:
             assert post(url, SELECT_SERVICE, spec_example(name)).status_code == 200
@@ -124,11 +124,11 @@ def test_feedback_survives_a_restart_of_the_deployed_process(tmp_path):
         # The restarted service is up on the same file; a retry of an old entry is still a no-op.
         retried = post(url, SELECT_SERVICE, spec_example(EXAMPLES[0]))
         assert retried.status_code == 200 and retried.json()["duplicates"] == 1
-    store = FeedbackStore(database_url)
+    store = Store(database_url)
     try:
-        assert store.count() == len(EXAMPLES)
-        assert sorted(r["card_uuid"] for r in store.entries()) == sorted(
+        assert store.feedback.count() == len(EXAMPLES)
+        assert sorted(r["card_uuid"] for r in store.feedback.entries()) == sorted(
             spec_example(name)["feedback"][0]["card"] for name in EXAMPLES
         )
     finally:
-        store.engine.dispose()
+        store.database.engine.dispose()

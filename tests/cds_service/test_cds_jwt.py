@@ -28,7 +28,7 @@ from cds_testkit import (
     sorafenib_order,
     unsigned,
 )
-from postgres import postgres_cluster, postgres_url, unreachable_database  # noqa: F401  (session cluster, fresh databases)
+from postgres import unreachable_database
 
 TIMEOUT = 10
 
@@ -120,7 +120,7 @@ def test_feedback_requires_a_token_for_the_feedback_url(secured, jwks):
     token = sign(jwks.ec, claims(url))
     response = requests.post(url, json=feedback, headers=bearer(token), timeout=TIMEOUT)
     assert response.status_code == 200
-    assert secured.runtime.store.count() == 1
+    assert secured.runtime.store.feedback.count() == 1
 
 
 def test_allowlisted_jku_is_used_to_find_the_key(secured, jwks):
@@ -245,13 +245,13 @@ def test_replay_is_refused_by_another_process_sharing_the_database(live_server, 
 
 def test_without_the_replay_record_a_call_fails_closed_with_503(secured, jwks):
     store = secured.runtime.store
-    healthy = store.replay_engine
-    store.replay_engine = unreachable_database()
+    healthy = store.database.replay_engine
+    store.database.replay_engine = unreachable_database()
     token = sign(jwks.ec, claims(aud(secured)))
     try:
         response = call(secured, token)
     finally:
-        store.replay_engine = healthy
+        store.database.replay_engine = healthy
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "replay_store_unavailable"
     assert token not in response.text
@@ -329,6 +329,7 @@ def test_production_process_under_gunicorn_enforces_jwt(tmp_path, jwks):
         "CDS_JWT_ISSUERS": json.dumps({ISSUER: jwks.issuer_url}),
         "CDS_FHIR_SERVER_ALLOWLIST": json.dumps(["https://fhir.hospital.example/"]),
         "CDS_PUBLIC_BASE_URL": "https://cds.hospital.example",
+        "CDS_AUDIT_PATIENT_KEYS": '{"test-2026": "test-only-patient-key-of-at-least-32-bytes"}',
     }
     with service_process(env) as url:
         discovery = f"{url}/cds-services"

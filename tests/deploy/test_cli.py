@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from processes import ROOT, free_port
 
-from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore, head_revision
+from cds_service.store import AssessmentAudit, AuditCard, Store, head_revision
 
 
 def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
@@ -22,7 +22,7 @@ def cli(*args: str, database_url: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/feedback.sqlite3"
@@ -79,8 +79,8 @@ def test_serve_with_the_database_unreachable_says_so_in_one_line_without_the_pas
 
 
 def test_audit_report_prints_counts_timings_and_rates(database_url):
-    store = FeedbackStore(database_url)
-    store.record_assessment(
+    store = Store(database_url)
+    store.audit.record_assessment(
         AssessmentAudit(
             hook_instance=uuid.uuid4(),
             service_id="hcc-systemic-therapy-select",
@@ -130,9 +130,9 @@ def test_a_worker_app_starts_with_its_start_up_objects_frozen_out_of_the_collect
 
 
 def test_audit_report_takes_a_period_and_splits_by_model_version(database_url):
-    store = FeedbackStore(database_url)
+    store = Store(database_url)
     for day, version in ((5, "2025.1"), (15, "2026.1"), (25, "2026.1")):
-        store.record_assessment(
+        store.audit.record_assessment(
             AssessmentAudit(
                 hook_instance=uuid.uuid4(),
                 service_id="hcc-systemic-therapy-select",

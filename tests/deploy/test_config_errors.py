@@ -3,6 +3,7 @@ one line per problem naming its ``CDS_…`` variable, no traceback, no secret ec
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,6 +54,7 @@ def production(**env: str) -> dict[str, str]:
         "CDS_PUBLIC_BASE_URL": "https://cds.example.org",
         "CDS_FHIR_SERVER_ALLOWLIST": '["https://fhir.example.org/r4"]',
         "CDS_JWT_ISSUERS": '{"https://ehr.example.org": "https://ehr.example.org/jwks.json"}',
+        "CDS_AUDIT_PATIENT_KEYS": '{"test-2026": "test-only-patient-key-of-at-least-32-bytes"}',
         **env,
     }
 
@@ -112,3 +114,13 @@ def test_other_commands_refuse_a_bad_configuration_too(tmp_path):
     assert_refused(
         serve(tmp_path, "migrate", **production(CDS_FHIR_SERVER_ALLOWLIST="[]")), "CDS_FHIR_SERVER_ALLOWLIST"
     )
+
+
+def test_production_needs_an_audit_patient_key_of_32_bytes_and_never_echoes_it(tmp_path):
+    assert_refused(
+        serve(tmp_path, **production(CDS_AUDIT_PATIENT_KEYS="{}")), "production needs CDS_AUDIT_PATIENT_KEYS"
+    )
+    short = "short-patient-key-secret"
+    result = serve(tmp_path, **production(CDS_AUDIT_PATIENT_KEYS=json.dumps({"2026-01": short})))
+    assert_refused(result, "CDS_AUDIT_PATIENT_KEYS: the secret of key id '2026-01' is shorter than 32 bytes")
+    assert short not in result.stdout + result.stderr

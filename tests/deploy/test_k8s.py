@@ -44,7 +44,13 @@ def test_probes_resources_and_security():
 
 def test_secrets_are_referenced_not_inlined():
     env = {e["name"]: e for e in CONTAINER["env"]}
-    secret_names = {"CDS_DATABASE_URL", "CDS_JWT_ISSUERS", "CDS_JWT_JKU_ALLOWLIST", "CDS_SMART_SESSION_SECRET"}
+    secret_names = {
+        "CDS_DATABASE_URL",
+        "CDS_JWT_ISSUERS",
+        "CDS_JWT_JKU_ALLOWLIST",
+        "CDS_SMART_SESSION_SECRET",
+        "CDS_AUDIT_PATIENT_KEYS",
+    }
     for name in secret_names:
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "hcc-cds-secrets", "key": name}
     assert set(DOCS["Secret/hcc-cds-secrets"]["stringData"]) == secret_names

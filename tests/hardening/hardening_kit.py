@@ -27,7 +27,7 @@ from fhir_factory import (  # noqa: E402
 from processes import ServiceProcess, free_port, serving  # noqa: E402
 
 from cds_service.services import prefetch_templates  # noqa: E402
-from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore  # noqa: E402
+from cds_service.store import AssessmentAudit, AuditCard, Store  # noqa: E402
 from fhir_mappers.terminology import load_terminology  # noqa: E402
 
 SELECT = "hcc-systemic-therapy-select"
@@ -76,9 +76,9 @@ def irrelevant_call() -> dict:
 def issue_cards(database_url: str, service_id: str, cards: list[str]) -> None:
     """Audit, before the service starts, an assessment by ``service_id`` that issued ``cards``:
     feedback is stored only on cards the service issued (``feedback_body``'s need no suggestion)."""
-    store = FeedbackStore(database_url)
+    store = Store(database_url)
     try:
-        store.record_assessment(
+        store.audit.record_assessment(
             AssessmentAudit(
                 hook_instance=uuid.uuid4(),
                 service_id=service_id,
@@ -89,8 +89,7 @@ def issue_cards(database_url: str, service_id: str, cards: list[str]) -> None:
             )
         )
     finally:
-        store.engine.dispose()
-        store.replay_engine.dispose()
+        store.database.dispose()
 
 
 def feedback_body(card: str) -> dict:

@@ -24,7 +24,7 @@ LATER = "2026-11-20T10:05:00Z"
 
 def issue(server, *cards: str, service_id: str = SELECT, suggestions: tuple[str, ...] = ("sugg-1",)) -> None:
     """Audit an assessment by ``service_id`` that issued ``cards``, each with ``suggestions``."""
-    server.runtime.store.record_assessment(
+    server.runtime.store.audit.record_assessment(
         AssessmentAudit(
             hook_instance=uuid.uuid4(),
             service_id=service_id,
@@ -70,7 +70,7 @@ def server(live_server):
 
 
 def stored(server) -> list[tuple[str, str]]:
-    return [(row["card_uuid"], row["outcome"]) for row in server.runtime.store.entries()]
+    return [(row["card_uuid"], row["outcome"]) for row in server.runtime.store.feedback.entries()]
 
 
 # -- the body, as CDS Hooks 2.0 §Feedback says ------------------------------------------------------
@@ -232,7 +232,7 @@ def test_an_exact_replay_is_200_with_nothing_stored_and_says_so(server):
     assert (body["stored"], body["duplicates"], body["refused"]) == (0, 1, 0)
     assert body["results"] == [{"card": "card-1", "status": "duplicate"}]
     assert stored(server) == [("card-1", "overridden")]
-    report = server.runtime.store.audit_report()
+    report = server.runtime.store.reports.audit_report()
     assert [(r.shown, r.overridden) for r in report.card_feedback] == [(2, 1)]  # two cards issued, one overridden
 
 
@@ -251,7 +251,7 @@ def test_the_same_entry_with_another_override_reason_is_409_not_a_duplicate(serv
     response = post(server, overridden("card-1", comment="not applicable"))
     assert response.status_code == 409, response.text
     assert response.json()["results"][0]["error"] == "feedback_conflict"
-    [row] = server.runtime.store.entries()
+    [row] = server.runtime.store.feedback.entries()
     assert row["user_comment"] == "patient preference"
 
 
@@ -263,7 +263,7 @@ def test_the_same_outcome_reported_again_later_is_stored(server):
     assert post(server, accepted("card-3")).status_code == 200
     assert post(server, accepted("card-3", at=LATER, suggestion="sugg-2")).status_code == 200
     assert stored(server) == [("card-3", "accepted"), ("card-3", "accepted")]
-    rates = server.runtime.store.audit_report().card_feedback
+    rates = server.runtime.store.reports.audit_report().card_feedback
     assert sum(r.accepted for r in rates) == 1
 
 

@@ -18,6 +18,7 @@ PRODUCTION = {
     "fhir_server_allowlist": ["https://fhir.hospital.example.org/r4"],
     "public_base_url": "https://cds.hospital.example.org",
     "database_url": "sqlite://",
+    "audit_patient_keys": {"test-2026": "test-only-patient-key-of-at-least-32-bytes"},
 }
 
 

@@ -25,6 +25,8 @@ from hardening_kit import SELECT, gunicorn_service, sorafenib_call, sorafenib_ca
 from json_server import JsonServer, es384_jwks
 from slow_clients import SlowClients
 
+pytestmark = pytest.mark.slow  # each test waits out drips and deadlines on purpose
+
 SLOW_CONNECTIONS = 64  # half drip header lines, half a declared body
 DRIP_EVERY = 2.0
 PROMPT = 5.0  # generous: a liveness bound, not a speed target
@@ -66,6 +68,7 @@ def production_service(tmp_path):
         "CDS_FHIR_SERVER_ALLOWLIST": '["https://fhir.hospital.example.org/r4"]',
         "CDS_JWT_ISSUERS": json.dumps({ISSUER: issuer.jwks_url}),
         "CDS_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "CDS_AUDIT_PATIENT_KEYS": '{"test-2026": "test-only-patient-key-of-at-least-32-bytes"}',
         "CDS_REQUEST_READ_SECONDS": str(READ_DEADLINE),
         "CDS_LOG_LEVEL": "WARNING",
     }
