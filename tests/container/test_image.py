@@ -215,3 +215,11 @@ def test_image_size_and_sbom(image):
     locked = {name: version for name, (version, _) in pins(ROOT / "requirements.lock").items()}
     assert components == locked, "the image's packages differ from requirements.lock"
     assert all(c.get("purl", "").startswith("pkg:pypi/") for c in sbom["components"])
+
+
+def test_the_image_holds_neither_the_sandbox_nor_the_training_stack(image):
+    """The sandbox's authorization server has a fixed password, and serving needs no fitters."""
+    modules = ("cds_sandbox", "sklearn", "lifelines", "matplotlib")
+    probe = f"import importlib.util as u; print([m for m in {modules!r} if u.find_spec(m)])"
+    found = podman("run", "--rm", "--entrypoint", "/opt/hcc-cds/bin/python", image, "-c", probe).stdout.strip()
+    assert found == "[]"
