@@ -14,7 +14,8 @@ One row per patient in the cohort column format (README "Cohort columns"), built
 - second-line PFS: next progression after the second-line start, or death; second-line OS:
   death; both censored at last contact.
 
-Patients for whom any of this cannot be decided are left out, with the reason counted and
+The outcome rules (last contact, death, second line) are models.outcomes', shared with
+post-deployment monitoring. Patients for whom any of this cannot be decided are left out, with the reason counted and
 reported; `TrainingDataError` if nobody is left.
 """
 
@@ -24,30 +25,23 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from models import outcomes
 from models.training import TrainingDataError
 
-SECOND_LINE_COMBINATION_DAYS = 30
-DAYS_PER_MONTH = 365.25 / 12
-DATE_ELEMENTS = (
-    "authoredOn",
-    "recordedDate",
-    "onsetDateTime",
-    "abatementDateTime",
-    "performedDateTime",
-    "issued",
-    "effectiveDateTime",
-    "occurrenceDateTime",
-    "date",
-)
-PERIOD_ELEMENTS = ("effectivePeriod", "performedPeriod", "period", "dispenseRequest")
+if TYPE_CHECKING:
+    from fhir_mappers.terminology import Terminology
+    from models._progress import Progress
+
+# One FHIR resource as JSON, as the Bulk Data export holds it.
+Resource = dict[str, Any]
 
 
-def read_ndjson(path: str | Path) -> list[dict]:
+def read_ndjson(path: str | Path) -> list[Resource]:
     """All resources of an export: a directory of *.ndjson files, or one file."""
     path = Path(path)
     if path.is_dir():
@@ -78,20 +72,22 @@ def read_ndjson(path: str | Path) -> list[dict]:
     return resources
 
 
-def _patient_key(resource: dict) -> str | None:
+def _patient_key(resource: Resource) -> str | None:
     if resource.get("resourceType") == "Patient":
-        return resource.get("id")
+        patient_id = resource.get("id")
+        return patient_id if isinstance(patient_id, str) else None
     for element in ("subject", "patient", "beneficiary"):
         ref = resource.get(element)
-        if isinstance(ref, dict) and isinstance(ref.get("reference"), str) and ref["reference"].startswith("Patient/"):
-            return ref["reference"].split("/", 1)[1]
+        reference = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            return reference.split("/", 1)[1]
     return None
 
 
-def group_by_patient(resources: Iterable[dict]) -> dict[str, list[dict]]:
+def group_by_patient(resources: Iterable[Resource]) -> dict[str, list[Resource]]:
     """Resources per patient id; Medication resources (referenced, not patient-owned) go to all."""
-    grouped: dict[str, list[dict]] = {}
-    shared: list[dict] = []
+    grouped: dict[str, list[Resource]] = {}
+    shared: list[Resource] = []
     for resource in resources:
         key = _patient_key(resource)
         if key is None:
@@ -102,97 +98,49 @@ def group_by_patient(resources: Iterable[dict]) -> dict[str, list[dict]]:
     return {key: items + shared for key, items in grouped.items()}
 
 
-def _resource_dates(resource: dict) -> list[date]:
-    from fhir_mappers.fhirdates import parse_fhir_date
-
-    found = []
-    for element in DATE_ELEMENTS:
-        parsed = parse_fhir_date(resource.get(element))
-        if parsed is not None:
-            found.append(parsed.earliest)
-    for element in PERIOD_ELEMENTS:
-        period = resource.get(element)
-        if element == "dispenseRequest" and isinstance(period, dict):
-            period = period.get("validityPeriod")
-        if isinstance(period, dict):
-            for bound in ("start", "end"):
-                parsed = parse_fhir_date(period.get(bound))
-                if parsed is not None:
-                    found.append(parsed.earliest)
-    return found
-
-
-def _months(start: date, end: date) -> float:
-    return round((end - start).days / DAYS_PER_MONTH, 2)
-
-
-def patient_row(patient_id: str, resources: list[dict], terminology) -> tuple[dict | None, str | None]:
+def patient_row(
+    patient_id: str, resources: list[Resource], terminology: Terminology
+) -> tuple[dict[str, Any] | None, str | None]:
     """(row, None) or (None, reason the patient is left out)."""
-    from fhir_mappers.fhirdates import parse_fhir_date
-    from fhir_mappers.patient import map_patient_features, map_treatment_history
+    from fhir_mappers.patient import PatientRecord, map_patient_features, map_treatment_history
 
-    history = map_treatment_history(resources, terminology=terminology)
+    record = PatientRecord(resources, terminology)  # indexed once for the history and the features
+    history = map_treatment_history(record, terminology=terminology)
     resistance = history.resistance_type.value
     start = history.sorafenib_start.value
     if resistance is None or start is None:
         missing = history.resistance_type.missing or history.sorafenib_start.missing
         return None, f"resistance type unknown ({getattr(missing, 'value', missing)})"
-    features = map_patient_features(resources, as_of=start, terminology=terminology)
-    row: dict = {"patient_id": patient_id, "resistance": resistance}
+    features = map_patient_features(record, as_of=start, terminology=terminology)
+    row: dict[str, Any] = {"patient_id": patient_id, "resistance": resistance}
     for name in ("afp_over_400", "alt_over_40", "tumour_size_over_5cm", "multiple_tumours"):
         feature = getattr(features, name)
         if feature.value is None:
             return None, f"{name} unknown at sorafenib start ({getattr(feature.missing, 'value', feature.missing)})"
         row[name] = int(feature.value)
 
-    patient = next((r for r in resources if r.get("resourceType") == "Patient"), {})
-    death = parse_fhir_date(patient.get("deceasedDateTime"))
-    death_date = death.earliest if death is not None else None
-    dates = [d for r in resources for d in _resource_dates(r)]
-    last_contact = max([d for d in dates if d >= start] + [start])
-    end = death_date if death_date is not None else last_contact
+    death = outcomes.death_date(resources)
+    contact = outcomes.last_contact(resources, start)
+    end = death if death is not None else contact
     if end < start:
         return None, "death recorded before the sorafenib start"
-    row["os_months"] = _months(start, end)
-    row["os_event"] = int(death_date is not None)
-
-    first_progression = history.first_progression_after_sorafenib.value
+    row["os_months"] = outcomes.months_between(start, end)
+    row["os_event"] = int(death is not None)
+    second = outcomes.second_line(history, death, contact)
     row.update(
         {
-            "second_line_regimen": "",
-            "sl_pfs_months": None,
-            "sl_pfs_event": None,
-            "sl_os_months": None,
-            "sl_os_event": None,
+            "second_line_regimen": second.regimen if second else "",
+            "sl_pfs_months": second.pfs_months if second else None,
+            "sl_pfs_event": int(second.pfs_event) if second else None,
+            "sl_os_months": second.os_months if second else None,
+            "sl_os_event": int(second.os_event) if second else None,
         }
     )
-    if first_progression is None:
-        return row, None
-    tki = [
-        e.start
-        for e in history.other_tki_exposures + history.sorafenib_exposures
-        if e.start is not None and e.start >= first_progression
-    ]
-    pd1 = [e.start for e in history.pd1_exposures if e.start is not None and e.start >= first_progression]
-    candidates = sorted(tki + pd1)
-    if not candidates:
-        return row, None
-    sl_start = candidates[0]
-    window = [d for d in pd1 if 0 <= (d - sl_start).days <= SECOND_LINE_COMBINATION_DAYS]
-    row["second_line_regimen"] = "tki_pd1" if window else "tki"
-    later = [p.date for p in history.progressions if p.date > sl_start]
-    sl_end = death_date if death_date is not None else last_contact
-    progression = min(later) if later else None
-    if progression is not None and (death_date is None or progression <= death_date):
-        row["sl_pfs_months"], row["sl_pfs_event"] = _months(sl_start, progression), 1
-    else:
-        row["sl_pfs_months"], row["sl_pfs_event"] = _months(sl_start, sl_end), int(death_date is not None)
-    row["sl_os_months"], row["sl_os_event"] = _months(sl_start, sl_end), int(death_date is not None)
     return row, None
 
 
 def cohort_from_bulk_export(
-    path: str | Path, terminology_path: str | Path | None = None, progress=None
+    path: str | Path, terminology_path: str | Path | None = None, progress: Progress | None = None
 ) -> pd.DataFrame:
     """The training table for an export; reasons for left-out patients go to stderr."""
     from fhir_mappers.errors import MappingError
@@ -206,7 +154,8 @@ def cohort_from_bulk_export(
     patients = [pid for pid in sorted(by_patient) if any(r.get("resourceType") == "Patient" for r in by_patient[pid])]
     if not patients:
         raise TrainingDataError(f"{path}: no Patient resources in the export")
-    rows, reasons = [], Counter()
+    rows: list[dict[str, Any]] = []
+    reasons: Counter[str | None] = Counter()
     iterator = progress(patients, "mapping patients") if progress else patients
     for pid in iterator:
         row, reason = patient_row(pid, by_patient[pid], terminology)

@@ -1,4 +1,5 @@
-"""Write a cohort table as a synthetic FHIR Bulk Data export (NDJSON), for import tests."""
+"""Write a cohort table as a synthetic FHIR Bulk Data export (NDJSON) or as one patient's resources:
+the import tests (tests/models) and the monitoring tests (tests/monitor) seed FHIR with it."""
 
 from __future__ import annotations
 
