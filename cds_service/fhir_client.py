@@ -116,13 +116,13 @@ class FhirClient:
         if first.get("resourceType") != "Bundle":
             return first
         # Follow paging only while budget remains, and only on the same server.
-        entries = _entries(first)
-        next_url = _next_link(first)
+        entries = bundle_entries(first)
+        next_url = next_page(first, base)
         pages = 1
-        while next_url and pages < self.max_pages and _same_origin(next_url, base):
+        while next_url and pages < self.max_pages:
             page = self.get_fhir(next_url, token, deadline, policy)
-            entries.extend(_entries(page))
-            next_url = _next_link(page)
+            entries.extend(bundle_entries(page))
+            next_url = next_page(page, base)
             pages += 1
         return {**first, "entry": entries}
 
@@ -228,16 +228,18 @@ def _gunzip(body: bytes, max_bytes: int) -> bytes:
     return data
 
 
-def _entries(bundle: dict) -> list:
+def bundle_entries(bundle: dict) -> list:
+    """A searchset's entries; a missing or malformed ``entry`` is none."""
     entries = bundle.get("entry")
     return list(entries) if isinstance(entries, list) else []
 
 
-def _next_link(bundle: dict) -> str | None:
+def next_page(bundle: dict, base: str) -> str | None:
+    """The searchset's ``next`` link, only while it stays on ``base``'s server (scheme, host, port)."""
     links = bundle.get("link")
     for link in links if isinstance(links, list) else []:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return link["url"] or None
+            return link["url"] if link["url"] and _same_origin(link["url"], base) else None
     return None
 
 

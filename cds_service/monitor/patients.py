@@ -27,7 +27,7 @@ from hcc_evidence import load_evidence
 from hcc_evidence.errors import HccCdsError
 from models import outcomes
 
-from ..fhir_client import FetchError, FhirClient, _entries, _next_link, _same_origin
+from ..fhir_client import FetchError, FhirClient, bundle_entries, next_page
 from ..patient_key import PatientKeyer
 from ..prefetch import render
 from ..services import prefetch_templates
@@ -60,12 +60,11 @@ def candidates_from_server(client: FhirClient, base: str, token: str | None, pol
             page = client.get_fhir(url, token, time.monotonic() + READ_SECONDS, policy)
         except FetchError as exc:
             raise MonitorReadError(f"the Patient search failed: {exc.reason}") from None
-        for entry in _entries(page):
+        for entry in bundle_entries(page):
             resource = entry.get("resource") if isinstance(entry, dict) else None
             if isinstance(resource, dict) and isinstance(resource.get("id"), str):
                 yield resource["id"]
-        next_url = _next_link(page)
-        url = next_url if next_url and _same_origin(next_url, base) else None
+        url = next_page(page, base)
 
 
 def match_digests(
