@@ -19,6 +19,9 @@ from bulk_export import TERMINOLOGY
 from population import draw, run_through_service
 from prometheus_client.parser import text_string_to_metric_families
 
+sys.path.insert(0, str(Path(__file__).parents[1] / "deploy"))
+from test_monitoring import MONITOR_JOB_PREFIX, rule_expressions, used
+
 MIN_PATIENTS = 20  # each population is small; the alert's minimum is lowered to match
 pytestmark = pytest.mark.timeout(900)  # 60 simulated patients through the service, then the job
 
@@ -124,6 +127,9 @@ def test_a_shifted_population_trips_calibration_and_drift_alerts(
         assert samples[("cds_monitor_alert", "resistance_calibration_intercept")] == 1
         assert samples[("cds_monitor_figure", "resistance_calibration_intercept")] == pytest.approx(intercept)
         assert samples[("cds_monitor_alerts_tripped", None)] == len(tripped)
+        written = {name for name, _ in samples}
+        ruled = set(used(rule_expressions()))
+        assert {name for name in ruled if name.startswith(MONITOR_JOB_PREFIX)} <= written
 
 
 def test_digests_from_another_key_match_nobody(live_server, stack, terminology, tmp_path):
