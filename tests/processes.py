@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from cds_sandbox.stack import stop_process as stop
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,16 +27,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def stop(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @dataclass

@@ -6,9 +6,12 @@ Never a downloaded browser: ``executable_path``. Fails loudly (never skips) when
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -58,15 +61,22 @@ def browser():
             _Chromium.playwright.stop()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="en-GB")
+@contextmanager
+def browser_page(browser, locale: str) -> Iterator[Page]:
+    """A page in a fresh browser context with the given language (navigator.language, Accept-Language)."""
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale=locale)
     page = context.new_page()
     page.set_default_timeout(20_000)
     try:
         yield page
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser):
+    with browser_page(browser, "en-GB") as page:
+        yield page
 
 
 @pytest.fixture(scope="session")

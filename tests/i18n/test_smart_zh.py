@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-from e2e.browser import artifacts, browser  # noqa: F401  (fixtures)
+from e2e.browser import artifacts, browser, browser_page  # noqa: F401  (fixtures)
 from e2e.conftest import FIRST_LINE, SECOND_LINE, stack  # noqa: F401  (fixture)
 
 from cds_sandbox.patients import own_patients
@@ -64,13 +64,8 @@ def cjk_fonts():
 
 @pytest.fixture
 def zh_page(browser):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="zh-CN")
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    try:
+    with browser_page(browser, "zh-CN") as page:
         yield page
-    finally:
-        context.close()
 
 
 def launch(stack, page, patient: str) -> None:  # noqa: F811
