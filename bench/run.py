@@ -4,6 +4,8 @@
     .venv/bin/python bench/run.py        # ~9 minutes; prints the figures
     .venv/bin/python bench/run.py --rounds 1 --log-levels WARNING --skip-training --skip-jwt   # quicker
     .venv/bin/python bench/run.py --only-slow-clients    # the fast path with and without slow clients
+    .venv/bin/python bench/run.py --only long-history    # 30 to 10,000 prefetched resources (bench/long_history.py)
+    .venv/bin/python bench/run.py --only-startup         # cold start, RSS per worker and its drift (startup.py)
 
 Load comes from wrk on loopback, bounded by time (``--duration`` per run after a warm-up) and by
 the number of open connections: throughput at saturation (``--connections``, alternated with the
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -110,6 +112,8 @@ class Measured:
     def verdict(self) -> str:
         if self.target_ratio is None:
             return ""
+        if self.target_p99 is None:
+            return f"{'met' if self.ratio >= self.target_ratio else 'MISSED'} (≥ {self.target_ratio}×)"
         ok = self.ratio >= self.target_ratio and self.paced.p99_ms <= self.target_p99
         return f"{'met' if ok else 'MISSED'} (≥ {self.target_ratio}×, p99 ≤ {self.target_p99:g} ms)"
 
@@ -217,7 +221,7 @@ def workers(master_pid: int) -> list[str]:
     return subprocess.run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
 
 
-def cpu_seconds(pids: list[str]) -> float:
+def cpu_seconds(pids: Sequence[str]) -> float:
     """User + system CPU of these processes so far (/proc/<pid>/stat fields 14 and 15)."""
     total = 0
     for pid in pids:
@@ -230,7 +234,7 @@ def worker_rss_mib(master_pid: int) -> list[float]:
     sizes = []
     for pid in workers(master_pid):
         status = Path(f"/proc/{pid}/status").read_text()
-        kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+        kib = int(_found(r"VmRSS:\s+(\d+)", status))
         sizes.append(kib / 1024)
     return sizes
 
@@ -277,7 +281,7 @@ def wrk(
     args,
     workdir: Path,
     connections: int,
-    pids: list[str] = (),
+    pids: Sequence[str] = (),
     tokens: Callable[[int], Path] | None = None,
 ) -> LoadResult:
     """One bounded wrk run (after a warm-up); ``tokens(seconds)`` writes the bearer tokens for a run."""
@@ -295,13 +299,13 @@ def wrk(
         [*base, "--latency", f"-d{args.duration}s", url], env=env, capture_output=True, text=True, check=True
     ).stdout
     cpu = cpu_seconds(pids) - cpu_before
-    requests_done = int(re.search(r"(\d+) requests in", out).group(1))
+    requests_done = int(_found(r"(\d+) requests in", out))
     return LoadResult(
         name=name,
         requests=requests_done,
-        rps=float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        p50_ms=_ms(re.search(r"50%\s+([\d.]+\w+)", out).group(1)),
-        p99_ms=_ms(re.search(r"99%\s+([\d.]+\w+)", out).group(1)),
+        rps=float(_found(r"Requests/sec:\s+([\d.]+)", out)),
+        p50_ms=_ms(_found(r"50%\s+([\d.]+\w+)", out)),
+        p99_ms=_ms(_found(r"99%\s+([\d.]+\w+)", out)),
         errors=sum(
             int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|connect|read|write|timeout)[: ]+(\d+)", out)
         ),
@@ -310,8 +314,16 @@ def wrk(
     )
 
 
+def _found(pattern: str, text: str) -> str:
+    """The first group of `pattern` in `text` (wrk's report, /proc status), or a clear error."""
+    match = re.search(pattern, text)
+    if match is None:
+        raise RuntimeError(f"{pattern!r} not found in: {text[-500:]}")
+    return match.group(1)
+
+
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()
+    value, unit = _found(r"^([\d.]+)", text), _found(r"^[\d.]+(\w+)$", text)
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
@@ -322,7 +334,7 @@ BENCH_CARDS_PER_THREAD = 50_000
 
 
 def issue_bench_cards(workdir: Path, label: str, threads: int) -> None:
-    from cds_service.store import AssessmentAudit, AuditCard, FeedbackStore
+    from cds_service.store import AssessmentAudit, AuditCard, Store
 
     head = scenarios.HOOK_INSTANCE.rsplit("-", 2)[0]
     cards = [AuditCard(uuid=scenarios.HOOK_INSTANCE, indicator="warning")] + [
@@ -330,10 +342,10 @@ def issue_bench_cards(workdir: Path, label: str, threads: int) -> None:
         for thread in range(threads)
         for counter in range(1, BENCH_CARDS_PER_THREAD + 1)
     ]
-    store = FeedbackStore(f"sqlite:///{workdir}/feedback-{label}.sqlite3")
+    store = Store(f"sqlite:///{workdir}/feedback-{label}.sqlite3")
     try:
         for start in range(0, len(cards), 2_000):  # one statement per assessment: SQLite caps its parameters
-            store.record_assessment(
+            store.audit.record_assessment(
                 AssessmentAudit(
                     hook_instance=uuid.uuid4(),
                     service_id=scenarios.SELECT_SERVICE,
@@ -344,8 +356,7 @@ def issue_bench_cards(workdir: Path, label: str, threads: int) -> None:
                 )
             )
     finally:
-        store.engine.dispose()
-        store.replay_engine.dispose()
+        store.database.dispose()
 
 
 def check_answers(url: str) -> None:
@@ -651,6 +662,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only-slow-clients", action="store_true", help="only the fast path with and without 64 slow clients open"
     )
+    parser.add_argument(
+        "--only-startup", action="store_true", help="only bench/startup.py: cold start, RSS per worker and its drift"
+    )
+    parser.add_argument(
+        "--only", choices=["long-history"], help="long-history: first line with 30 to 10,000 prefetched resources"
+    )
+    parser.add_argument("--profile", action="store_true", help="long-history: py-spy of a worker at 3,000 and 10,000")
+    parser.add_argument(
+        "--gc-freeze-off", action="store_true", help="long-history: also measure without gc.freeze() after start-up"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk not found: run bench/setup.sh", file=sys.stderr)
@@ -676,6 +697,14 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.latency_connections} connections.\n"
     )
 
+    if args.only_startup:
+        import startup  # bench/startup.py, which takes its helpers from this module
+
+        return startup.main([])
+    if args.only == "long-history":
+        import long_history
+
+        return long_history.main(args)
     if args.only_slow_clients:
         with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp:
             slow_client_rows(args, Path(tmp))

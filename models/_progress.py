@@ -6,14 +6,22 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
 
+class Progress(Protocol):
+    """What the training functions take as ``progress=``: `progress` below, or None for silence."""
+
+    def __call__(self, iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]: ...
+
+
 def progress(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterator[T]:
-    items = list(iterable) if total is None else iterable
-    total = len(items) if total is None else total  # type: ignore[arg-type]
+    items = iterable
+    if total is None:  # counted up front, so the line can say "i/total"
+        items = list(iterable)
+        total = len(items)
     step = max(1, total // 20)
     start = time.perf_counter()
     for i, item in enumerate(items, 1):

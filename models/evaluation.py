@@ -22,6 +22,7 @@ happened. This is what `python -m models report --artifact ... --data ...` shows
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -51,7 +52,8 @@ class Estimate:
 
 
 def _expit(v: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-v))
+    probability: np.ndarray = 1.0 / (1.0 + np.exp(-v))
+    return probability
 
 
 def _percentile_ci(values: list[float]) -> tuple[float | None, float | None]:
@@ -77,7 +79,7 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
 
 def evaluate_resistance(
     artifact: BundleArtifact, cohort: pd.DataFrame, n_boot: int = EVALUATION_RESAMPLES, seed: int = EVALUATION_SEED
-) -> dict:
+) -> dict[str, Any]:
     art = artifact.resistance
     X = cohort[list(art.features)].to_numpy(dtype=float)
     y = (cohort["resistance"] == "primary").to_numpy(dtype=int)
@@ -174,7 +176,7 @@ def _cox_slope(durations: np.ndarray, events: np.ndarray, lp: np.ndarray) -> Est
 
 def evaluate_cox(
     art: CoxArtifact, sl: pd.DataFrame, n_boot: int = EVALUATION_RESAMPLES, seed: int = EVALUATION_SEED
-) -> dict:
+) -> dict[str, Any]:
     endpoint = art.endpoint
     T = sl[f"sl_{endpoint}_months"].to_numpy(dtype=float)
     E = sl[f"sl_{endpoint}_event"].to_numpy(dtype=int)
@@ -203,7 +205,7 @@ def evaluate_cox(
         o_e = Estimate(None)
 
     km_t, km_s = _km(T, E)
-    at = []
+    at: list[dict[str, Any]] = []
     for t in HORIZONS_MONTHS:
         if t > horizon:
             at.append({"months": t, "reached": False})
@@ -240,7 +242,7 @@ def evaluate_cox(
     }
 
 
-def evaluate_artifact(artifact: BundleArtifact, cohort: pd.DataFrame) -> dict:
+def evaluate_artifact(artifact: BundleArtifact, cohort: pd.DataFrame) -> dict[str, Any]:
     """Both models of `artifact` on a validated cohort table (`validate_training_frame`)."""
     sl = second_line_frame(cohort)
     return {

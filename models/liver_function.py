@@ -15,6 +15,7 @@ grade 1 <= -2.60 < grade 2 <= -1.39 < grade 3. Shown for information; no rule us
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel
@@ -105,7 +106,12 @@ def _falling(value: float, bounds: tuple[float, float]) -> int:
     return 1 if value > bounds[0] else 2 if value >= bounds[1] else 3
 
 
-def _lab_item(name: str, feature: Feature, score, bounds) -> ChildPughItem:
+def _lab_item(
+    name: str,
+    feature: Feature[LabValue],
+    score: Callable[[float, tuple[float, float]], int],
+    bounds: tuple[float, float],
+) -> ChildPughItem:
     if feature.value is None:
         return ChildPughItem(name=name, low=1, high=3, basis=f"unknown ({feature.note or 'not found'})")
     lab: LabValue = feature.value

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
@@ -91,7 +93,8 @@ def draw_progression_times(rng: np.random.Generator, is_primary: np.ndarray, evi
     max_exams = int(exams.max())
     intervals = rng.uniform(lo, hi, (n, max_exams))
     upto = np.arange(max_exams)[None, :] < exams[:, None]
-    return np.sum(intervals * upto, axis=1)
+    months: np.ndarray = np.sum(intervals * upto, axis=1)
+    return months
 
 
 def _progression_quantiles(evidence: Evidence, m: int = 20000) -> tuple[np.ndarray, np.ndarray]:
@@ -165,7 +168,7 @@ def afp_alt_joint_counts(evidence: Evidence) -> dict[str, int]:
     t1 = evidence.table1_counts
     n = {"primary": evidence.cohort.n_primary, "secondary": evidence.cohort.n_secondary}
     a = {g: t1["afp_over_400"][i] for i, g in enumerate(RESISTANCE_GROUPS)}
-    l = {g: t1["alt_over_40"][i] for i, g in enumerate(RESISTANCE_GROUPS)}
+    alt = {g: t1["alt_over_40"][i] for i, g in enumerate(RESISTANCE_GROUPS)}
     target = np.log(
         [
             evidence.resistance_model_multivariable["afp_over_400"].ratio,
@@ -174,13 +177,14 @@ def afp_alt_joint_counts(evidence: Evidence) -> dict[str, int]:
     )
 
     def cells_for(g: str, k: int) -> np.ndarray:
-        return np.array([[n[g] - a[g] - l[g] + k, l[g] - k], [a[g] - k, k]], dtype=float)
+        return np.array([[n[g] - a[g] - alt[g] + k, alt[g] - k], [a[g] - k, k]], dtype=float)
 
     def k_range(g: str) -> range:
-        return range(max(0, a[g] + l[g] - n[g]), min(a[g], l[g]) + 1)
+        return range(max(0, a[g] + alt[g] - n[g]), min(a[g], alt[g]) + 1)
 
     def association(c: np.ndarray) -> np.ndarray:
-        return np.log(c[..., 1, 1] * c[..., 0, 0] / (c[..., 0, 1] * c[..., 1, 0]))
+        log_or: np.ndarray = np.log(c[..., 1, 1] * c[..., 0, 0] / (c[..., 0, 1] * c[..., 1, 0]))
+        return log_or
 
     pairs = np.array([(kp, ks) for kp in k_range("primary") for ks in k_range("secondary")])
     cp = np.stack([cells_for("primary", kp) for kp in pairs[:, 0]])
@@ -193,9 +197,7 @@ def afp_alt_joint_counts(evidence: Evidence) -> dict[str, int]:
     # interaction" of a logistic model without an interaction term) picks one of them.
     dist = np.sum((log_or - target) ** 2, axis=1) + 1e-3 * (association(cp) - association(cs)) ** 2
     i = int(np.argmin(dist))
-    best = (float(dist[i]), int(pairs[i, 0]), int(pairs[i, 1]))
-    assert best is not None
-    return {"primary": best[1], "secondary": best[2]}
+    return {"primary": int(pairs[i, 0]), "secondary": int(pairs[i, 1])}
 
 
 def _fixed_count_column(rng: np.random.Generator, n: int, count: int) -> np.ndarray:
@@ -215,9 +217,9 @@ def _baseline_features(rng: np.random.Generator, evidence: Evidence) -> pd.DataF
                 continue
             cols[feature] = _fixed_count_column(rng, n, evidence.table1_counts[feature][gi])
         a = evidence.table1_counts["afp_over_400"][gi]
-        l = evidence.table1_counts["alt_over_40"][gi]
+        alt = evidence.table1_counts["alt_over_40"][gi]
         k = overlap[group]
-        pairs = [(1, 1)] * k + [(1, 0)] * (a - k) + [(0, 1)] * (l - k)
+        pairs = [(1, 1)] * k + [(1, 0)] * (a - k) + [(0, 1)] * (alt - k)
         pairs += [(0, 0)] * (n - len(pairs))
         pairs_arr = np.array(pairs)[rng.permutation(n)]
         cols["afp_over_400"] = pairs_arr[:, 0]
@@ -245,7 +247,8 @@ class PiecewiseSurvival:
         inside = np.interp(-target, -log_s, t)
         slope = (log_s[-1] - log_s[-2]) / (t[-1] - t[-2])
         beyond = t[-1] + (target - log_s[-1]) / slope
-        return np.where(target < log_s[-1], beyond, inside)
+        times: np.ndarray = np.where(target < log_s[-1], beyond, inside)
+        return times
 
 
 def os_target_curves(evidence: Evidence) -> dict[str, PiecewiseSurvival]:
@@ -369,7 +372,8 @@ def fit_weibull_ph(sl: pd.DataFrame, evidence: Evidence, endpoint: str) -> tuple
     log_m = np.log([m for _, m in rows])
 
     def effective(beta: np.ndarray) -> np.ndarray:
-        return beta[:-1] + share * beta[-1]
+        per_group: np.ndarray = beta[:-1] + share * beta[-1]
+        return per_group
 
     def loss(theta: np.ndarray) -> float:
         beta, log_lam, log_k = theta[:-2], theta[-2], theta[-1]
@@ -385,7 +389,8 @@ def fit_weibull_ph(sl: pd.DataFrame, evidence: Evidence, endpoint: str) -> tuple
 
 
 def _weibull_times(u: np.ndarray, eta: np.ndarray, log_lam: float, log_k: float) -> np.ndarray:
-    return (-np.log(u) * np.exp(-eta)) ** (1.0 / np.exp(log_k)) / np.exp(log_lam)
+    times: np.ndarray = (-np.log(u) * np.exp(-eta)) ** (1.0 / np.exp(log_k)) / np.exp(log_lam)
+    return times
 
 
 def _stratified_uniforms(rng: np.random.Generator, strata: np.ndarray) -> np.ndarray:
@@ -511,7 +516,7 @@ def reconstruct_cohort(
 
     params = {"pfs": list(base_pfs), "os": list(base_os)}  # [log lambda, log k] per endpoint
 
-    def draw(gp: np.ndarray, go: np.ndarray):
+    def draw(gp: np.ndarray, go: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # PFS counts death as an event, so PFS <= OS: where a drawn PFS exceeds the drawn OS
         # the death time is moved to the PFS time (death at progression) - see README.
         t_pfs = _weibull_times(u_pfs, G_pfs @ gp, *params["pfs"])
@@ -529,7 +534,7 @@ def reconstruct_cohort(
             log_m = np.log([m for _, m in median_rows[ep]])
             w = np.array([MEDIAN_EVENT_FRACTION * mask.sum() for mask in median_masks[ep]])
 
-            def loss(theta: np.ndarray, ep: str = ep) -> float:
+            def loss(theta: np.ndarray, ep: str = ep, w: np.ndarray = w, log_m: np.ndarray = log_m) -> float:
                 params[ep] = [theta[0], theta[1]]
                 times = draw(gp, go)[0 if ep == "pfs" else 1]
                 observed, events = np.minimum(times, sl_censor), times <= sl_censor
@@ -556,7 +561,7 @@ def reconstruct_cohort(
         )
         for ep in ("pfs", "os")
     }
-    best: tuple | None = None
+    best: tuple[float, np.ndarray, np.ndarray, dict[str, list[float]]] | None = None
     for _ in range(calibration_rounds):
         refit_baselines(gen_pfs, gen_os)
         t_pfs, t_os = draw(gen_pfs, gen_os)
@@ -606,14 +611,14 @@ def reconstruct_cohort(
         for ep in ("pfs", "os")
     }
     scale = {ep: np.ones(len(sl)) for ep in ("pfs", "os")}
-    base_pfs, base_os = t_pfs.copy(), t_os.copy()
+    drawn_pfs, drawn_os = t_pfs.copy(), t_os.copy()
     for ep in ("pfs", "os"):
         # the KM median is a step function of the scale, so the iteration can cycle between
         # neighbouring event times: keep the round with the smallest worst relative miss
         best_cell: tuple[float, np.ndarray] | None = None
         for _ in range(CELL_ROUNDS):
-            t_pfs = base_pfs * scale["pfs"]
-            t_os = np.maximum(base_os * scale["os"], t_pfs)
+            t_pfs = drawn_pfs * scale["pfs"]
+            t_os = np.maximum(drawn_os * scale["os"], t_pfs)
             times = t_pfs if ep == "pfs" else t_os
             observed, events = np.minimum(times, sl_censor), times <= sl_censor
             worst, step = 0.0, np.ones(len(sl))
@@ -625,9 +630,10 @@ def reconstruct_cohort(
             if best_cell is None or worst < best_cell[0]:
                 best_cell = (worst, scale[ep].copy())
             scale[ep] = scale[ep] * step
+        assert best_cell is not None  # CELL_ROUNDS >= 1
         scale[ep] = best_cell[1]
-    t_pfs = base_pfs * scale["pfs"]
-    t_os = np.maximum(base_os * scale["os"], t_pfs)
+    t_pfs = drawn_pfs * scale["pfs"]
+    t_os = np.maximum(drawn_os * scale["os"], t_pfs)
 
     # OS from sorafenib start: second-line patients = progression + OS after second line;
     # the others take the group's remaining quantiles of the published piecewise curve.
@@ -692,6 +698,6 @@ def cohort_columns(evidence: Evidence | None = None) -> list[str]:
     ] + SL_COLUMNS
 
 
-def write_cohort_csv(cohort: pd.DataFrame, path) -> None:
+def write_cohort_csv(cohort: pd.DataFrame, path: str | Path | TextIO) -> None:
     """CSV with fixed formatting so the bytes (and the training-data SHA-256) are reproducible."""
     cohort.to_csv(path, index=False, lineterminator="\n", float_format="%.2f")

@@ -18,11 +18,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from hcc_evidence import Evidence, load_evidence
+from hcc_evidence import Evidence, RatioWithCI, load_evidence
+from models.artifacts import BundleArtifact, KMReference, RatioCI
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from models._progress import Progress
 
 # Tolerances (README "Reproduction report"). A subgroup median of ~35 events has a standard
 # error of about 1/sqrt(35) = 0.17 on the log scale; 15% is under one standard error, and the
@@ -113,7 +120,7 @@ class ReportResult:
         ]
 
 
-def _ratio_row(section: str, item: str, pub, fitted) -> Row:
+def _ratio_row(section: str, item: str, pub: RatioWithCI, fitted: RatioCI) -> Row:
     outside = not (pub.low <= fitted.estimate <= pub.high)
     # same side of 1 (a published ratio printed as 1.00 has no side)
     other_side = round(pub.ratio, 2) != 1.0 and (np.log(pub.ratio) * np.log(fitted.estimate) < 0)
@@ -128,14 +135,14 @@ def _ratio_row(section: str, item: str, pub, fitted) -> Row:
     )
 
 
-def _wald_p(fitted) -> float:
+def _wald_p(fitted: RatioCI) -> float:
     from scipy import stats
 
     se = (np.log(fitted.high) - np.log(fitted.low)) / (2 * 1.959963984540054)
     return float(2 * stats.norm.sf(abs(np.log(fitted.estimate)) / se))
 
 
-def _model_p_row(section: str, item: str, published_p: float, fitted) -> Row:
+def _model_p_row(section: str, item: str, published_p: float, fitted: RatioCI) -> Row:
     p = _wald_p(fitted)
     differs = (p < ALPHA) != (published_p < ALPHA)
     return Row(
@@ -169,14 +176,14 @@ def _step_value(times: list[float], values: list[float], t: float) -> float:
     return float(values[max(i, 0)])
 
 
-def _curve(bundle, endpoint: str, group: dict[str, str]):
+def _curve(bundle: BundleArtifact, endpoint: str, group: dict[str, str]) -> KMReference:
     for c in bundle.reference_curves:
         if c.endpoint == endpoint and c.group == group:
             return c
     raise KeyError((endpoint, group))
 
 
-def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
+def build_rows(cohort: pd.DataFrame, bundle: BundleArtifact, evidence: Evidence) -> list[Row]:
     from lifelines import KaplanMeierFitter
 
     rows: list[Row] = []
@@ -184,17 +191,17 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
     groups = ("primary", "secondary")
     # Table 1 counts and univariate ORs
     for feature in evidence.table1_features:
-        pub = evidence.table1_counts[feature]
+        table1_row = evidence.table1_counts[feature]
         fitted_counts = [int(cohort.loc[cohort["resistance"] == g, feature].sum()) for g in groups]
         for gi, g in enumerate(groups):
             rows.append(
                 Row(
                     "Table 1 counts",
                     f"{feature} ({g})",
-                    str(pub[gi]),
+                    str(table1_row[gi]),
                     str(fitted_counts[gi]),
-                    fitted_counts[gi] != pub[gi],
-                    "count differs" if fitted_counts[gi] != pub[gi] else "",
+                    fitted_counts[gi] != table1_row[gi],
+                    "count differs" if fitted_counts[gi] != table1_row[gi] else "",
                 )
             )
         a, b = fitted_counts
@@ -202,25 +209,22 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
         d = evidence.cohort.n_secondary - b
         log_or = np.log(a * d / (b * c))
         se = np.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
-        from hcc_evidence import RatioWithCI
-        from models.artifacts import RatioCI
-
         fitted = RatioCI(
             estimate=float(np.exp(log_or)),
             low=float(np.exp(log_or - 1.96 * se)),
             high=float(np.exp(log_or + 1.96 * se)),
         )
-        published = RatioWithCI(or_=pub[2], low=pub[3], high=pub[4], p=pub[5])
-        or_rows.append(_ratio_row("Table 1 univariate OR", feature, published, fitted))
+        published_or = RatioWithCI(or_=table1_row[2], low=table1_row[3], high=table1_row[4], p=table1_row[5])
+        or_rows.append(_ratio_row("Table 1 univariate OR", feature, published_or, fitted))
         from scipy import stats
 
         p = float(2 * stats.norm.sf(abs(log_or) / se))
-        off = abs(p - pub[5])
+        off = abs(p - table1_row[5])
         or_rows.append(
             Row(
                 "Table 1 univariate OR",
                 f"{feature}, p (Wald, from the counts)",
-                f"{pub[5]:.3f}",
+                f"{table1_row[5]:.3f}",
                 f"{p:.3f}",
                 off > P_ABS_TOL,
                 f"off by {off:.3f}" if off > P_ABS_TOL else "",
@@ -316,15 +320,17 @@ def build_rows(cohort: pd.DataFrame, bundle, evidence: Evidence) -> list[Row]:
     for endpoint in ("pfs", "os"):
         table = getattr(evidence.second_line, f"median_{endpoint}_months")
         for g, m in table["by_resistance"].items():
-            c = _curve(bundle, f"sl_{endpoint}", {"resistance": g})
-            rows.append(_median_row(f"Second-line median {endpoint.upper()}", g, m, c.median_months))
+            curve = _curve(bundle, f"sl_{endpoint}", {"resistance": g})
+            rows.append(_median_row(f"Second-line median {endpoint.upper()}", g, m, curve.median_months))
         for reg, m in table["all"].items():
-            c = _curve(bundle, f"sl_{endpoint}", {"regimen": regimen_key[reg]})
-            rows.append(_median_row(f"Second-line median {endpoint.upper()}", f"all, {reg}", m, c.median_months))
+            curve = _curve(bundle, f"sl_{endpoint}", {"regimen": regimen_key[reg]})
+            rows.append(_median_row(f"Second-line median {endpoint.upper()}", f"all, {reg}", m, curve.median_months))
         for g in groups:
             for reg, m in table[g].items():
-                c = _curve(bundle, f"sl_{endpoint}", {"resistance": g, "regimen": regimen_key[reg]})
-                rows.append(_median_row(f"Second-line median {endpoint.upper()}", f"{g}, {reg}", m, c.median_months))
+                curve = _curve(bundle, f"sl_{endpoint}", {"resistance": g, "regimen": regimen_key[reg]})
+                rows.append(
+                    _median_row(f"Second-line median {endpoint.upper()}", f"{g}, {reg}", m, curve.median_months)
+                )
 
     # Cox hazard ratios
     for endpoint in ("pfs", "os"):
@@ -368,7 +374,9 @@ NOT_REPRODUCED = [
 ]
 
 
-def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | None, plots: list[Path]) -> str:
+def render_markdown(
+    rows: list[Row], bundle: BundleArtifact, evidence: Evidence, seed: int | None, plots: list[Path]
+) -> str:
     ev = bundle.resistance.evaluation
     lines = [
         "# Reproduction report: fitted vs published figures",
@@ -408,8 +416,9 @@ def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | Non
         "",
         "## Evaluation (not published by the study; computed here)",
         "",
-        f"- Primary-resistance model: apparent AUC {ev.auc:.3f} (bootstrap 95% CI {ev.auc_ci[0]:.3f}-{ev.auc_ci[1]:.3f}, "
-        f"{ev.bootstrap_resamples} resamples); optimism-corrected AUC {ev.auc_optimism_corrected:.3f}; "
+        f"- Primary-resistance model: apparent AUC {ev.auc:.3f} "
+        f"(bootstrap 95% CI {ev.auc_ci[0]:.3f}-{ev.auc_ci[1]:.3f}, {ev.bootstrap_resamples} resamples); "
+        f"optimism-corrected AUC {ev.auc_optimism_corrected:.3f}; "
         f"10-fold CV AUC {ev.auc_cv:.3f}; CV calibration slope {ev.calibration_slope_cv:.2f}, "
         f"calibration-in-the-large {ev.calibration_intercept_cv:+.3f}.",
         f"- Second-line Cox models, Harrell C-index: PFS {bundle.pfs.c_index:.3f} (bootstrap 95% CI "
@@ -425,7 +434,7 @@ def render_markdown(rows: list[Row], bundle, evidence: Evidence, seed: int | Non
     return "\n".join(lines) + "\n"
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     """Lay out, write at 100 dpi and release one figure (pyplot keeps every open figure)."""
     import matplotlib.pyplot as plt  # already imported by write_plots, after choosing Agg
 
@@ -435,7 +444,7 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
+def write_plots(bundle: BundleArtifact, evidence: Evidence, out_dir: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -452,7 +461,7 @@ def write_plots(bundle, evidence: Evidence, out_dir: Path) -> list[Path]:
         for cov, pub in evidence.second_line.cox_multivariable[endpoint].items():
             items.append((f"HR {endpoint.upper()} {cov}", pub, art.hazard_ratios[cov]))
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(items) + 1))
-    for i, (label, pub, fit) in enumerate(items):
+    for i, (_label, pub, fit) in enumerate(items):
         y = len(items) - i
         ax.errorbar(
             pub.ratio,
@@ -567,7 +576,7 @@ def run_report(out_dir: Path | None = None, seed: int | None = None) -> ReportRe
 # --- evaluation of any artifact on any cohort ------------------------------------------------------
 
 
-def _ratio_comparison_rows(bundle, evidence: Evidence) -> list[Row]:
+def _ratio_comparison_rows(bundle: BundleArtifact, evidence: Evidence) -> list[Row]:
     """The artifact's own ratios beside the published ones (information: a model fitted to
     other patients may rightly differ)."""
     rows = [
@@ -586,8 +595,8 @@ def _ratio_comparison_rows(bundle, evidence: Evidence) -> list[Row]:
 
 
 def render_evaluation(
-    results: dict,
-    bundle,
+    results: dict[str, Any],
+    bundle: BundleArtifact,
     artifact_label: str,
     cohort_label: str,
     cohort_sha256: str,
@@ -689,7 +698,7 @@ def render_evaluation(
     return "\n".join(lines) + "\n"
 
 
-def write_evaluation_plot(results: dict, out_dir: Path) -> Path:
+def write_evaluation_plot(results: dict[str, Any], out_dir: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -718,7 +727,7 @@ def write_evaluation_plot(results: dict, out_dir: Path) -> Path:
 
 @dataclass
 class EvaluationResult:
-    results: dict
+    results: dict[str, Any]
     markdown: str
     plots: list[Path] = field(default_factory=list)
 
@@ -729,7 +738,7 @@ def run_evaluation(
     out_dir: Path | None = None,
     seed: int | None = None,
     terminology: Path | None = None,
-    progress=None,
+    progress: Progress | None = None,
 ) -> EvaluationResult:
     """Evaluate an artifact (default: the shipped one) on a cohort file (CSV or FHIR Bulk Data
     export; default: the reconstructed cohort for `seed`). Raises TrainingDataError or

@@ -40,6 +40,30 @@ class LiveServer:
         return self.app.extensions["hcc_cds"]
 
 
+# Markers by what a test needs, so `-m "not e2e and not postgres and not browser and not container"`
+# is a fast loop without anyone remembering to tag a test (tests/README.md).
+_MARKER_BY_DIRECTORY = {"e2e": "e2e", "container": "container"}
+_MARKER_BY_FIXTURE = {
+    "stack": "e2e",  # the Node FHIR server and the SMART authorization server (tests/e2e/conftest.py)
+    "sandbox": "e2e",  # the whole demo: python -m cds_sandbox (tests/sandbox/conftest.py)
+    "postgres_cluster": "postgres",
+    "postgres_url": "postgres",
+    "pausable_postgres": "postgres",
+    "browser": "browser",
+    "page": "browser",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        top = item.path.relative_to(tests_dir).parts[0] if item.path.is_relative_to(tests_dir) else ""
+        names = {_MARKER_BY_DIRECTORY[top]} if top in _MARKER_BY_DIRECTORY else set()
+        names |= {_MARKER_BY_FIXTURE[f] for f in getattr(item, "fixturenames", ()) if f in _MARKER_BY_FIXTURE}
+        for name in sorted(names - {m.name for m in item.iter_markers()}):
+            item.add_marker(name)
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
     def factory(**overrides) -> Settings:

@@ -109,7 +109,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
             "POSTGRESQL NOT INSTALLED: the PostgreSQL store tests are SKIPPED. "
             "Run scripts/test-setup.d/postgresql.sh (apt-get install postgresql) to run them."
         )
-        warnings.warn(reason)
+        warnings.warn(reason, stacklevel=1)
         pytest.skip(reason)
     cluster = PostgresCluster(bindir)
     try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 from cds_testkit import ISSUER, JwksServer, SigningKey, ec_key, rsa_key
 from fhir_stub import FhirStub
+from postgres import postgres_cluster, postgres_url  # noqa: F401  (session cluster, fresh databases)
 
 
 @dataclass

@@ -111,6 +111,7 @@ def test_feedback_for_an_unknown_service_is_404_and_not_stored(server):
     assert server.runtime.store.feedback.count() == 0
 
 
+@pytest.mark.slow
 def test_feedback_survives_a_restart_of_the_deployed_process(tmp_path):
     database_url = f"sqlite:///{tmp_path}/feedback.sqlite3"
     env = {"CDS_DATABASE_URL": database_url}

@@ -118,6 +118,7 @@ def run_documented(commands: list[str], workdir: Path) -> list[str]:
     return failures
 
 
+@pytest.mark.slow  # trains and reports as the documents show
 @pytest.mark.parametrize("doc", DOCS)
 def test_every_documented_command_runs_as_written(doc, tmp_path):
     commands = documented_commands((ROOT / doc).read_text(encoding="utf-8"))

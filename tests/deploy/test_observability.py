@@ -124,15 +124,17 @@ def test_gunicorn_workers_share_metrics_and_log_json(tmp_path):
         text = requests.get(f"{service.url}/metrics", timeout=5).text
         served = float(
             next(
-                l for l in text.splitlines() if l.startswith('cds_http_requests_total{endpoint="/cds-services"')
+                line
+                for line in text.splitlines()
+                if line.startswith('cds_http_requests_total{endpoint="/cds-services"')
             ).rsplit(" ", 1)[1]
         )
         assert served == 20
         pids = {p.name.rsplit("_", 1)[-1] for p in (tmp_path / "metrics").glob("counter_*.db")}
-    lines = [json.loads(line) for line in service.output().splitlines() if line.startswith("{")]
-    assert any(l["logger"] == "gunicorn.error" and "Booting worker" in l["message"] for l in lines)
-    assert sum(l["logger"] == "cds_service.access" for l in lines) >= 21
-    assert not [l for l in service.output().splitlines() if l.strip() and not l.startswith("{")]
+    records = [json.loads(line) for line in service.output().splitlines() if line.startswith("{")]
+    assert any(r["logger"] == "gunicorn.error" and "Booting worker" in r["message"] for r in records)
+    assert sum(r["logger"] == "cds_service.access" for r in records) >= 21
+    assert not [line for line in service.output().splitlines() if line.strip() and not line.startswith("{")]
     assert len(pids) >= 1
 
 

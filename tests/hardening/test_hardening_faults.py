@@ -35,6 +35,7 @@ def post_hook(url: str, body: dict, timeout: float = 15) -> tuple[requests.Respo
     return response, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_hanging_fhir_burst_leaves_no_thread_stuck(tmp_path):
     # 2 workers × 2 threads and 4 fetch threads each: a stuck thread would show at once.
     env = {

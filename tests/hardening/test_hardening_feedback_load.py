@@ -11,6 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from hardening_kit import SELECT, feedback_body, gunicorn_service, issue_cards
 
@@ -63,6 +64,7 @@ def _issue(tmp_path: Path, tag: str, posts: int, *extra: str) -> None:
     issue_cards(f"sqlite:///{tmp_path}/feedback.sqlite3", SELECT, [*cards, *extra])
 
 
+@pytest.mark.slow
 def test_concurrent_posts_from_several_processes_are_stored_exactly_once(tmp_path):
     _issue(tmp_path, "conc", POSTS_PER_PROCESS)
     with gunicorn_service(tmp_path, CDS_LOG_LEVEL="WARNING") as service:
@@ -74,6 +76,7 @@ def test_concurrent_posts_from_several_processes_are_stored_exactly_once(tmp_pat
     assert sorted(stored) == sorted(acknowledged)  # exactly N rows, no duplicate, none missing
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_load_loses_nothing_acknowledged(tmp_path):
     killed: list[int] = []
     _issue(tmp_path, "kill", 150, "after-kill")

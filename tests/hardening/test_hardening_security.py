@@ -235,6 +235,7 @@ def test_openapi_describes_every_endpoint(live_server):
     assert yaml_text.startswith("openapi: 3.1")
 
 
+@pytest.mark.slow
 def test_fuzzing_from_the_openapi_description_finds_no_5xx_and_only_json_errors(tmp_path):
     with gunicorn_service(tmp_path, CDS_LOG_LEVEL="WARNING") as service:
         result = fuzz(service.url, max_examples=15, seed=8, workdir=tmp_path)

@@ -25,7 +25,7 @@ def test_combination_beats_tki_alone_and_intervals_bracket(bundle, primary, size
             lo, hi = est.median_ci
             assert lo is None or lo <= (est.median_months or np.inf)
             assert hi is None or est.median_months is None or hi >= est.median_months
-            for month, point in est.survival_at.items():
+            for point in est.survival_at.values():
                 if point.survival is not None:
                     assert point.low <= point.survival <= point.high
             c = est.curve
@@ -66,7 +66,7 @@ def test_cox_model_matches_lifelines_and_refuses_unfitted(cohort):
     sl = second_line_frame(cohort)
     model = SecondLineCoxModel("os")
     with pytest.raises(NotFittedError):
-        model.summary
+        _ = model.summary
     assert model.fit(sl) is model
     cols = ["primary_resistance", "tki_alone", "tumour_size_over_5cm"]
     reference = CoxPHFitter().fit(sl[cols + ["sl_os_months", "sl_os_event"]], "sl_os_months", "sl_os_event")
