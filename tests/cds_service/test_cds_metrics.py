@@ -117,8 +117,8 @@ def test_a_503_for_the_database_is_logged_as_a_warning_and_the_database_shown_do
     def unavailable(*_args, **_kwargs):
         raise StoreUnavailable("OperationalError")
 
-    monkeypatch.setattr(server.runtime.store, "add", unavailable)
-    monkeypatch.setattr(server.runtime.store, "ping", lambda: False)
+    monkeypatch.setattr(server.runtime.store.feedback, "add", unavailable)
+    monkeypatch.setattr(server.runtime.store.database, "ping", lambda: False)
     entry = {"card": "card-1", "outcome": "overridden", "outcomeTimestamp": "2026-11-20T10:00:00Z"}
     answer = requests.post(
         f"{server.url}/cds-services/{SELECT_SERVICE}/feedback", json={"feedback": [entry]}, timeout=TIMEOUT
