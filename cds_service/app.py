@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, *, schema_prepared: bool = Fals
     )
     store = Store(settings.database_url, schema=schema)
     assessor = Assessor.load(settings)  # once: the hook pipeline and the SMART app share it
-    templates = prefetch_templates(assessor.terminology)
+    templates = prefetch_templates(assessor.terminology, settings.labs_prefetch)
     services = build_services(templates)
     app.extensions[EXTENSION] = Runtime(
         settings=settings,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from fhir_mappers.terminology import SECTIONS, Terminology
@@ -60,7 +60,12 @@ def _token_list(terminology: Terminology, keys: dict[str, tuple[str, ...]]) -> s
     return ",".join(dict.fromkeys(tokens))
 
 
-def prefetch_templates(terminology: Terminology) -> list[PrefetchTemplate]:
+LABS_BY_CATEGORY = f"Observation?patient={PATIENT}&category=laboratory&_sort=-date&_count=200"
+
+
+def prefetch_templates(
+    terminology: Terminology, labs: Literal["codes", "category"] = "codes"
+) -> list[PrefetchTemplate]:
     """Templates keep to the query subset CDS Hooks 2.0 recommends (reads, token equality, _sort,
     _count) except for `_include=<Type>:medication` on the three medication searches, which the
     subset does not list: it brings the Medications that orders name by `medicationReference`.
@@ -72,7 +77,9 @@ def prefetch_templates(terminology: Terminology) -> list[PrefetchTemplate]:
         PrefetchTemplate("patient", f"Patient/{PATIENT}", True, "age, sex"),
         PrefetchTemplate(
             "labs",
-            f"Observation?patient={PATIENT}&code={lab_codes}&_sort=-date&_count=200",
+            f"Observation?patient={PATIENT}&code={lab_codes}&_sort=-date&_count=200"
+            if labs == "codes"
+            else LABS_BY_CATEGORY,
             True,
             "AFP, ALT, AST, bilirubin, albumin, platelets, INR",
         ),

@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     terminology_path: Path | None = None
     model_dir: Path | None = None
     lab_lookback_days: int = Field(30, ge=1, le=3650)
+    labs_prefetch: Literal["codes", "category"] = Field(
+        "codes",
+        description="What the `labs` prefetch template asks for. `codes`: the terminology file's lab "
+        "codes (a hospital's local codes once added there). `category`: every "
+        "`category=laboratory` Observation, newest first, for a laboratory whose local codes are not "
+        "in the file but whose names are (`labs.<key>.names`, e.g. 甲胎蛋白): more data per call, and a "
+        "marker older than the newest 200 results (plus any pages the fetch budget allows) is reported "
+        "missing.",
+    )
     imaging_lookback_days: int = Field(90, ge=1, le=3650)
 
     # Fallback FHIR fetch when prefetch is missing.

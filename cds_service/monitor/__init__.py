@@ -123,6 +123,7 @@ def run(settings: Settings, options: MonitorOptions) -> int:
         load_terminology(settings.terminology_path),
         settings.lab_lookback_days,
         settings.imaging_lookback_days,
+        settings.labs_prefetch,
     )
     observations, unreadable = _observe(audited, matched, reader)
     bundle = load_bundle(settings.model_dir)

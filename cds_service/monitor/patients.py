@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin
 
 from fhir_mappers.patient import map_patient_features, map_treatment_history
@@ -123,13 +123,14 @@ class RecordReader:
         terminology: Terminology,
         lab_lookback_days: int,
         imaging_lookback_days: int,
+        labs_prefetch: Literal["codes", "category"] = "codes",
     ) -> None:
         self.client, self.base, self.token, self.policy = client, base, token, policy
         self.terminology = terminology
         self.lookbacks = {"lab_lookback_days": lab_lookback_days, "imaging_lookback_days": imaging_lookback_days}
         # The patient's own queries: a template about the user (e.g. the ordering practitioner) has
         # no value in a batch job and cannot be filled without a hook call.
-        self.templates = [t for t in prefetch_templates(terminology) if _about_the_patient(t.query)]
+        self.templates = [t for t in prefetch_templates(terminology, labs_prefetch) if _about_the_patient(t.query)]
 
     def resources(self, patient_id: str) -> list[dict[str, Any]] | None:
         """The patient's resources, or None when the Patient or a required query could not be read."""

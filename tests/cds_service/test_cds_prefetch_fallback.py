@@ -246,3 +246,22 @@ def _normalise(query: str) -> str:
     parts = urlsplit(query)
     params = parse_qs(parts.query)
     return parts.path + ("?" + "&".join(f"{k}={v}" for k, vs in params.items() for v in vs) if params else "")
+
+
+def test_labs_by_category_are_announced_and_fetched_so_local_codes_can_be_matched_by_name(live_server, fhir_stub):
+    """CDS_LABS_PREFETCH=category: a laboratory whose AFP has only a local code and a Chinese name
+    is reachable (the default asks for the terminology file's codes, which a local code is not)."""
+    server = live_server(fetch_budget_seconds=OK_BUDGET, labs_prefetch="category")
+    (labs,) = [t for t in templates(server) if t.key == "labs"]
+    assert labs.query == "Observation?patient={{context.patientId}}&category=laboratory&_sort=-date&_count=200"
+    stub = fhir_stub("ok")
+    response, _ = call(server, with_fhir_server(sorafenib_order(patient_id=PATIENT), stub.url, TOKEN))
+    assert response.status_code == 200, response.text
+    assert f"Observation?patient={PATIENT}&category=laboratory&_sort=-date&_count=200" in {
+        _normalise(r.relative_url) for r in stub.seen()
+    }
+
+
+def test_labs_by_code_are_the_default(ok_server):
+    (labs,) = [t for t in templates(ok_server) if t.key == "labs"]
+    assert "&code=" in labs.query and "category" not in labs.query
