@@ -65,6 +65,7 @@ def provenance(
     unit: str | None = None,
     comparator: str | None = None,
     coding: CodingRef | None = None,
+    matched_by_name: bool = False,
 ) -> Provenance:
     if isinstance(value, (str, int, float, bool)) or value is None:
         original = value
@@ -79,6 +80,7 @@ def provenance(
         original_unit=unit,
         comparator=comparator,
         coding=coding,
+        matched_by_name=matched_by_name,
     )
 
 

@@ -52,6 +52,9 @@ class Provenance(BaseModel):
     original_unit: str | None = None
     comparator: str | None = None
     coding: CodingRef | None = None
+    # Recognised by Observation.code.text or a coding's display (no code matched): shown so that
+    # a reviewer can check the name, which the terminology file matched exactly.
+    matched_by_name: bool = False
 
 
 class Feature(BaseModel, Generic[T]):
@@ -71,6 +74,7 @@ class LabValue(BaseModel):
     value: float
     unit: str
     comparator: str | None = None
+    from_text: bool = False  # read from a valueString such as ">1210 ng/mL", not a valueQuantity
 
 
 Aetiology = Literal["hbv", "hcv", "hbv_hcv", "other", "unknown"]

@@ -12,7 +12,7 @@ from fhir_mappers.features import BoolFeature, Feature, LabFeature, LabValue, Mi
 from fhir_mappers.fhirdates import FhirDate
 from fhir_mappers.record import PatientRecord
 from fhir_mappers.terminology import coding_ref
-from fhir_mappers.values import LAB_LABELS, quantity, unusable_because
+from fhir_mappers.values import LAB_LABELS, observation_value, unusable_because
 from hcc_evidence import load_evidence
 
 
@@ -34,19 +34,25 @@ def lab_features(record: PatientRecord, as_of: date, lookback_days: int) -> dict
 
 def _lab_candidates(record: PatientRecord) -> dict[str, list[Candidate]]:
     out: dict[str, list[Candidate]] = {key: [] for key in LAB_LABELS}
-    for _, obs, key, raw_coding in record.observations.matching("labs"):
+    for coded in record.observations.matching("labs"):
+        obs, by_name = coded.resource, record.observations.matched_by_name(coded)
         when, source = record.observation_date(obs)
-        out[key].append(Candidate(when, partial(_lab_assessment, obs, key, raw_coding, when, source)))
+        assess = partial(_lab_assessment, obs, coded.key, coded.raw_coding, by_name, when, source)
+        out[coded.key].append(Candidate(when, assess))
     return out
 
 
 def _lab_assessment(
-    obs: dict[str, Any], key: str, raw_coding: dict[str, Any], when: FhirDate | None, source: str | None
+    obs: dict[str, Any],
+    key: str,
+    raw_coding: dict[str, Any],
+    by_name: bool,
+    when: FhirDate | None,
+    source: str | None,
 ) -> Assessment:
     """The lab value in the model unit or why not, with provenance (and its CodingRef): only for
     the candidates select_recent looks at."""
-    raw = obs.get("valueQuantity")
-    raw_q = as_dict(raw)
+    raw_q = as_dict(obs.get("valueQuantity"))
     prov = provenance(
         obs,
         when=when,
@@ -55,11 +61,12 @@ def _lab_assessment(
         unit=text(raw_q.get("unit")) or text(raw_q.get("code")),
         comparator=text(raw_q.get("comparator")),
         coding=coding_ref(raw_coding),
+        matched_by_name=by_name,
     )
     reason, note = unusable_because(obs, LAB_LABELS[key])
     value = None
     if reason is None:
-        value, reason, note, _ = quantity(key, raw)
+        value, reason, note = observation_value(key, obs)
     return Assessment(prov, value, reason, note)
 
 

@@ -35,7 +35,9 @@ class PatientRecord:
         for position, resource in enumerate(self.resources):
             self.by_type.setdefault(resource["resourceType"], []).append(resource)
             self._position[id(resource)] = position
-        self.observations = CodeIndex(terminology, self.of_type("Observation"), ("code", "valueCodeableConcept"))
+        self.observations = CodeIndex(
+            terminology, self.of_type("Observation"), ("code", "valueCodeableConcept"), by_name=("code",)
+        )
         self.conditions = CodeIndex(terminology, self.of_type("Condition"))
         self.procedures = CodeIndex(terminology, self.of_type("Procedure"))
         self._report_dates = _report_dates(self.of_type("DiagnosticReport"))

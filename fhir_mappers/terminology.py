@@ -8,6 +8,7 @@ documented at the top of the YAML file and in README.md.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -41,6 +42,8 @@ SECTIONS: dict[str, frozenset[str]] = {
     "progression": frozenset({"status_codes", "progression_values"}),
     "stop_reasons": frozenset({"toxicity"}),
 }
+# Sections whose keys may also list `names`, matched against code.text / coding.display.
+NAMED_SECTIONS = frozenset({"labs"})
 Matched = tuple[tuple[str, ...], dict[str, Any]]  # the keys one coding maps to, and the coding
 DRUG_CLASSES = frozenset({"sorafenib", "tki", "pd1_inhibitor", "other_systemic"})
 CHECKPOINTS = frozenset({"pd1", "pdl1", "ctla4"})  # immune-checkpoint targets a drug may block
@@ -92,6 +95,7 @@ class Terminology:
     drugs: dict[str, Drug] = field(default_factory=dict)
     _drug_codes: dict[tuple[str, str], str] = field(default_factory=dict)
     _keys: dict[str, dict[str, list[CodingRef]]] = field(default_factory=dict)
+    _names: dict[str, tuple[str, str]] = field(default_factory=dict)  # name_key(name) -> (section, key)
     _any_drug_name: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def codes(self, section: str, key: str) -> list[CodingRef]:
@@ -142,6 +146,26 @@ class Terminology:
                 out.setdefault(section, []).append((keys, coding))
         return out
 
+    def classify_by_name(self, concept: object) -> dict[str, list[Matched]]:
+        """classify for a concept none of whose codes maps anywhere: the key whose `names` hold the
+        concept's text or a coding's display, compared whole (name_key), never as a substring, so
+        "AFP-L3%" or "甲胎蛋白异质体" is not AFP. Names that point to two keys match nothing."""
+        if not self._names or not isinstance(concept, dict):
+            return _NO_MATCHES
+        named: list[dict[str, Any]] = [c for c in _concept_codings(concept) if isinstance(c, dict)]
+        if isinstance(concept.get("text"), str):
+            named.insert(0, {"display": concept["text"]})
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for holder in named:
+            display = holder.get("display")
+            target = self._names.get(name_key(display)) if isinstance(display, str) else None
+            if target is not None:
+                found.setdefault(target, holder)
+        if len(found) != 1:
+            return _NO_MATCHES
+        ((section, key), holder), *_ = found.items()
+        return {section: [((key,), holder)]}
+
     def match(self, section: str, concept: object, keys: Collection[str] | None = None) -> tuple[str, CodingRef] | None:
         """First coding of a CodeableConcept dict that maps to a key of `section` (one of `keys`).
         A plain loop: called for every resource of a kind, where most codes map nowhere."""
@@ -191,7 +215,15 @@ class Terminology:
 
 
 _NO_SECTIONS: dict[str, tuple[str, ...]] = {}
+_NO_MATCHES: dict[str, list[Matched]] = {}
 _RESOLVED_MAX = 20_000
+
+
+@lru_cache(maxsize=8192)
+def name_key(name: str) -> str:
+    """A name as compared: NFKC (full-width letters and brackets fold to ASCII), case folded,
+    without whitespace; cached because the same lab names recur on every call."""
+    return "".join(unicodedata.normalize("NFKC", name).casefold().split())
 
 
 def _concept_codings(concept: object) -> list[Any]:
@@ -226,7 +258,7 @@ class Coded(NamedTuple):
     position: int
     resource: dict[str, Any]
     key: str
-    raw_coding: dict[str, Any]
+    raw_coding: dict[str, Any]  # for a name match, the coding whose display matched, or {"display": text}
 
     @property
     def coding(self) -> CodingRef:
@@ -241,16 +273,27 @@ class CodeIndex:
     """
 
     def __init__(
-        self, terminology: Terminology, resources: list[dict[str, Any]], elements: tuple[str, ...] = ("code",)
+        self,
+        terminology: Terminology,
+        resources: list[dict[str, Any]],
+        elements: tuple[str, ...] = ("code",),
+        by_name: tuple[str, ...] = (),
     ) -> None:
+        """`by_name`: the elements also matched by name when none of their codes maps anywhere."""
         self._resources = resources
         self._found: dict[tuple[str, str], list[tuple[int, list[Matched]]]] = {}
+        self._named: set[tuple[str, int]] = set()  # (element, position) matched by name
         for position, resource in enumerate(resources):
             for element in elements:
                 concept = resource.get(element)
                 if concept is None:
                     continue
-                for section, matches in terminology.classify(concept).items():
+                classified = terminology.classify(concept)
+                if not classified and element in by_name:
+                    classified = terminology.classify_by_name(concept)
+                    if classified:
+                        self._named.add((element, position))
+                for section, matches in classified.items():
                     self._found.setdefault((element, section), []).append((position, matches))
 
     def matching(self, section: str, keys: Collection[str] | None = None, element: str = "code") -> Iterator[Coded]:
@@ -264,6 +307,10 @@ class CodeIndex:
             found = _first_keyed(matches, keys)
             if found is not None:
                 yield Coded(position, resources[position], *found)
+
+    def matched_by_name(self, coded: Coded, element: str = "code") -> bool:
+        """Whether `coded` was recognised by its name (no code of the element matched)."""
+        return (element, coded.position) in self._named
 
 
 def coding_ref(coding: dict[str, Any]) -> CodingRef:
@@ -336,6 +383,29 @@ def _codings(
     return out
 
 
+def _codes_and_names(section: str, entry: object, where: str) -> tuple[object, list[str]]:
+    """A key's codings and names: a list of codings, or in NAMED_SECTIONS {codes: [...], names: [...]}."""
+    if not isinstance(entry, dict):
+        return entry, []
+    if section not in NAMED_SECTIONS:
+        raise TerminologyError(f"{where}: must be a list of {{system, code, display}}")
+    unknown = set(entry) - {"codes", "names"}
+    if unknown:
+        raise TerminologyError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: ['codes', 'names']")
+    names = entry.get("names") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and name_key(n) for n in names):
+        raise TerminologyError(f"{where}.names: must be a list of non-empty names")
+    return entry.get("codes"), names
+
+
+def _add_names(terminology: Terminology, section: str, key: str, names: list[str], where: str) -> None:
+    """Index a key's names; one name for two keys is an error, not a guess."""
+    for name in names:
+        known = terminology._names.setdefault(name_key(name), (section, key))
+        if known != (section, key):
+            raise TerminologyError(f"{where}.names: {name!r} is already a name of {'.'.join(known)}")
+
+
 def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
     terminology = Terminology(source=source)
     systems: dict[str, list[str]] = {}
@@ -351,9 +421,12 @@ def _build(raws: list[tuple[dict[str, Any], str]], source: str) -> Terminology:
                 raise TerminologyError(
                     f"{where}: unknown key(s) {sorted(unknown)} in '{section}'; allowed: {sorted(keys)}"
                 )
-            for key, entries in block.items():
+            for key, entry in block.items():
+                here = f"{where}: {section}.{key}"
+                entries, names = _codes_and_names(section, entry, here)
+                _add_names(terminology, section, key, names, here)
                 refs = terminology._keys.setdefault(section, {}).setdefault(key, [])
-                for uris, code, ref, descendants in _codings(entries, systems, f"{where}: {section}.{key}"):
+                for uris, code, ref, descendants in _codings(entries, systems, here):
                     refs.append(ref)
                     for uri in uris:
                         index_key = (uri, normalise_code(uri, code))

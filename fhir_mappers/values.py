@@ -1,5 +1,5 @@
 """What one Observation says, whatever the feature: whether it may be used (status, data absent)
-and its valueQuantity in the model unit, or why not."""
+and its valueQuantity (or a valueString holding one number) in the model unit, or why not."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from fhir_mappers._common import ERROR_STATUSES, FINAL_STATUSES, as_dict, as_list, text
 from fhir_mappers.features import LabValue, MissingReason
+from fhir_mappers.text_values import parse_quantity_text
 from fhir_mappers.units import MODEL_UNITS, convert, implausible
 
 LAB_LABELS = {
@@ -71,9 +72,40 @@ def _tidy(comparator: str | None, unit: str | None, system: str | None, code: st
     return comparator is None or comparator in COMPARATORS
 
 
+Reading = tuple[LabValue | None, MissingReason | None, str]  # the value in the model unit, or why not
+
+
+def _label(feature: str) -> str:
+    return LAB_LABELS.get(feature) or feature.replace("_", " ")
+
+
+def observation_value(feature: str, obs: dict[str, Any]) -> Reading:
+    """The Observation's valueQuantity, else its valueString read as one (a laboratory system's
+    ">1210 ng/mL"): both then take the same conversion, comparator and plausibility path."""
+    result = obs.get("valueString")
+    if obs.get("valueQuantity") is None and isinstance(result, str):
+        return text_quantity(feature, result)
+    value, reason, note, _ = quantity(feature, obs.get("valueQuantity"))
+    return value, reason, note
+
+
+def text_quantity(feature: str, result: str) -> Reading:
+    """A text result as a value in the model unit: only one number with an optional comparator and
+    unit is read (text_values); anything else is invalid, the note quoting the text."""
+    label = _label(feature)
+    parsed = parse_quantity_text(result)
+    if parsed is None:
+        return (
+            None,
+            MissingReason.invalid,
+            f"{label} text result {result!r} is not one number with an optional comparator and unit; not used",
+        )
+    return _in_model_unit(feature, parsed.value, parsed.comparator, parsed.unit, None, None, from_text=True)
+
+
 def quantity(feature: str, raw: object) -> tuple[LabValue | None, MissingReason | None, str, dict[str, Any]]:
     """valueQuantity -> value in the model unit, or why not. Also returns the raw dict."""
-    label = LAB_LABELS.get(feature) or feature.replace("_", " ")
+    label = _label(feature)
     if not isinstance(raw, dict):
         return None, MissingReason.invalid, f"{label} has no valueQuantity", {}
     if raw.get("value") is not None and type(raw["value"]) not in _NUMBER:  # FHIR JSON: never "80"
@@ -94,20 +126,34 @@ def quantity(feature: str, raw: object) -> tuple[LabValue | None, MissingReason 
     comparator = parsed.comparator
     if comparator is not None and comparator not in COMPARATORS:
         return None, MissingReason.invalid, f"{label} comparator {comparator!r} is not a FHIR comparator", raw
-    converted = convert(feature, number, parsed.code, parsed.system, parsed.unit)
+    return (*_in_model_unit(feature, number, comparator, parsed.unit, parsed.system, parsed.code), raw)
+
+
+def _in_model_unit(
+    feature: str,
+    number: float,
+    comparator: str | None,
+    unit: str | None,
+    system: str | None,
+    code: str | None,
+    from_text: bool = False,
+) -> Reading:
+    """The one path from a number and its unit to a usable value: conversion, then plausibility."""
+    label = _label(feature)
+    converted = convert(feature, number, code, system, unit)
     if converted is None:
-        unit = parsed.unit or parsed.code or "(none)"
+        shown = unit or code or "(none)"
         return (
             None,
             MissingReason.unit_unknown,
-            f"{label} unit {unit!r} is not a known unit for {label} (model unit {MODEL_UNITS[feature]})",
-            raw,
+            f"{label} unit {shown!r} is not a known unit for {label} (model unit {MODEL_UNITS[feature]})",
         )
     value, _ = converted
     impossible = implausible(feature, value)
     if impossible is not None:
-        return None, MissingReason.implausible, f"{label} {impossible}; not used", raw
-    return LabValue(value=round(value, 6), unit=MODEL_UNITS[feature], comparator=comparator), None, "", raw
+        return None, MissingReason.implausible, f"{label} {impossible}; not used"
+    lab = LabValue(value=round(value, 6), unit=MODEL_UNITS[feature], comparator=comparator, from_text=from_text)
+    return lab, None, ""
 
 
 def _status_reason(resource: dict[str, Any], label: str) -> tuple[MissingReason | None, str]:

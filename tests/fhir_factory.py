@@ -11,6 +11,7 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 UCUM = "http://unitsofmeasure.org"
+LIS = "http://lis.hospital.example.cn/codes"  # a Chinese hospital's laboratory system
 
 SORAFENIB = {"system": RXNORM, "code": "495881", "display": "sorafenib"}
 LENVATINIB = {"system": RXNORM, "code": "1603296", "display": "lenvatinib"}
@@ -49,6 +50,24 @@ def lab(
         "subject": {"reference": f"Patient/{patient}"},
         "effectiveDateTime": when,
         "valueQuantity": quantity,
+    }
+
+
+def local_lab(
+    rid: str, code: str, when: str, *, display: str | None = None, text: str | None = None, **value: Any
+) -> dict[str, Any]:
+    """A lab under a hospital's local code, known by its display or text (e.g. 甲胎蛋白); `value`
+    is its value[x], e.g. valueString=">1210 ng/mL"."""
+    coding = {"system": LIS, "code": code, **({"display": display} if display else {})}
+    concept: dict[str, Any] = {"coding": [coding], **({"text": text} if text is not None else {})}
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "code": concept,
+        "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": when,
+        **value,
     }
 
 

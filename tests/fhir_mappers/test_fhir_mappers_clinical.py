@@ -190,9 +190,11 @@ def test_local_codes_via_an_extended_terminology_file(tmp_path, terminology):
     assert f.vascular_invasion.value is False
     assert f.bclc_stage.value == "B"
     assert f.prior_hcc_surgery.value is True and f.prior_hcc_surgery.provenance.resource_id == "op"
-    # The shipped default knows none of the local codes (only the LOINC AFP).
+    assert f.afp.provenance.matched_by_name is False  # the local code matched: the name is not consulted
+    # The shipped default knows none of the local codes, but knows AFP's Chinese name (and says so).
     default = map_patient_features(resources, as_of=AS_OF, terminology=terminology)
-    assert default.afp.provenance.resource_id == "afp-loinc"
+    assert default.afp.provenance.resource_id == "afp-local" and default.afp.provenance.matched_by_name
+    assert default.afp.provenance.coding.display == "甲胎蛋白"
     assert default.vascular_invasion.missing is MissingReason.not_found
     assert (
         "sintilimab" in local.drugs

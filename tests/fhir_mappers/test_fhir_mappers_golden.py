@@ -4,7 +4,9 @@ mapping_golden.json holds mixed resource sets (labs, imaging, findings, staging 
 text, conditions, surgery, progression, medications, with mutated statuses, dates and ids) and
 the outputs the mappers gave before the per-call code index and lazy candidates; any change to
 how resources are matched or selected shows up here. terminology_local.yaml maps codes in every
-section, some to two sections or keys, so every extractor has something to find.
+section, some to two sections or keys, so every extractor has something to find. Changed on
+purpose once since (issue 28): case 0's Observation with code.text "AFP" now counts as an AFP
+record, matched by name.
 """
 
 from __future__ import annotations
