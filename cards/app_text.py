@@ -4,7 +4,7 @@ clinician reads; ``cds_service.smart`` only calls these within ``cards.i18n.usin
 
 from __future__ import annotations
 
-from .i18n import N_, _
+from .i18n import N_, _, decimal
 
 FEATURE_LABELS = {
     "afp": N_("AFP"),
@@ -75,6 +75,23 @@ def reference_curve_label(arm: str, resistance: str | None, n: object) -> str:
     return _("Training cohort, %(arm)s (n=%(n)s)", arm=_(ARMS[arm]), n=n)
 
 
+def axis_labels() -> tuple[str, str]:
+    """The survival charts' axes: (x, y)."""
+    return _("Months"), _("Probability")
+
+
+def curve_median(curve: str, months: float | None) -> str:
+    if months is None:
+        return _("%(curve)s: median not reached", curve=curve)
+    return _("%(curve)s: median %(months)s months", curve=curve, months=decimal(months, 1))
+
+
+def chart_description(title: str, medians: list[str], bands: bool) -> str:
+    """A chart's ``<desc>``: what a screen reader says instead of drawing the curves."""
+    text = _("%(title)s, probability against months. %(medians)s.", title=title, medians=_("; ").join(medians))
+    return _("%(text)s Shaded areas are 95%% confidence bands.", text=text) if bands else text
+
+
 def risk_needs_markers() -> str:
     return _("AFP and ALT within the look-back window are both needed for the estimate.")
 
@@ -114,8 +131,8 @@ def rates(events: int, n: int, rate: str, study_events: int, study_n: int, study
     )
 
 
-def model_card_english_only() -> str:
-    return _("The model card is available in English only.")
+def model_card_title() -> str:
+    return _("Model card — HCC sorafenib CDS")
 
 
 def error(key: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from hcc_evidence import load_evidence
@@ -14,6 +15,7 @@ from . import i18n
 from .context import CODE_SYSTEM, CardContext
 from .i18n import N_, _
 from .names import regimen_name
+from .notes import say, short
 from .schema import Card, Coding, Link, Source, Suggestion
 
 SUMMARY_LIMIT = 139  # the spec: "<140-character summary"
@@ -175,20 +177,20 @@ def reason_text(reason: Reason) -> str:
     """A finding with what the clinician needs to find it: code, date as written, resource."""
     prov = reason.provenance
     if prov is None:
-        return md(reason.what)
+        return md(say(reason.what))
     coding = prov.coding
     code = code_label(coding.system, coding.code) if coding else ""
     if coding and coding.display:
         code = f"{code} '{coding.display}'".strip()
     where = [code, reason.when or _("undated"), f"{prov.resource_type}/{prov.resource_id}"]
-    return md(f"{reason.what} ({', '.join(part for part in where if part)})")
+    return md(f"{say(reason.what)} ({', '.join(part for part in where if part)})")
 
 
 def suggestion_label(label: str, screen: Screen) -> str:
     """The button text: what the order does, then what to check before signing it."""
     if not screen.checks:
         return label
-    return _("%(label)s — check first: %(checks)s", label=label, checks="; ".join(screen.checks))
+    return _("%(label)s — check first: %(checks)s", label=label, checks="; ".join(say(c) for c in screen.checks))
 
 
 def screening_lines(screens: list[Screen]) -> list[str]:
@@ -202,19 +204,19 @@ def screening_lines(screens: list[Screen]) -> list[str]:
         lines.append(
             _("- **%(regimen)s**: no contraindication found in the record.", regimen=regimen_name(screen.regimen))
         )
-        lines += [_("  - Check first: %(check)s.", check=md(check)) for check in screen.checks]
+        lines += [_("  - Check first: %(check)s.", check=md(say(check))) for check in screen.checks]
         lines += [_("  - Caveat: %(caveat)s.", caveat=reason_text(r)) for r in screen.caveats]
     return lines
 
 
 def withheld_line(drafts_withheld: str | None) -> list[str]:
-    return [_("**No order is drafted:** %(why)s.", why=md(drafts_withheld)), ""] if drafts_withheld else []
+    return [_("**No order is drafted:** %(why)s.", why=md(say(drafts_withheld))), ""] if drafts_withheld else []
 
 
-def caveat_lines(caveats: list[str]) -> list[str]:
+def caveat_lines(caveats: Sequence[str]) -> list[str]:
     if not caveats:
         return []
-    return ["", _("**Check fit to the study population:**"), *(f"- {md(c)}" for c in caveats)]
+    return ["", _("**Check fit to the study population:**"), *(f"- {md(say(c))}" for c in caveats)]
 
 
 def missing_data_lines(missing: dict[str, str]) -> list[str]:
@@ -263,11 +265,11 @@ def not_applicable_card(
         kind=kind,
         topic=topic,
         model_version=assessment.model_version,
-        summary=_("%(what)s does not apply: %(reason)s", what=what, reason=reasons[0].split(" (")[0]),
+        summary=_("%(what)s does not apply: %(reason)s", what=what, reason=short(reasons[0])),
         detail=[
             _("%(population)s It does not apply here because:", population=population),
             "",
-            *(f"- {md(reason)}" for reason in reasons),
+            *(f"- {md(say(reason))}" for reason in reasons),
             "",
             _("No estimate is shown."),
             *missing_data_lines(assessment.missing_data),

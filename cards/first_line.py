@@ -203,8 +203,11 @@ def _marker_row(assessment: Assessment, name: str) -> str:
     shown = f"{prov.original_value:g}" if isinstance(prov.original_value, float) else prov.original_value
     value = f"{prov.comparator or ''}{shown} {prov.original_unit or ''}".strip()
     converted = lab.value
-    if converted is not None and f"{converted.value:g} {converted.unit}" != f"{shown} {prov.original_unit}":
-        value += f" (= {converted.comparator or ''}{converted.value:.4g} {converted.unit})"  # the value compared
+    compared = f"{converted.comparator or ''}{converted.value:.4g} {converted.unit}" if converted else ""
+    if converted is not None and converted.from_text:  # not a coded quantity: the clinician checks the reading
+        value = _("%(value)s, read from the text result '%(text)s'", value=compared, text=value)
+    elif converted is not None and f"{converted.value:g} {converted.unit}" != f"{shown} {prov.original_unit}":
+        value += f" (= {compared})"  # the value compared
     code = f" ({common.code_label(prov.coding.system, prov.coding.code)})" if prov.coding and prov.coding.code else ""
     answer = {True: _("**yes**"), False: _("no"), None: _("unknown: %(why)s", why=common.md(flag.note))}[flag.value]
     source = common.md(f"{prov.resource_type}/{prov.resource_id}{code}")

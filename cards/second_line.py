@@ -11,6 +11,7 @@ from . import common, i18n
 from .context import CardContext
 from .i18n import N_, _
 from .names import drug_name
+from .notes import say
 from .schema import Card, Coding
 from .suggestions import add_order, is_coded
 
@@ -95,7 +96,7 @@ def _survival_card(assessment: Assessment, survival: RegimenComparison, ctx: Car
             indicator = "warning"
             summary = _(
                 "Drafted PD-1 inhibitor: the record shows %(finding)s (see card)",
-                finding=pd1.contraindications[0].what,
+                finding=say(pd1.contraindications[0].what),
             )
             why = "; ".join(common.reason_text(r) for r in pd1.contraindications)
             detail.insert(
@@ -190,7 +191,7 @@ def _classification_lines(assessment: Assessment) -> list[str]:
         low, high = history.progression_day_range
         lines.append(_("- Interval: between %(low)s and %(high)s days (the dates are imprecise)", low=low, high=high))
     if assessment.borderline:
-        lines.append(_("- **Borderline:** %(why)s.", why=common.md(assessment.borderline)))
+        lines.append(_("- **Borderline:** %(why)s.", why=common.md(say(assessment.borderline))))
     return lines
 
 
@@ -300,9 +301,13 @@ def _guideline_lines(assessment: Assessment) -> list[str]:
         afp_text = _("no usable AFP in the look-back window (%(why)s)", why=common.md(afp.note or _("not found")))
     else:
         lab = afp.value
+        value = f"{lab.comparator or ''}{lab.value:g} {lab.unit}"
+        if lab.from_text and afp.provenance is not None:  # as on the first-line card: not a coded quantity
+            text = common.md(afp.provenance.original_value)
+            value = _("%(value)s, read from the text result '%(text)s'", value=value, text=text)
         afp_text = _(
             "this patient's AFP %(value)s (%(verdict)s ≥ %(threshold)s ng/mL)",
-            value=f"{lab.comparator or ''}{lab.value:g} {lab.unit}",
+            value=value,
             verdict=_at_least(lab.value, lab.comparator, threshold),
             threshold=f"{threshold:g}",
         )

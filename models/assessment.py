@@ -16,9 +16,10 @@ from enum import Enum
 from pydantic import BaseModel, ConfigDict, Field
 
 from fhir_mappers.features import Feature, PatientFeatures, TreatmentHistory
+from fhir_mappers.notes import Drug, Note
 from models.liver_function import Albi, ChildPugh, albi, child_pugh
 from models.registry import ModelBundle, RegimenComparison, RiskEstimate
-from models.screening import Screen, ScreeningInput, screen_first_line, screen_second_line
+from models.screening import Screen, ScreeningInput, child_pugh_note, screen_first_line, screen_second_line
 
 FIRST_LINE_MARKERS = ("afp_over_400", "alt_over_40")
 
@@ -38,8 +39,8 @@ class Assessment(BaseModel):
     pd1_in_draft: bool = False
     features: PatientFeatures
     history: TreatmentHistory
-    out_of_scope: list[str] = Field(default_factory=list, description="Why the study's estimate does not apply.")
-    caveats: list[str] = Field(default_factory=list, description="Doubts about fit to the study, short of exclusion.")
+    out_of_scope: list[Note] = Field(default_factory=list, description="Why the study's estimate does not apply.")
+    caveats: list[Note] = Field(default_factory=list, description="Doubts about fit to the study, short of exclusion.")
     missing_data: dict[str, str] = Field(default_factory=dict, description="Prefetch key → why it could not be read.")
     risk: RiskEstimate | None = None
     survival: RegimenComparison | None = None
@@ -47,8 +48,8 @@ class Assessment(BaseModel):
     child_pugh: ChildPugh | None = None
     albi: Albi | None = None
     screens: list[Screen] = Field(default_factory=list, description="Regimens a card may draft, screened.")
-    drafts_withheld: str | None = Field(None, description="Why no order is drafted at all, if none is.")
-    borderline: str | None = Field(None, description="Progression close to the 3-month boundary.")
+    drafts_withheld: Note | None = Field(None, description="Why no order is drafted at all, if none is.")
+    borderline: Note | None = Field(None, description="Progression close to the 3-month boundary.")
 
     @property
     def missing_markers(self) -> dict[str, Feature[bool]]:
@@ -76,80 +77,141 @@ def choose_scenario(ordered_class: str, history: TreatmentHistory, *, refill_car
     return Scenario.second_line
 
 
-def second_line_exclusions(history: TreatmentHistory) -> list[str]:
+def second_line_exclusions(history: TreatmentHistory) -> list[Note]:
     """Why the second-line estimates do not apply: no documented failure, or a toxicity stop
     (the study excluded patients who switched for adverse events)."""
     toxicity, failure = history.sorafenib_toxicity, history.sorafenib_failure
     if toxicity.value and not failure.value:
         return [
-            f"sorafenib was stopped for toxicity, not resistance ({toxicity.note}); the study excluded "
-            "patients who switched for adverse events"
+            Note(
+                "scope.stopped_for_toxicity",
+                "sorafenib was stopped for toxicity, not resistance (%(note)s); the study excluded "
+                "patients who switched for adverse events",
+                note=toxicity.note,
+            )
         ]
     if not failure.value:
         return [
-            "no radiological progression after the sorafenib start is recorded "
-            f"({failure.note}); the estimates apply after sorafenib failure: check the latest imaging"
+            Note(
+                "scope.no_progression",
+                "no radiological progression after the sorafenib start is recorded "
+                "(%(note)s); the estimates apply after sorafenib failure: check the latest imaging",
+                note=failure.note,
+            )
         ]
     return []
 
 
-def first_line_exclusions(history: TreatmentHistory) -> list[str]:
+def first_line_exclusions(history: TreatmentHistory) -> list[Note]:
     """Sorafenib after another systemic therapy (lenvatinib, atezolizumab + bevacizumab, ...) is
     not first line: the study's primary-resistance estimate was made at first-line sorafenib."""
     prior = [*history.other_tki_exposures, *history.pd1_exposures, *history.other_systemic_exposures]
     if not prior:
         return []
-    named = ", ".join(
-        f"{e.drug} ({e.provenance.resource_type}/{e.provenance.resource_id}, {e.start_text or 'undated'})"
+    named = [
+        Note(
+            "scope.prior_therapy",
+            "%(drug)s (%(reference)s, %(start)s)",
+            drug=Drug(e.drug),
+            reference=f"{e.provenance.resource_type}/{e.provenance.resource_id}",
+            start=e.start_text or Note("scope.undated", "undated"),
+        )
         for e in prior
-    )
+    ]
+    therapies = named[0]
+    for more in named[1:]:
+        therapies = Note("scope.list", "%(first)s, %(more)s", first=therapies, more=more)
     return [
-        f"sorafenib is not first line here: prior systemic therapy {named}; "
-        "the study's estimate is for first-line sorafenib"
+        Note(
+            "scope.not_first_line",
+            "sorafenib is not first line here: prior systemic therapy %(therapies)s; "
+            "the study's estimate is for first-line sorafenib",
+            therapies=therapies,
+        )
     ]
 
 
-def out_of_scope_reasons(features: PatientFeatures, liver: ChildPugh, conditions_available: bool) -> list[str]:
+def out_of_scope_reasons(features: PatientFeatures, liver: ChildPugh, conditions_available: bool) -> list[Note]:
     """The study's exclusions, found in the record. A reason needs evidence: an absent finding
     is not an exclusion, except a missing HCC diagnosis when the problem list could be read."""
-    reasons: list[str] = []
+    reasons: list[Note] = []
     if liver.worst_known_class == "C":
-        reasons.append(f"Child-Pugh class C (the study included Child-Pugh A and B only; {liver.describe()})")
+        reasons.append(
+            Note(
+                "scope.child_pugh_c",
+                "Child-Pugh class C (the study included Child-Pugh A and B only; %(child_pugh)s)",
+                child_pugh=child_pugh_note(liver),
+            )
+        )
     if features.aetiology.value == "other":
         reasons.append(
-            f"liver disease aetiology other than HBV/HCV (the study included HBV/HCV only; {features.aetiology.note})"
+            Note(
+                "scope.other_aetiology",
+                "liver disease aetiology other than HBV/HCV (the study included HBV/HCV only; %(note)s)",
+                note=features.aetiology.note,
+            )
         )
     if features.prior_hcc_surgery.value is True:
-        reasons.append("prior surgery for HCC (the study excluded surgically treated patients)")
+        reasons.append(
+            Note("scope.prior_surgery", "prior surgery for HCC (the study excluded surgically treated patients)")
+        )
     if conditions_available and features.hcc_diagnosis.value is not True:
-        reasons.append("no HCC diagnosis found among the patient's conditions")
+        reasons.append(Note("scope.no_hcc_diagnosis", "no HCC diagnosis found among the patient's conditions"))
     return reasons
 
 
 def caveats(
     features: PatientFeatures, history: TreatmentHistory, liver: ChildPugh, conditions_available: bool
-) -> list[str]:
+) -> list[Note]:
     """What the record cannot confirm about the study's inclusion criteria."""
-    notes: list[str] = []
+    notes: list[Note] = []
     if not conditions_available:
         notes.append(
-            "the problem list could not be read: HBV/HCV aetiology and the conditions screened for "
-            "each regimen are unknown"
+            Note(
+                "caveat.problem_list_unread",
+                "the problem list could not be read: HBV/HCV aetiology and the conditions screened for "
+                "each regimen are unknown",
+            )
         )
     elif features.aetiology.value is None:
-        notes.append("no HBV or HCV diagnosis found: the study included HBV/HCV-related HCC only")
+        notes.append(
+            Note(
+                "caveat.no_viral_diagnosis",
+                "no HBV or HCV diagnosis found: the study included HBV/HCV-related HCC only",
+            )
+        )
     elif features.findings_of("non_viral_liver_disease", active_only=True):
-        notes.append("a non-viral liver disease is also coded: the study's patients had HBV/HCV")
+        notes.append(
+            Note("caveat.non_viral_also", "a non-viral liver disease is also coded: the study's patients had HBV/HCV")
+        )
     if liver.worst_known_class == "B":
-        notes.append(f"Child-Pugh B: the study included A and B; {liver.describe()}")
+        notes.append(
+            Note(
+                "caveat.child_pugh_b",
+                "Child-Pugh B: the study included A and B; %(child_pugh)s",
+                child_pugh=child_pugh_note(liver),
+            )
+        )
     elif liver.coded_class is None:
-        notes.append(f"Child-Pugh class not recorded; {liver.describe()}")
+        notes.append(
+            Note(
+                "caveat.child_pugh_not_recorded",
+                "Child-Pugh class not recorded; %(child_pugh)s",
+                child_pugh=child_pugh_note(liver),
+            )
+        )
     if history.sorafenib_toxicity.value and history.sorafenib_failure.value:
-        notes.append(f"sorafenib was also stopped for toxicity ({history.sorafenib_toxicity.note})")
+        notes.append(
+            Note(
+                "caveat.also_toxicity",
+                "sorafenib was also stopped for toxicity (%(note)s)",
+                note=history.sorafenib_toxicity.note,
+            )
+        )
     return notes
 
 
-def borderline_note(history: TreatmentHistory, margin_days: int) -> str | None:
+def borderline_note(history: TreatmentHistory, margin_days: int) -> Note | None:
     """Progression possibly within `margin_days` of the 3-month boundary: primary vs secondary is
     then a matter of when the scan happened (the study imaged every 8-12 weeks)."""
     days, window = history.progression_day_range, history.primary_window_days
@@ -158,10 +220,27 @@ def borderline_note(history: TreatmentHistory, margin_days: int) -> str | None:
     low, high = days
     if high < window - margin_days or low > window + margin_days:
         return None
-    when = f"day {low}" if low == high else f"between day {low} and day {high}"
-    return (
-        f"progression {when} after the sorafenib start is within {margin_days} days of the "
-        f"{window}-day (3-month) boundary: the {history.resistance_type.value} label is borderline"
+    when = (
+        Note("borderline.day", "day %(day)s", day=low)
+        if low == high
+        else Note("borderline.days", "between day %(low)s and day %(high)s", low=low, high=high)
+    )
+    if history.resistance_type.value == "primary":
+        return Note(
+            "borderline.primary",
+            "progression %(when)s after the sorafenib start is within %(margin)s days of the "
+            "%(window)s-day (3-month) boundary: the primary label is borderline",
+            when=when,
+            margin=margin_days,
+            window=window,
+        )
+    return Note(
+        "borderline.secondary",
+        "progression %(when)s after the sorafenib start is within %(margin)s days of the "
+        "%(window)s-day (3-month) boundary: the secondary label is borderline",
+        when=when,
+        margin=margin_days,
+        window=window,
     )
 
 
@@ -209,8 +288,10 @@ def assess(
     if scenario is Scenario.first_line:
         assessment.screens = screen_first_line(screening)
         if history.sorafenib_exposures:
-            assessment.drafts_withheld = (
-                f"sorafenib was already started ({history.sorafenib_start.note}): this order continues it"
+            assessment.drafts_withheld = Note(
+                "withheld.sorafenib_started",
+                "sorafenib was already started (%(note)s): this order continues it",
+                note=history.sorafenib_start.note,
             )
         afp_over_400, alt_over_40 = features.afp_over_400.value, features.alt_over_40.value
         if afp_over_400 is not None and alt_over_40 is not None:  # no missing_markers
@@ -219,7 +300,11 @@ def assess(
         assessment.screens = screen_second_line(screening)
         assessment.borderline = borderline_note(history, borderline_days)
         if history.resistance_type.value is None:
-            assessment.drafts_withheld = f"the resistance type could not be determined ({history.resistance_type.note})"
+            assessment.drafts_withheld = Note(
+                "withheld.resistance_type_unknown",
+                "the resistance type could not be determined (%(note)s)",
+                note=history.resistance_type.note,
+            )
         resistance = history.resistance_type.value
         assessment.survival = bundle.survival_comparison(
             primary_resistance=None if resistance is None else resistance == "primary",

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 
 from fhir_mappers._common import days_before
 from fhir_mappers.features import ClinicalFinding, DrugExposure, PatientFeatures, Provenance, TreatmentHistory
+from fhir_mappers.notes import Drug, Note
 from models.liver_function import ChildPugh
 
 # IMbrave150 (atezolizumab + bevacizumab; Tecentriq prescribing information, section 14): patients
@@ -29,13 +30,26 @@ LENVATINIB = "lenvatinib"
 ATEZO_BEV = "atezolizumab + bevacizumab"
 PD1 = "PD-1 inhibitor"
 CHECKPOINT_NAMES = {"pd1": "PD-1", "pdl1": "PD-L1", "ctla4": "CTLA-4"}
+# What the cards name in a caveat, and the Child-Pugh items (models.liver_function) by name.
+FINDING_NAMES = {
+    "variceal_bleeding": Note("finding.variceal_bleeding", "variceal bleeding"),
+    "gi_bleeding": Note("finding.gi_bleeding", "gastrointestinal bleeding"),
+    "varices": Note("finding.varices", "varices"),
+}
+CHILD_PUGH_ITEMS = {
+    "bilirubin": Note("child_pugh.bilirubin", "bilirubin"),
+    "albumin": Note("child_pugh.albumin", "albumin"),
+    "INR": Note("child_pugh.inr", "INR"),
+    "ascites": Note("child_pugh.ascites", "ascites"),
+    "encephalopathy": Note("child_pugh.encephalopathy", "encephalopathy"),
+}
 
 
 @dataclass(frozen=True)
 class Reason:
     """A finding (or an absence) and the record it comes from; the cards word the citation."""
 
-    what: str
+    what: Note
     provenance: Provenance | None = None
     when: str | None = None  # the date as written in the record
 
@@ -46,7 +60,7 @@ class Screen:
 
     regimen: str
     contraindications: list[Reason] = field(default_factory=list)  # findings that withhold it
-    checks: list[str] = field(default_factory=list)  # what to check before signing it
+    checks: list[Note] = field(default_factory=list)  # what to check before signing it
     caveats: list[Reason] = field(default_factory=list)  # doubts that do not withhold it
 
     @property
@@ -54,13 +68,45 @@ class Screen:
         return not self.contraindications
 
 
-def _finding(what: str, finding: ClinicalFinding) -> Reason:
+def child_pugh_note(cp: ChildPugh) -> Note:
+    """``ChildPugh.describe`` as a note: the score, the coded class, the items not known."""
+    if cp.points_low == cp.points_high:
+        scored = Note(
+            "child_pugh.points", "%(points)s points (class %(letter)s)", points=cp.points_low, letter=cp.class_low
+        )
+    else:
+        scored = Note(
+            "child_pugh.point_range",
+            "%(low)s–%(high)s points (class %(class_low)s–%(class_high)s)",
+            low=cp.points_low,
+            high=cp.points_high,
+            class_low=cp.class_low,
+            class_high=cp.class_high,
+        )
+    note = Note("child_pugh.scored", "Child-Pugh from the record: %(scored)s", scored=scored)
+    if cp.coded_class:
+        note = Note("child_pugh.coded", "%(note)s; recorded class %(letter)s", note=note, letter=cp.coded_class)
+    for item in cp.unknown_items:
+        note = Note(
+            "child_pugh.unknown", "%(note)s; not known: %(item)s", note=note, item=CHILD_PUGH_ITEMS.get(item, item)
+        )
+    return note
+
+
+def _finding(what: Note, finding: ClinicalFinding) -> Reason:
     return Reason(what, finding.provenance, finding.when_text)
 
 
 def _exposure(exposure: DrugExposure) -> Reason:
-    target = CHECKPOINT_NAMES.get(exposure.checkpoint or "", "checkpoint")
-    return Reason(f"prior {target} inhibitor {exposure.drug}", exposure.provenance, exposure.start_text)
+    what = Note("screening.prior_checkpoint", "prior checkpoint inhibitor %(drug)s", drug=Drug(exposure.drug))
+    if exposure.checkpoint in CHECKPOINT_NAMES:
+        what = Note(
+            "screening.prior_checkpoint_target",
+            "prior %(target)s inhibitor %(drug)s",
+            target=CHECKPOINT_NAMES[exposure.checkpoint],
+            drug=Drug(exposure.drug),
+        )
+    return Reason(what, exposure.provenance, exposure.start_text)
 
 
 def _recent(finding: ClinicalFinding, as_of: date, window: timedelta) -> bool:
@@ -84,16 +130,28 @@ def _liver(screen: Screen, data: ScreeningInput) -> None:
     if cp.worst_known_class == "B":
         screen.caveats.append(
             Reason(
-                f"Child-Pugh B ({cp.describe()}): the pivotal trials enrolled Child-Pugh A; evidence in B is limited"
+                Note(
+                    "screening.child_pugh_b",
+                    "Child-Pugh B (%(child_pugh)s): the pivotal trials enrolled Child-Pugh A; evidence in B is limited",
+                    child_pugh=child_pugh_note(cp),
+                )
             )
         )
     elif cp.could_be_c:
-        screen.checks.append(f"Child-Pugh class (the record allows up to {cp.points_high} points, class C)")
+        screen.checks.append(
+            Note(
+                "screening.child_pugh_could_be_c",
+                "Child-Pugh class (the record allows up to %(points)s points, class C)",
+                points=cp.points_high,
+            )
+        )
 
 
-def _conditions_readable(screen: Screen, data: ScreeningInput, what: str) -> None:
+def _conditions_readable(screen: Screen, data: ScreeningInput, what: Note) -> None:
     if "conditions" in data.unreadable:
-        screen.checks.append(f"the problem list (it could not be read) for {what}")
+        screen.checks.append(
+            Note("screening.problem_list_unread", "the problem list (it could not be read) for %(what)s", what=what)
+        )
 
 
 def _immunotherapy(screen: Screen, data: ScreeningInput) -> None:
@@ -102,18 +160,30 @@ def _immunotherapy(screen: Screen, data: ScreeningInput) -> None:
     for re-challenge here; never draft the same agent again)."""
     features, history = data.features, data.history
     for finding in features.findings_of("organ_transplant"):
-        screen.contraindications.append(_finding("organ transplant", finding))
+        screen.contraindications.append(_finding(Note("screening.organ_transplant", "organ transplant"), finding))
     for finding in features.findings_of("autoimmune_disease"):
         if finding.active:
-            screen.contraindications.append(_finding("active autoimmune disease", finding))
+            screen.contraindications.append(
+                _finding(Note("screening.autoimmune_active", "active autoimmune disease"), finding)
+            )
         else:
-            screen.caveats.append(_finding("history of autoimmune disease, inactive", finding))
+            screen.caveats.append(
+                _finding(Note("screening.autoimmune_inactive", "history of autoimmune disease, inactive"), finding)
+            )
     for exposure in history.checkpoint_exposures:
         screen.contraindications.append(_exposure(exposure))
-    _conditions_readable(screen, data, "organ transplant and autoimmune disease")
+    _conditions_readable(
+        screen, data, Note("screening.transplant_and_autoimmune", "organ transplant and autoimmune disease")
+    )
     unread = sorted(k for k in data.unreadable if k.startswith("medication"))
     if unread:
-        screen.checks.append(f"prior immunotherapy (treatment history {', '.join(unread)} could not be read)")
+        screen.checks.append(
+            Note(
+                "screening.treatment_history_unread",
+                "prior immunotherapy (treatment history %(keys)s could not be read)",
+                keys=", ".join(unread),
+            )
+        )
 
 
 def _bevacizumab(screen: Screen, data: ScreeningInput) -> None:
@@ -122,16 +192,28 @@ def _bevacizumab(screen: Screen, data: ScreeningInput) -> None:
     features, as_of = data.features, data.as_of
     for finding in features.findings_of("variceal_bleeding", "gi_bleeding"):
         if finding.active or _recent(finding, as_of, BLEEDING_WINDOW):
-            label = "bleeding varices" if finding.key == "variceal_bleeding" else "gastrointestinal bleeding"
-            screen.contraindications.append(_finding(f"{label}, active or within 6 months", finding))
+            what = (
+                Note("screening.variceal_bleeding_recent", "bleeding varices, active or within 6 months")
+                if finding.key == "variceal_bleeding"
+                else Note("screening.gi_bleeding_recent", "gastrointestinal bleeding, active or within 6 months")
+            )
+            screen.contraindications.append(_finding(what, finding))
     treatments = features.findings_of("variceal_treatment")
     for finding in features.findings_of("varices", active_only=True):
         treated = [t for t in treatments if t.when is not None and (finding.when is None or t.when >= finding.when)]
         if treated:
-            screen.caveats.append(_finding("varices treated: confirm eradication before bevacizumab", treated[0]))
+            screen.caveats.append(
+                _finding(
+                    Note("screening.varices_treated", "varices treated: confirm eradication before bevacizumab"),
+                    treated[0],
+                )
+            )
         else:
             screen.contraindications.append(
-                _finding("varices with no endoscopic treatment recorded after them", finding)
+                _finding(
+                    Note("screening.varices_untreated", "varices with no endoscopic treatment recorded after them"),
+                    finding,
+                )
             )
     endoscopies = [
         f
@@ -139,23 +221,32 @@ def _bevacizumab(screen: Screen, data: ScreeningInput) -> None:
         if f.when is not None and f.when >= days_before(as_of, ENDOSCOPY_WINDOW.days)
     ]
     if "procedures" in data.unreadable:
-        screen.checks.append("an upper endoscopy within 6 months (procedures could not be read)")
+        screen.checks.append(
+            Note("screening.procedures_unread", "an upper endoscopy within 6 months (procedures could not be read)")
+        )
     elif not endoscopies:
         screen.contraindications.append(
             Reason(
-                f"no upper endoscopy recorded in the 6 months before {as_of.isoformat()} "
-                "(varices must be assessed and treated before bevacizumab)"
+                Note(
+                    "screening.no_endoscopy",
+                    "no upper endoscopy recorded in the 6 months before %(date)s "
+                    "(varices must be assessed and treated before bevacizumab)",
+                    date=as_of.isoformat(),
+                )
             )
         )
-    _conditions_readable(screen, data, "varices and bleeding")
+    _conditions_readable(screen, data, Note("screening.varices_and_bleeding", "varices and bleeding"))
 
 
 def _bleeding_caveat(screen: Screen, data: ScreeningInput) -> None:
     """Lenvatinib: haemorrhage is a labelled warning; recorded bleeding or varices are named."""
     for finding in data.features.findings_of("variceal_bleeding", "gi_bleeding", "varices", active_only=True):
-        screen.caveats.append(
-            _finding(f"haemorrhage is a labelled risk of lenvatinib; {finding.key.replace('_', ' ')}", finding)
+        what = Note(
+            "screening.lenvatinib_haemorrhage",
+            "haemorrhage is a labelled risk of lenvatinib; %(finding)s",
+            finding=FINDING_NAMES[finding.key],
         )
+        screen.caveats.append(_finding(what, finding))
 
 
 def screen_first_line(data: ScreeningInput) -> list[Screen]:
@@ -168,7 +259,12 @@ def screen_first_line(data: ScreeningInput) -> list[Screen]:
     _immunotherapy(atezo_bev, data)
     _bevacizumab(atezo_bev, data)
     atezo_bev.caveats.append(
-        Reason("a sorafenib order often means atezolizumab + bevacizumab was already judged unsuitable: check why")
+        Reason(
+            Note(
+                "screening.atezo_bev_judged_unsuitable",
+                "a sorafenib order often means atezolizumab + bevacizumab was already judged unsuitable: check why",
+            )
+        )
     )
     return [lenvatinib, atezo_bev]
 

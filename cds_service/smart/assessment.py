@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from cards import app_text, i18n
 from cards.common import missing_reason
 from cards.i18n import _
+from cards.notes import say
 from fhir_mappers.orders import classify_draft_orders
 from hcc_evidence import load_evidence
 
@@ -315,7 +316,7 @@ def _from_assessment(view: AppView, assessment: Any, bundle: Any) -> AppView:
         view.features = feature_rows(features, FEATURE_LABELS)
     if history is not None:
         view.history = history_rows(history)
-    view.out_of_scope = [str(m) for m in (_get(assessment, "out_of_scope") or [])]
+    view.out_of_scope = [say(m) for m in (_get(assessment, "out_of_scope") or [])]
     risk = _get(assessment, "risk")
     if risk is not None:
         view.risk = _risk_view(
@@ -340,5 +341,4 @@ def _from_assessment(view: AppView, assessment: Any, bundle: Any) -> AppView:
     missing_data = _get(assessment, "missing_data") or {}
     view.missing = [f"{key}: {why}" for key, why in missing_data.items()]
     view.missing += [row.label for row in view.features if row.missing and row.key in ("afp", "alt", "tumour_size_cm")]
-    view.out_of_scope = [str(m) for m in (_get(assessment, "out_of_scope") or [])]
     return view

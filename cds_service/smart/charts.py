@@ -7,6 +7,8 @@ table with the same numbers beside it.
 
 from __future__ import annotations
 
+from cards import app_text
+
 from ..svg_plot import Series, render_svg
 from .assessment import Curve, SurvivalPanel
 
@@ -19,12 +21,9 @@ REFERENCE_DASHES = ["6 4", "2 3", "6 3 2 3"]
 
 
 def describe(panel: SurvivalPanel) -> str:
-    parts = []
-    for curve in panel.curves + panel.reference:
-        median = f"median {curve.median_months:.1f} months" if curve.median_months is not None else "median not reached"
-        parts.append(f"{curve.label}: {median}")
-    bands = " Shaded areas are 95% confidence bands." if any(c.low for c in panel.curves) else ""
-    return f"{panel.title}, probability against months. " + "; ".join(parts) + "." + bands
+    """In the current language (``cards.i18n.using``), as the panel's labels are."""
+    medians = [app_text.curve_median(curve.label, curve.median_months) for curve in panel.curves + panel.reference]
+    return app_text.chart_description(panel.title, medians, bands=any(c.low for c in panel.curves))
 
 
 def survival_svg(panel: SurvivalPanel, chart_id: str) -> str:
@@ -53,12 +52,13 @@ def survival_svg(panel: SurvivalPanel, chart_id: str) -> str:
         for index, curve in enumerate(panel.reference)
     ]
     last_month = max((t for curve in panel.curves + panel.reference for t in curve.times), default=0.0)
+    x_label, y_label = app_text.axis_labels()
     return render_svg(
         series,
         title=panel.title,
         description=describe(panel),
-        x_label="Months",
-        y_label="Probability",
+        x_label=x_label,
+        y_label=y_label,
         x_range=(0.0, last_month) if last_month > 0 else None,
         y_range=(0.0, 1.02),
         width=640,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from fhir_mappers.notes import Note
+
 from ..fhir_client import FhirClient
 from ..services import USER_TEMPLATE, CdsService
 from ..ssrf import FhirServerPolicy
@@ -31,7 +33,7 @@ def fetch_patient_record(
 ) -> tuple[dict | None, list[dict]]:
     """(Patient resource, every prefetch query's result as resources or Bundles)."""
     if not _FHIR_ID.fullmatch(patient_id):
-        raise SmartError("The EHR named the patient with an id that is not a FHIR id")
+        raise SmartError(Note("smart.patient_id_invalid", "The EHR named the patient with an id that is not a FHIR id"))
     # The record only: the user template names the hook's user, and the app's language follows the browser.
     templates = [t for t in service.templates if t.key != USER_TEMPLATE.key]
     queries = {t.key: t.query.replace("{{context.patientId}}", patient_id) for t in templates}
@@ -41,11 +43,18 @@ def fetch_patient_record(
     for template in templates:
         outcome = outcomes[template.key]
         if outcome.status in (401, 403):
-            raise SmartError("The FHIR server refused the access token")
+            raise SmartError(Note("smart.token_refused", "The FHIR server refused the access token"))
         if outcome.resource is None:
             if template.required:
                 resource_type = queries[template.key].split("?")[0]
-                raise SmartError(f"The FHIR server could not give {resource_type}: {outcome.error}")
+                raise SmartError(
+                    Note(
+                        "smart.resource_unread",
+                        "The FHIR server could not give %(resource_type)s: %(error)s",
+                        resource_type=resource_type,
+                        error=outcome.error or Note("smart.no_answer", "no answer"),
+                    )
+                )
             continue
         values.append(outcome.resource)
         if outcome.resource.get("resourceType") == "Patient":

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 
+from fhir_mappers.notes import Note
 from hcc_evidence.errors import HccCdsError
 
 from ..fhir_client import FetchError, FhirClient
@@ -22,7 +23,14 @@ from ..ssrf import FhirServerPolicy, FhirServerRefused
 
 
 class SmartError(HccCdsError):
-    """Launch or authorization failed; the message is safe to show the user."""
+    """Launch or authorization failed; the message (a Note, worded in the user's language by
+    ``cards.notes.say``) is safe to show."""
+
+    @property
+    def message(self) -> str:
+        """The message as raised: a Note keeps its id and values for the user's language."""
+        first = self.args[0] if self.args else ""
+        return first if isinstance(first, str) else str(first)
 
 
 @dataclass(frozen=True)
@@ -52,18 +60,43 @@ def discover(iss: str, client: FhirClient, policies: SmartPolicies, timeout: flo
     try:
         config = client.request_json("GET", url, time.monotonic() + timeout, policies.iss, server="the FHIR server")
     except FetchError as exc:
-        raise SmartError(f"Could not read the SMART configuration of {iss}: {exc.reason}") from None
+        raise SmartError(
+            Note(
+                "smart.configuration_unread",
+                "Could not read the SMART configuration of %(iss)s: %(reason)s",
+                iss=iss,
+                reason=exc.reason,
+            )
+        ) from None
     authorize, token = config.get("authorization_endpoint"), config.get("token_endpoint")
     if not isinstance(authorize, str) or not isinstance(token, str):
-        raise SmartError(f"The SMART configuration of {iss} names no authorization/token endpoint")
-    for name, endpoint in (("authorization", authorize), ("token", token)):
+        raise SmartError(
+            Note(
+                "smart.no_endpoints",
+                "The SMART configuration of %(iss)s names no authorization/token endpoint",
+                iss=iss,
+            )
+        )
+    endpoints = (
+        (Note("smart.authorization_endpoint", "authorization endpoint"), authorize),
+        (Note("smart.token_endpoint", "token endpoint"), token),
+    )
+    for name, endpoint in endpoints:
         try:
             policies.endpoints.check_url(endpoint)
         except FhirServerRefused as exc:
-            raise SmartError(f"The SMART configuration of {iss} names a {name} endpoint that {exc.reason}") from None
+            raise SmartError(
+                Note(
+                    "smart.endpoint_refused",
+                    "The SMART configuration of %(iss)s names a %(endpoint)s that %(reason)s",
+                    iss=iss,
+                    endpoint=name,
+                    reason=exc.reason,
+                )
+            ) from None
     methods = config.get("code_challenge_methods_supported")
     if methods is not None and "S256" not in methods:
-        raise SmartError(f"{iss} does not support PKCE S256, which this app requires")
+        raise SmartError(Note("smart.no_pkce", "%(iss)s does not support PKCE S256, which this app requires", iss=iss))
     return SmartEndpoints(authorize, token)
 
 
@@ -117,7 +150,13 @@ def exchange_code(
             server="the authorization server",
         )
     except FetchError as exc:
-        raise SmartError(f"The authorization server refused the code: {exc.reason}") from None
+        raise SmartError(
+            Note(
+                "smart.code_refused",
+                "The authorization server refused the code: %(reason)s",
+                reason=exc.reason,
+            )
+        ) from None
     if not isinstance(token.get("access_token"), str) or not token["access_token"]:
-        raise SmartError("The authorization server answered without an access token")
+        raise SmartError(Note("smart.no_access_token", "The authorization server answered without an access token"))
     return token

@@ -20,6 +20,8 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 from flask.sessions import SecureCookieSessionInterface
 
 from cards import app_text, i18n
+from cards.notes import say
+from models.model_card import model_card_markdown
 
 from ..app_context import InvalidAppContext, parse_app_context
 from ..fhir_client import FhirClient
@@ -158,7 +160,7 @@ def launch():
             launch=launch_token,
         )
     except SmartError as exc:
-        return _error(str(exc), 502)
+        return _error(say(exc.message), 502)
     finally:
         outbound.slots.release()
     session[FLOW_KEY] = {
@@ -219,7 +221,7 @@ def app_page():
             timeout=settings.smart_timeout_seconds,
         )
     except SmartError as exc:
-        return _error(str(exc), 502)
+        return _error(say(exc.message), 502)
     finally:
         outbound.slots.release()
     as_of = context.as_of if context else date.today()
@@ -246,8 +248,9 @@ def app_page():
 
 @bp.get("/model-card")
 def model_card():
-    """The model card of the loaded models (CDS_MODEL_DIR, else the shipped ones), as Markdown."""
-    text = runtime().assessor.bundle.model_card_markdown()
+    """The model card of the loaded models (CDS_MODEL_DIR, else the shipped ones), as Markdown in
+    the page's language."""
+    text = model_card_markdown(runtime().assessor.bundle.artifact, say)
     return current_app.response_class(text, mimetype="text/markdown; charset=utf-8")
 
 

@@ -34,7 +34,7 @@ def extracted_ids() -> set[str]:
     from babel.messages.frontend import parse_mapping_cfg
 
     method_map, options_map = parse_mapping_cfg(io.StringIO(config.read_text(encoding="utf-8")))
-    keywords = {"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}
+    keywords = {"_": None, "gettext": None, "N_": None, "ngettext": (1, 2), "Note": (2,)}
     return {
         message if isinstance(message, str) else message[0]
         for _file, _line, message, _comments, _context in extract_from_dir(
