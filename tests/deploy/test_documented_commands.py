@@ -1,5 +1,5 @@
 """Every ``python -m models …`` and ``python -m cds_service …`` command shown in a code block of
-README.md, models/README.md and docs/integration.md runs as written.
+models/README.md and docs/integration.md runs as written.
 
 Each document's commands run in their order (a later one may read what an earlier one wrote),
 in a temporary directory of the document's own, with the interpreter running the tests (the
@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCS = ("README.md", "models/README.md", "docs/integration.md")
+DOCS = ("models/README.md", "docs/integration.md")  # the README links to these for its commands
 INPUT_OPTIONS = ("--data", "--artifact", "--base", "--terminology")
 NOT_RUN = {
     "python -m cds_service": "serves until stopped: tests/deploy/test_build_steps.py::"
