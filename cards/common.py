@@ -224,7 +224,9 @@ def missing_data_lines(missing: dict[str, str]) -> list[str]:
         return []
     lines = ["", _("**Data that could not be read** (the assessment used what was available):")]
     # a code span shows its content literally: only a backtick could close it early
-    lines += [f"- `{_LINE_BREAKS.sub(' ', key).replace('`', '')}`: {md(why)}" for key, why in sorted(missing.items())]
+    lines += [
+        f"- `{_LINE_BREAKS.sub(' ', key).replace('`', '')}`: {md(say(why))}" for key, why in sorted(missing.items())
+    ]
     return lines
 
 

@@ -12,6 +12,7 @@ from . import common
 from .context import CardContext
 from .i18n import N_, _
 from .names import regimen_name
+from .notes import say
 from .schema import Card, Coding, Suggestion
 from .suggestions import is_coded, replace_order
 
@@ -193,7 +194,7 @@ def _marker_row(assessment: Assessment, name: str) -> str:
     lab: Feature[LabValue] = getattr(assessment.features, lab_name)
     prov = flag.provenance or lab.provenance
     if prov is None:
-        why = common.md(flag.note or _("not found"))
+        why = common.md(say(flag.note) or _("not found"))
         return _(
             "| %(marker)s (%(threshold)s) | not available | – | – | unknown: %(why)s |",
             marker=_(label),
@@ -209,7 +210,9 @@ def _marker_row(assessment: Assessment, name: str) -> str:
     elif converted is not None and f"{converted.value:g} {converted.unit}" != f"{shown} {prov.original_unit}":
         value += f" (= {compared})"  # the value compared
     code = f" ({common.code_label(prov.coding.system, prov.coding.code)})" if prov.coding and prov.coding.code else ""
-    answer = {True: _("**yes**"), False: _("no"), None: _("unknown: %(why)s", why=common.md(flag.note))}[flag.value]
+    answer = {True: _("**yes**"), False: _("no"), None: _("unknown: %(why)s", why=common.md(say(flag.note)))}[
+        flag.value
+    ]
     source = common.md(f"{prov.resource_type}/{prov.resource_id}{code}")
     return (
         f"| {_(label)} ({threshold}) | {common.md(value)} | {common.md(prov.effective or '–')} | {source} | {answer} |"
@@ -240,7 +243,7 @@ def _missing_markers(assessment: Assessment, ctx: CardContext) -> Card:
             "",
             *(
                 f"- **{_(MARKERS[name][0])}**: {common.missing_reason(f.missing.value if f.missing else None)} — "
-                f"{common.md(f.note)}"
+                f"{common.md(say(f.note))}"
                 for name, f in missing.items()
             ),
             "",

@@ -152,7 +152,7 @@ def _classification_lines(assessment: Assessment) -> list[str]:
             "**Resistance type could not be determined** (%(why)s): %(note)s. The estimates below average over "
             "primary and secondary resistance.",
             why=common.missing_reason(resistance.missing.value) if resistance.missing else _("unknown"),
-            note=common.md(resistance.note),
+            note=common.md(say(resistance.note)),
         )
     elif resistance.value == "primary":
         head = _(
@@ -176,7 +176,7 @@ def _classification_lines(assessment: Assessment) -> list[str]:
             )
         )
     elif start.provenance is not None:
-        lines.append(_("- Sorafenib start: %(note)s", note=common.md(start.note)))
+        lines.append(_("- Sorafenib start: %(note)s", note=common.md(say(start.note))))
     if progression.value is not None:
         lines.append(
             _(
@@ -298,7 +298,7 @@ def _guideline_lines(assessment: Assessment) -> list[str]:
     threshold = RAMUCIRUMAB_AFP_NG_PER_ML
     afp = assessment.features.afp
     if afp.value is None:
-        afp_text = _("no usable AFP in the look-back window (%(why)s)", why=common.md(afp.note or _("not found")))
+        afp_text = _("no usable AFP in the look-back window (%(why)s)", why=common.md(say(afp.note) or _("not found")))
     else:
         lab = afp.value
         value = f"{lab.comparator or ''}{lab.value:g} {lab.unit}"

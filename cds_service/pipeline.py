@@ -22,6 +22,7 @@ from cards.context import CardContext
 from cards.i18n import practitioner_locale
 from cards.render import build_response
 from fhir_mappers._common import collect, medication_references, reference_key
+from fhir_mappers.notes import Note, joined
 from fhir_mappers.orders import DraftOrder, DraftOrderSummary, DrugClass, classify_draft_orders
 from fhir_mappers.resources import iter_resources
 from models.assessment import Assessment
@@ -138,17 +139,25 @@ class Pipeline:
             )
         selected = summary.selected(context.selections)
         by_display = [
-            f"the drug of {order.reference} was identified from the reference's display text only "
-            + (
-                f"({reference_key(order.unresolved_reference) or order.unresolved_reference} could not be read)"
-                if order.unresolved_reference
-                else "(the referenced Medication names no drug code)"
+            Note(
+                "pipeline.by_display_unread",
+                "the drug of %(order)s was identified from the reference's display text only "
+                "(%(reference)s could not be read)",
+                order=order.reference,
+                reference=reference_key(order.unresolved_reference) or order.unresolved_reference,
+            )
+            if order.unresolved_reference
+            else Note(
+                "pipeline.by_display_no_code",
+                "the drug of %(order)s was identified from the reference's display text only "
+                "(the referenced Medication names no drug code)",
+                order=order.reference,
             )
             for order in selected.relevant_orders
             if order.identified_by == "reference_display"
         ]
         if by_display:
-            resolved.missing["draftOrders"] = "; ".join(by_display)
+            resolved.missing["draftOrders"] = joined(by_display)
         return summary, selected, _trigger(selected)
 
     def _card_context(

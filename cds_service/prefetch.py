@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_mappers._common import reference_key
+from fhir_mappers.notes import Note
 
 from .errors import ApiError
 from .fhir_client import FhirClient
@@ -105,7 +106,8 @@ def resolve(
                 "Required prefetch keys are missing and the request names no fhirServer to fetch them from.",
                 [{"field": f"prefetch.{key}", "problem": "missing"} for key in required],
             )
-        result.missing.update({key: "not prefetched and no fhirServer" for key in to_fetch})
+        why = Note("prefetch.no_server", "not prefetched and no fhirServer")
+        result.missing.update(dict.fromkeys(to_fetch, why))
         return result
 
     try:
@@ -127,7 +129,7 @@ def resolve(
 def _strip_outcomes(value: Any, result: ResolvedPrefetch, key: str) -> dict[str, Any] | None:
     """The spec lets an EHR report a prefetch failure as an OperationOutcome: treat it as missing."""
     if isinstance(value, dict) and value.get("resourceType") == "OperationOutcome":
-        result.missing[key] = "the EHR reported an error for this prefetch (OperationOutcome)"
+        result.missing[key] = Note("prefetch.outcome", "the EHR reported an error for this prefetch (OperationOutcome)")
         return None
     return value
 
@@ -168,23 +170,30 @@ def read_medications(
         else:
             queries[key] = key
     if skipped:
-        result.missing["Medication"] = (
-            f"{skipped} more referenced Medication(s) not read: a call reads at most {MAX_MEDICATION_READS}"
+        result.missing["Medication"] = Note(
+            "prefetch.too_many_medications",
+            "%(skipped)s more referenced Medication(s) not read: a call reads at most %(most)s",
+            skipped=skipped,
+            most=MAX_MEDICATION_READS,
         )
     if not queries:
         return
     if budget_seconds <= 0:
         for key in queries:
-            result.missing[key] = "not read from the FHIR server: the fetch budget ran out"
+            result.missing[key] = Note("prefetch.budget", "not read from the FHIR server: the fetch budget ran out")
         result.medication_reads_failed += len(queries)
         return
     token = request.fhirAuthorization.access_token if request.fhirAuthorization else None
     for key, outcome in client.fetch_all(base, queries, token, budget_seconds).items():  # type: ignore[arg-type]
         error = outcome.error
         if error is None and (outcome.resource or {}).get("resourceType") != "Medication":
-            error = "the FHIR server answered with something that is not a Medication"
+            error = Note(
+                "prefetch.not_a_medication", "the FHIR server answered with something that is not a Medication"
+            )
         if error is not None:
-            result.missing[key] = f"could not be read from the FHIR server: {error}"
+            result.missing[key] = Note(
+                "prefetch.read_failed", "could not be read from the FHIR server: %(error)s", error=error
+            )
             result.medication_reads_failed += 1
         else:
             result.medications[key] = outcome.resource  # type: ignore[assignment]
@@ -193,10 +202,12 @@ def read_medications(
 def _unreadable(ref: str, key: str, base: str | None) -> str | None:
     """Why a Medication reference is not read from fhirServer, or None when it may be."""
     if base is None:
-        return "not in the draft orders or the prefetch, and no fhirServer to read it from"
+        return Note(
+            "prefetch.no_server_to_read", "not in the draft orders or the prefetch, and no fhirServer to read it from"
+        )
     resource_type, _, rid = key.partition("/")
     if resource_type != "Medication" or not _FHIR_ID.fullmatch(rid):
-        return "not a Medication reference that can be read"
+        return Note("prefetch.not_readable", "not a Medication reference that can be read")
     if "://" in ref and not ref.startswith(base.rstrip("/") + "/"):
-        return "the reference points to another server than fhirServer: not read"
+        return Note("prefetch.other_server", "the reference points to another server than fhirServer: not read")
     return None

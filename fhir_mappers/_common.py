@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 
 from fhir_mappers.features import CodingRef, Feature, MissingReason, Provenance
 from fhir_mappers.fhirdates import FhirDate
+from fhir_mappers.notes import Note, joined
 from fhir_mappers.resources import OperationOutcomes, iter_resources
 
 FINAL_STATUSES = frozenset({"final", "amended", "corrected"})
@@ -208,7 +209,7 @@ def missing_recent(
     """The `kind` feature missing for the most relevant candidate's reason, when recent_same_day
     found no usable candidate."""
     if not candidates:
-        return kind(missing=MissingReason.not_found, note=f"no {label} found")
+        return kind(missing=MissingReason.not_found, note=Note("mapper.not_found", "no %(label)s found", label=label))
     start = _window_start(as_of, lookback_days)
     states = [(c, _window_state(c, as_of, start)) for c in candidates]
 
@@ -225,9 +226,15 @@ def missing_recent(
             return kind(
                 missing=MissingReason.stale,
                 provenance=c.provenance,
-                note=(
-                    f"{label} {c.when.text} is {days} days before the order ({as_of.isoformat()}); "  # type: ignore[union-attr]
-                    f"look-back is {lookback_days} days"
+                note=Note(
+                    "mapper.stale",
+                    "%(label)s %(when)s is %(days)s days before the order (%(order_date)s); "
+                    "look-back is %(lookback)s days",
+                    label=label,
+                    when=c.when.text,  # type: ignore[union-attr]
+                    days=days,
+                    order_date=as_of.isoformat(),
+                    lookback=lookback_days,
                 ),
             )
         if state == "straddles":
@@ -254,12 +261,19 @@ def missing_recent(
     )
 
 
+def with_skipped(note: str, skipped: list[str]) -> str:
+    """The note, and the records it passed over (if any) after it."""
+    if not skipped:
+        return note
+    return Note("mapper.skipped", "%(note)s; skipped: %(skipped)s", note=note, skipped=joined(skipped))
+
+
 def missing_like(source: Feature[Any], note: str, kind: type[Feature[Any]]) -> Feature[Any]:
     """A derived feature (a `kind`) missing for the same reason as its source."""
     return kind(
         missing=source.missing or MissingReason.not_found,
         provenance=source.provenance,
-        note=f"{note}: {source.note}" if source.note else note,
+        note=Note("mapper.missing_like", "%(note)s: %(why)s", note=note, why=source.note) if source.note else note,
     )
 
 

@@ -8,7 +8,7 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from fhir_mappers._common import Candidate, as_dict, as_list, provenance, select_recent, text
+from fhir_mappers._common import Candidate, as_dict, as_list, provenance, select_recent, text, with_skipped
 from fhir_mappers.features import (
     AetiologyFeature,
     BclcFeature,
@@ -20,6 +20,7 @@ from fhir_mappers.features import (
     MissingReason,
 )
 from fhir_mappers.fhirdates import FhirDate, parse_fhir_date
+from fhir_mappers.notes import Note
 from fhir_mappers.record import PatientRecord
 from fhir_mappers.terminology import CodeIndex, Terminology, coding_ref
 from fhir_mappers.values import unusable_because
@@ -38,11 +39,18 @@ def condition_features(
     return {
         "hcc_diagnosis": _condition_feature("hcc", "HCC", conditions, as_of),
         "aetiology": _aetiology(conditions, as_of),
-        "cirrhosis": _condition_feature("cirrhosis", "cirrhosis", conditions, as_of),
+        "cirrhosis": _condition_feature("cirrhosis", Note("label.cirrhosis", "cirrhosis"), conditions, as_of),
         "child_pugh_class": _stage(
-            "child_pugh", "Child-Pugh class", named_by["child_pugh"], record, as_of, lab_lookback_days
+            "child_pugh",
+            Note("label.child_pugh", "Child-Pugh class"),
+            named_by["child_pugh"],
+            record,
+            as_of,
+            lab_lookback_days,
         ),
-        "bclc_stage": _stage("bclc", "BCLC stage", named_by["bclc"], record, as_of, imaging_lookback_days),
+        "bclc_stage": _stage(
+            "bclc", Note("label.bclc", "BCLC stage"), named_by["bclc"], record, as_of, imaging_lookback_days
+        ),
         "prior_hcc_surgery": _prior_surgery(procedures, as_of),
         "findings": _safety_findings(conditions, procedures, as_of),
     }
@@ -99,10 +107,8 @@ def _condition_feature(key: str, label: str, conditions: CodeIndex, as_of: date)
         when, source = condition_date(condition)
         prov = provenance(condition, when=when, when_source=source, value=True, coding=coding)
         return BoolFeature(value=True, provenance=prov, note=f"{label}: Condition/{condition.get('id')}")
-    note = f"no {label} Condition found"
-    if skipped:
-        note += "; skipped: " + "; ".join(skipped)
-    return BoolFeature(missing=MissingReason.not_found, note=note)
+    note = Note("mapper.no_condition", "no %(label)s Condition found", label=label)
+    return BoolFeature(missing=MissingReason.not_found, note=with_skipped(note, skipped))
 
 
 def _aetiology(conditions: CodeIndex, as_of: date) -> Feature[Any]:
@@ -119,9 +125,15 @@ def _aetiology(conditions: CodeIndex, as_of: date) -> Feature[Any]:
             return AetiologyFeature(
                 value="other",
                 provenance=prov,
-                note=f"non-viral liver disease Condition/{condition.get('id')} and no HBV or HCV Condition",
+                note=Note(
+                    "mapper.other_aetiology",
+                    "non-viral liver disease %(ref)s and no HBV or HCV Condition",
+                    ref=f"Condition/{condition.get('id')}",
+                ),
             )
-        return AetiologyFeature(missing=MissingReason.not_found, note="no HBV or HCV Condition found")
+        return AetiologyFeature(
+            missing=MissingReason.not_found, note=Note("mapper.no_viral_aetiology", "no HBV or HCV Condition found")
+        )
     value = "hbv_hcv" if hbv and hcv else "hbv" if hbv else "hcv"
     condition, coding = (hbv or hcv)[0]
     when, source = condition_date(condition)
@@ -273,10 +285,8 @@ def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature[Any]:
             continue
         prov = provenance(procedure, when=performed, when_source="performed", value=True, coding=coding_ref(raw_coding))
         return BoolFeature(value=True, provenance=prov, note=f"HCC surgery: Procedure/{procedure.get('id')}")
-    note = "no completed HCC surgery Procedure found"
-    if skipped:
-        note += "; skipped: " + "; ".join(skipped)
-    return BoolFeature(missing=MissingReason.not_found, note=note)
+    note = Note("mapper.no_surgery", "no completed HCC surgery Procedure found")
+    return BoolFeature(missing=MissingReason.not_found, note=with_skipped(note, skipped))
 
 
 SAFETY_CONDITIONS = (

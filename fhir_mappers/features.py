@@ -12,6 +12,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fhir_mappers.notes import Note
+
 T = TypeVar("T")
 
 
@@ -61,7 +63,7 @@ class Feature(BaseModel, Generic[T]):
     value: T | None = None
     provenance: Provenance | None = None
     missing: MissingReason | None = None
-    note: str = ""
+    note: Note | str = ""  # a Note stays one (the cards translate it); JSON has the English
 
     @property
     def is_missing(self) -> bool:

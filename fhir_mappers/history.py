@@ -18,6 +18,7 @@ from fhir_mappers._common import (
     provenance,
     reference_key,
     text,
+    with_skipped,
 )
 from fhir_mappers.features import (
     BoolFeature,
@@ -34,6 +35,7 @@ from fhir_mappers.features import (
     TreatmentHistory,
 )
 from fhir_mappers.fhirdates import FhirDate, effective_date, parse_fhir_date
+from fhir_mappers.notes import Note
 from fhir_mappers.record import PatientRecord, patient_record
 from fhir_mappers.terminology import Terminology
 from hcc_evidence import load_evidence
@@ -41,6 +43,22 @@ from hcc_evidence import load_evidence
 DAYS_PER_MONTH = 365.25 / 12
 
 NOT_TAKEN = frozenset({"entered-in-error", "cancelled", "draft", "not-taken", "not-done"})
+
+
+_PRECISION = {
+    "year": Note("history.precision_year", "year"),
+    "month": Note("history.precision_month", "month"),
+    "day": Note("history.precision_day", "day"),
+}
+
+
+def _imprecise(event: Note, precision: str) -> Note:
+    return Note(
+        "history.imprecise",
+        "%(event)s is only known to %(precision)s precision",
+        event=event,
+        precision=_PRECISION[precision],
+    )
 
 
 def primary_window_days() -> int:
@@ -143,7 +161,14 @@ def _sorafenib_toxicity(record: PatientRecord, sorafenib: list[DrugExposure], as
             if coding is not None:
                 prov = provenance(resource, value=text(resource.get("status")), coding=coding)
                 return BoolFeature(
-                    value=True, provenance=prov, note=f"sorafenib {rid} status reason: {coding.display or coding.code}"
+                    value=True,
+                    provenance=prov,
+                    note=Note(
+                        "history.status_reason",
+                        "sorafenib %(ref)s status reason: %(reason)s",
+                        ref=rid,
+                        reason=str(coding.display or coding.code),
+                    ),
                 )
         elif kind == "AdverseEvent" and resource.get("actuality", "actual") == "actual":
             when = parse_fhir_date(resource.get("date"))
@@ -174,7 +199,10 @@ def _sorafenib_toxicity(record: PatientRecord, sorafenib: list[DrugExposure], as
                     return BoolFeature(
                         value=True, provenance=prov, note=f"{rid}: {label or 'adverse event'} with sorafenib suspected"
                     )
-    return BoolFeature(missing=MissingReason.not_found, note="no sorafenib stop for toxicity recorded")
+    return BoolFeature(
+        missing=MissingReason.not_found,
+        note=Note("history.no_toxicity_stop", "no sorafenib stop for toxicity recorded"),
+    )
 
 
 def _progression_events(record: PatientRecord, as_of: date | None) -> list[tuple[FhirDate, Provenance]]:
@@ -270,9 +298,7 @@ def _derive_resistance(
         }
 
     if not sorafenib:
-        note = "no sorafenib exposure found"
-        if skipped:
-            note += "; skipped: " + "; ".join(skipped)
+        note = with_skipped(Note("history.no_sorafenib", "no sorafenib exposure found"), skipped)
         start = DateFeature(missing=MissingReason.no_sorafenib, note=note)
         return {"sorafenib_start": start, **missing_all(MissingReason.no_sorafenib, note)}
     parsed = [(parse_fhir_date(e.start_text), e) for e in sorafenib if e.start_text]
@@ -287,27 +313,49 @@ def _derive_resistance(
     first_when, first = min(dated, key=lambda d: (d[0].earliest, d[0].latest))
     start_low = first_when.earliest
     start_high = min(w.latest for w, _ in dated)
-    start_desc = f"sorafenib start {first_when.text} ({first.provenance.resource_type}/{first.provenance.resource_id})"
+    start_desc = Note(
+        "history.start",
+        "sorafenib start %(when)s (%(ref)s)",
+        when=first_when.text,
+        ref=f"{first.provenance.resource_type}/{first.provenance.resource_id}",
+    )
     if start_low == start_high:
         start = DateFeature(value=start_low, provenance=first.provenance, note=start_desc)
     else:
         start = DateFeature(
             missing=MissingReason.ambiguous,
             provenance=first.provenance,
-            note=f"{start_desc} is only known to {first_when.precision} precision",
+            note=_imprecise(start_desc, first_when.precision),
         )
     after = [(w, p) for w, p in events if w.latest > start_low]
     if not after:
         if events:
             w, p = events[-1]
-            note = f"progression recorded only on or before the {start_desc} (last {w.text})"
+            note = Note(
+                "history.progression_before_start",
+                "progression recorded only on or before the %(start)s (last %(when)s)",
+                start=start_desc,
+                when=w.text,
+            )
             return {"sorafenib_start": start, **missing_all(MissingReason.ambiguous, note, p)}
-        note = f"no radiological progression recorded after the {start_desc}"
+        note = Note(
+            "history.no_progression", "no radiological progression recorded after the %(start)s", start=start_desc
+        )
         return {"sorafenib_start": start, **missing_all(MissingReason.no_progression, note)}
     prog_when, prog = min(after, key=lambda e: (e[0].earliest, e[0].latest))
-    prog_desc = f"first progression {prog_when.text} ({prog.resource_type}/{prog.resource_id})"
+    prog_desc = Note(
+        "history.first_progression",
+        "first progression %(when)s (%(ref)s)",
+        when=prog_when.text,
+        ref=f"{prog.resource_type}/{prog.resource_id}",
+    )
     if prog_when.earliest <= start_high:
-        note = f"cannot tell whether the {prog_desc} came after the {start_desc}"
+        note = Note(
+            "history.order_unknown",
+            "cannot tell whether the %(progression)s came after the %(start)s",
+            progression=prog_desc,
+            start=start_desc,
+        )
         return {"sorafenib_start": start, **missing_all(MissingReason.ambiguous, note, prog)}
     if prog_when.is_exact:
         first_progression = DateFeature(value=prog_when.earliest, provenance=prog, note=prog_desc)
@@ -315,19 +363,29 @@ def _derive_resistance(
         first_progression = DateFeature(
             missing=MissingReason.ambiguous,
             provenance=prog,
-            note=f"{prog_desc} is only known to {prog_when.precision} precision",
+            note=_imprecise(prog_desc, prog_when.precision),
         )
     days_low = (prog_when.earliest - start_high).days
     days_high = (prog_when.latest - start_low).days
-    both = f"{start_desc}; {prog_desc}"
+    both = Note("history.both", "%(start)s; %(progression)s", start=start_desc, progression=prog_desc)
     if days_low == days_high:
         months = FloatFeature(
-            value=round(days_low / DAYS_PER_MONTH, 1), provenance=prog, note=f"{days_low} days; {both}"
+            value=round(days_low / DAYS_PER_MONTH, 1),
+            provenance=prog,
+            note=Note("history.days", "%(days)s days; %(both)s", days=days_low, both=both),
         )
-        days = IntFeature(value=days_low, provenance=prog, note=f"{days_low} days; {both}")
+        days = IntFeature(value=days_low, provenance=prog, note=months.note)
     else:
         months = FloatFeature(
-            missing=MissingReason.ambiguous, provenance=prog, note=f"between {days_low} and {days_high} days; {both}"
+            missing=MissingReason.ambiguous,
+            provenance=prog,
+            note=Note(
+                "history.days_between",
+                "between %(low)s and %(high)s days; %(both)s",
+                low=days_low,
+                high=days_high,
+                both=both,
+            ),
         )
         days = IntFeature(missing=MissingReason.ambiguous, provenance=prog, note=months.note)
     exact = str(days_low) if days_low == days_high else ""
@@ -335,20 +393,39 @@ def _derive_resistance(
         resistance = ResistanceFeature(
             value="primary",
             provenance=prog,
-            note=f"progression {exact or f'<= {days_high}'} days after start (<= {window}); {both}",
+            note=Note(
+                "history.primary",
+                "progression %(days)s days after start (<= %(window)s); %(both)s",
+                days=exact or f"<= {days_high}",
+                window=window,
+                both=both,
+            ),
         )
     elif days_low > window:
         resistance = ResistanceFeature(
             value="secondary",
             provenance=prog,
-            note=f"progression {exact or f'>= {days_low}'} days after start (> {window}); {both}",
+            note=Note(
+                "history.secondary",
+                "progression %(days)s days after start (> %(window)s); %(both)s",
+                days=exact or f">= {days_low}",
+                window=window,
+                both=both,
+            ),
         )
     else:
         resistance = ResistanceFeature(
             missing=MissingReason.ambiguous,
             provenance=prog,
-            note=f"progression between {days_low} and {days_high} days after start; "
-            f"the {window}-day window is undecidable; {both}",
+            note=Note(
+                "history.window_undecidable",
+                "progression between %(low)s and %(high)s days after start; "
+                "the %(window)s-day window is undecidable; %(both)s",
+                low=days_low,
+                high=days_high,
+                window=window,
+                both=both,
+            ),
         )
     return {
         "sorafenib_start": start,
@@ -358,6 +435,8 @@ def _derive_resistance(
         "progression_day_range": (days_low, days_high),
         "resistance_type": resistance,
         "sorafenib_failure": BoolFeature(
-            value=True, provenance=prog, note=f"radiological progression after sorafenib: {both}"
+            value=True,
+            provenance=prog,
+            note=Note("history.failure", "radiological progression after sorafenib: %(both)s", both=both),
         ),
     }

@@ -20,10 +20,14 @@ from fhir_mappers._common import (
 )
 from fhir_mappers.conditions import condition_date, condition_usable
 from fhir_mappers.features import BoolFeature, Feature, FloatFeature, IntFeature, MissingReason
+from fhir_mappers.notes import Note, joined
 from fhir_mappers.record import PatientRecord
 from fhir_mappers.terminology import Terminology, coding_ref
 from fhir_mappers.values import quantity, unusable_because
 from hcc_evidence import load_evidence
+
+TUMOUR_SIZE = Note("label.tumour_size", "tumour size")
+TUMOUR_COUNT = Note("label.tumour_count", "tumour count")
 
 
 def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> dict[str, Feature[Any]]:
@@ -41,9 +45,9 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
             note=f"largest of {len(same_study)} lesion measurement(s) on {largest.when.text}",  # type: ignore[union-attr]
         )
     else:
-        size_feature = missing_recent("tumour size", sizes, as_of, lookback_days, FloatFeature)
+        size_feature = missing_recent(TUMOUR_SIZE, sizes, as_of, lookback_days, FloatFeature)
     count_raw = select_recent(
-        "tumour count",
+        TUMOUR_COUNT,
         _tumour_counts(record),
         as_of,
         lookback_days,
@@ -59,7 +63,11 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
                 else BoolFeature(
                     missing=MissingReason.undecidable,
                     provenance=count_raw.provenance,
-                    note=f"tumour count {comparator}{count} cannot tell single from multiple",
+                    note=Note(
+                        "imaging.count_undecidable",
+                        "tumour count %(count)s cannot tell single from multiple",
+                        count=f"{comparator}{count}",
+                    ),
                 )
             )
         else:
@@ -76,7 +84,8 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
                 note=f"{len(distinct)} separately measured lesions on {same_study[0].when.text}; no tumour count",  # type: ignore[union-attr]
             )
         else:
-            multiple = missing_like(count_raw, "multiple tumours needs a tumour count", BoolFeature)
+            needs = Note("imaging.multiple_needs_count", "multiple tumours needs a tumour count")
+            multiple = missing_like(count_raw, needs, BoolFeature)
 
     if size_feature.value is not None:
         size_over = BoolFeature(
@@ -92,9 +101,15 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
         "tumour_count": count_feature,
         "tumour_size_over_5cm": size_over,
         "multiple_tumours": multiple,
-        "vascular_invasion": _finding("vascular_invasion", "vascular invasion", record, as_of, lookback_days),
+        "vascular_invasion": _finding(
+            "vascular_invasion", Note("label.vascular_invasion", "vascular invasion"), record, as_of, lookback_days
+        ),
         "extrahepatic_metastasis": _finding(
-            "extrahepatic_metastasis", "extrahepatic metastasis", record, as_of, lookback_days
+            "extrahepatic_metastasis",
+            Note("label.extrahepatic_metastasis", "extrahepatic metastasis"),
+            record,
+            as_of,
+            lookback_days,
         ),
     }
 
@@ -103,7 +118,7 @@ def _tumour_sizes(record: PatientRecord) -> list[Candidate]:
     out = []
     for _, obs, _, raw_coding in record.observations.matching("imaging", ("tumour_size",)):
         when, source = record.observation_date(obs)
-        reason, note = unusable_because(obs, "tumour size")
+        reason, note = unusable_because(obs, TUMOUR_SIZE)
         quantities = []
         for component in as_list(obs.get("component")):
             if record.terminology.match("imaging", as_dict(component).get("code"), keys=("tumour_size_longest",)):
@@ -138,7 +153,7 @@ def _tumour_counts(record: PatientRecord) -> list[Candidate]:
     out = []
     for _, obs, _, raw_coding in record.observations.matching("imaging", ("tumour_count",)):
         when, source = record.observation_date(obs)
-        reason, note = unusable_because(obs, "tumour count")
+        reason, note = unusable_because(obs, TUMOUR_COUNT)
         raw: object = obs.get("valueInteger")
         comparator = None
         if raw is None:
@@ -217,5 +232,5 @@ def _finding(key: str, label: str, record: PatientRecord, as_of: date, lookback:
         candidates.append(Candidate.known(when, prov, value, reason, note))
     feature = select_recent(label, candidates, as_of, lookback, BoolFeature)
     if feature.value is None and skipped and feature.missing is MissingReason.not_found:
-        feature.note = f"{label}: only " + "; ".join(skipped)
+        feature.note = Note("imaging.only_skipped", "%(label)s: only %(skipped)s", label=label, skipped=joined(skipped))
     return feature

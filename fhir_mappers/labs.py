@@ -10,6 +10,7 @@ from typing import Any
 from fhir_mappers._common import Assessment, Candidate, as_dict, missing_like, provenance, select_recent, text
 from fhir_mappers.features import BoolFeature, Feature, LabFeature, LabValue, MissingReason
 from fhir_mappers.fhirdates import FhirDate
+from fhir_mappers.notes import Note
 from fhir_mappers.record import PatientRecord
 from fhir_mappers.terminology import coding_ref
 from fhir_mappers.values import LAB_LABELS, observation_value, unusable_because
@@ -73,7 +74,7 @@ def _lab_assessment(
 def _over(source: Feature[Any], threshold: float, name: str, unit: str) -> Feature[Any]:
     """Binary 'value > threshold' honouring the comparator; missing if undecidable."""
     if source.value is None:
-        return missing_like(source, f"{name} needs the value", BoolFeature)
+        return missing_like(source, Note("mapper.needs_value", "%(name)s needs the value", name=name), BoolFeature)
     lab: LabValue = source.value
     v, comp = lab.value, lab.comparator
     shown = f"{comp or ''}{v:g} {lab.unit}"

@@ -8,7 +8,7 @@ English text, so logs, the audit and every reader of the English string go on as
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Union
 
@@ -44,6 +44,13 @@ class Note(str):
     def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         """Kept as a Note in a model field (pydantic would make it a plain str); JSON is the English."""
         return core_schema.is_instance_schema(cls, serialization=core_schema.to_string_ser_schema())
+
+
+def joined(parts: Sequence[str]) -> str:
+    """``"; ".join(parts)`` that stays a Note, so that each part keeps its own translation."""
+    if len(parts) == 1:
+        return parts[0]
+    return Note("join.semicolon", "%(first)s; %(rest)s", first=parts[0], rest=joined(parts[1:]))
 
 
 def _rebuild(id: str, template: str, params: dict[str, NoteValue]) -> Note:

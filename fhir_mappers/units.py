@@ -18,6 +18,8 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
+from fhir_mappers.notes import Note
+
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 AFP_NG_PER_IU = 1.21  # WHO International Standard 72/225
 
@@ -60,9 +62,16 @@ def implausible(feature: str, value: float) -> str | None:
     """Why `value` (in the model unit) cannot be a real measurement, or None when it can."""
     bounds = PLAUSIBLE[feature]
     if value < 0 or (value == 0 and not bounds.zero_allowed):
-        return f"{value:g} {MODEL_UNITS[feature]} is not physiologically possible"
+        return Note(
+            "mapper.impossible", "%(value)s is not physiologically possible", value=f"{value:g} {MODEL_UNITS[feature]}"
+        )
     if value > bounds.high:
-        return f"{value:g} {MODEL_UNITS[feature]} is above the plausible maximum of {bounds.high:g}"
+        return Note(
+            "mapper.above_maximum",
+            "%(value)s is above the plausible maximum of %(high)s",
+            value=f"{value:g} {MODEL_UNITS[feature]}",
+            high=f"{bounds.high:g}",
+        )
     return None
 
 

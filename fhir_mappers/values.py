@@ -13,16 +13,17 @@ from pydantic import ValidationError
 
 from fhir_mappers._common import ERROR_STATUSES, FINAL_STATUSES, as_dict, as_list, text
 from fhir_mappers.features import LabValue, MissingReason
+from fhir_mappers.notes import Note
 from fhir_mappers.text_values import parse_quantity_text
 from fhir_mappers.units import MODEL_UNITS, convert, implausible
 
-LAB_LABELS = {
+LAB_LABELS: dict[str, str] = {  # Notes where the cards word the name (AFP, ALT... read the same)
     "afp": "AFP",
     "alt": "ALT",
     "ast": "AST",
-    "bilirubin": "total bilirubin",
-    "albumin": "albumin",
-    "platelets": "platelet count",
+    "bilirubin": Note("lab.bilirubin", "total bilirubin"),
+    "albumin": Note("lab.albumin", "albumin"),
+    "platelets": Note("lab.platelets", "platelet count"),
     "inr": "INR",
 }
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
@@ -98,7 +99,12 @@ def text_quantity(feature: str, result: str) -> Reading:
         return (
             None,
             MissingReason.invalid,
-            f"{label} text result {result!r} is not one number with an optional comparator and unit; not used",
+            Note(
+                "mapper.text_not_a_quantity",
+                "%(label)s text result %(text)s is not one number with an optional comparator and unit; not used",
+                label=label,
+                text=repr(result),
+            ),
         )
     return _in_model_unit(feature, parsed.value, parsed.comparator, parsed.unit, None, None, from_text=True)
 
@@ -107,9 +113,20 @@ def quantity(feature: str, raw: object) -> tuple[LabValue | None, MissingReason 
     """valueQuantity -> value in the model unit, or why not. Also returns the raw dict."""
     label = _label(feature)
     if not isinstance(raw, dict):
-        return None, MissingReason.invalid, f"{label} has no valueQuantity", {}
+        return (
+            None,
+            MissingReason.invalid,
+            Note("mapper.no_quantity", "%(label)s has no valueQuantity", label=label),
+            {},
+        )
     if raw.get("value") is not None and type(raw["value"]) not in _NUMBER:  # FHIR JSON: never "80"
-        return None, MissingReason.invalid, f"{label} value {raw.get('value')!r} is not a JSON number", raw
+        why = Note(
+            "mapper.not_json_number",
+            "%(label)s value %(value)s is not a JSON number",
+            label=label,
+            value=repr(raw["value"]),
+        )
+        return None, MissingReason.invalid, why, raw
     parsed: _PlainQuantity | Quantity | None = _plain_quantity(raw)
     if parsed is None:  # anything unusual gets the full FHIR validation and its error message
         try:
@@ -119,7 +136,12 @@ def quantity(feature: str, raw: object) -> tuple[LabValue | None, MissingReason 
             where = ".".join(str(p) for p in first.get("loc", ()))
             return None, MissingReason.invalid, f"{label} valueQuantity.{where}: {first.get('msg')}", raw
     if parsed.value is None:
-        return None, MissingReason.invalid, f"{label} valueQuantity has no value", raw
+        return (
+            None,
+            MissingReason.invalid,
+            Note("mapper.quantity_no_value", "%(label)s valueQuantity has no value", label=label),
+            raw,
+        )
     number = float(parsed.value)
     if not math.isfinite(number):
         return None, MissingReason.invalid, f"{label} value {raw.get('value')!r} is not finite", raw
@@ -151,7 +173,11 @@ def _in_model_unit(
     value, _ = converted
     impossible = implausible(feature, value)
     if impossible is not None:
-        return None, MissingReason.implausible, f"{label} {impossible}; not used"
+        return (
+            None,
+            MissingReason.implausible,
+            Note("mapper.implausible", "%(label)s %(why)s; not used", label=label, why=impossible),
+        )
     lab = LabValue(value=round(value, 6), unit=MODEL_UNITS[feature], comparator=comparator, from_text=from_text)
     return lab, None, ""
 
@@ -162,8 +188,20 @@ def _status_reason(resource: dict[str, Any], label: str) -> tuple[MissingReason 
         return None, ""
     rid = f"{resource.get('resourceType')}/{resource.get('id')}"
     if status in ERROR_STATUSES:
-        return MissingReason.entered_in_error, f"{label} in {rid} has status {status}; ignored"
-    return MissingReason.not_final, f"{label} in {rid} has status {status!r}, not final/amended/corrected"
+        return MissingReason.entered_in_error, Note(
+            "mapper.status_error",
+            "%(label)s in %(ref)s has status %(status)s; ignored",
+            label=label,
+            ref=rid,
+            status=status,
+        )
+    return MissingReason.not_final, Note(
+        "mapper.status_not_final",
+        "%(label)s in %(ref)s has status %(status)s, not final/amended/corrected",
+        label=label,
+        ref=rid,
+        status=repr(status),
+    )
 
 
 def _absent_reason(resource: dict[str, Any], label: str) -> tuple[MissingReason | None, str]:

@@ -41,7 +41,10 @@ class Assessment(BaseModel):
     history: TreatmentHistory
     out_of_scope: list[Note] = Field(default_factory=list, description="Why the study's estimate does not apply.")
     caveats: list[Note] = Field(default_factory=list, description="Doubts about fit to the study, short of exclusion.")
-    missing_data: dict[str, str] = Field(default_factory=dict, description="Prefetch key → why it could not be read.")
+    missing_data: dict[str, Note | str] = Field(
+        default_factory=dict,
+        description="Prefetch key → why it could not be read (a Note stays one: the cards word it)",
+    )
     risk: RiskEstimate | None = None
     survival: RegimenComparison | None = None
     model_version: str

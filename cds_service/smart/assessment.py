@@ -136,7 +136,8 @@ def feature_rows(features: Any, keys: dict[str, str]) -> list[FeatureRow]:
         source, when = _source(feature.get("provenance"))
         missing = None
         if feature.get("value") is None:
-            missing = feature.get("note") or missing_reason(feature.get("missing") or "not_found")
+            note = getattr(getattr(features, key, None), "note", None) or feature.get("note")  # the Note, if any
+            missing = say(note) if note else missing_reason(feature.get("missing") or "not_found")
         rows.append(
             FeatureRow(
                 key=key,

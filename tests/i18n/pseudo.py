@@ -4,9 +4,9 @@ through the catalogue, whether written by the cards or filled into one of their 
 
 What may remain once the markers are removed: data (numbers, dates, units, codes, FHIR
 references and element names, the study's citation, the model version, what the EHR sent) and,
-until they carry a ``fhir_mappers.notes.Note`` too, the FHIR mappers' notes and the prefetch's
-reasons. The models' wording (screening, exclusions, caveats, the model card) is not allowed:
-it goes through the catalogue. Anything else is a string that escaped extraction.
+until they carry a ``fhir_mappers.notes.Note`` too, the FHIR client's fetch errors. The mappers'
+notes, the prefetch's reasons and the models' wording go through the catalogue. Anything else is
+a string that escaped extraction.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ _DATA = re.compile(
     r"|\b\d[\d.,+a-f]*\b|ng/mL|IU/mL|U/L|\bLOINC\b|\bSNOMED CT\b|\bRxNorm\b|\bATC\b|\bICD-10(?:-CM)?\b"
 )
 _WORDS = re.compile(r"[A-Za-z][A-Za-z']+(?:[ \-][A-Za-z][A-Za-z']+)*")
-# What still reaches a card in English: the FHIR mappers' notes (why a value is missing, when
-# progression happened) and the prefetch's reasons, until they carry a fhir_mappers.notes.Note
-# too. models/ is not here: its notes go through the catalogue (cards.notes.say).
-LOWER_LAYERS = [*(ROOT / "fhir_mappers").rglob("*.py")]
-LOWER_LAYERS += [ROOT / "cds_service" / name for name in ("prefetch.py", "pipeline.py", "fhir_client.py", "ssrf.py")]
+# What may still reach a card in English: why a fetch failed (FetchError's reason, filled into a
+# prefetch Note), until it carries a fhir_mappers.notes.Note too. The mappers, the prefetch and
+# models/ are not here: their notes go through the catalogue (cards.notes.say).
+LOWER_LAYERS = [ROOT / "cds_service" / name for name in ("fhir_client.py", "ssrf.py")]
 
 
 def catalogue() -> Translations:

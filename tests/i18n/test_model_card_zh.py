@@ -17,7 +17,7 @@ from models.artifacts import read_bundle
 
 from .pseudo import escapes, pseudo_locale
 
-TAGS = re.compile(r"<[^>]+>")
+TAGS = re.compile(r"<style.*?</style>|<[^>]+>", re.DOTALL)  # a style sheet is not text
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 

@@ -111,3 +111,27 @@ def test_chart_axes_and_description_follow_the_language():
     assert ">月<" in chinese and ">概率<" in chinese and "TKI：中位8.2个月" in chinese
     assert ">Months<" in english and ">Probability<" in english and "TKI: median 8.2 months" in english
     assert "Months" not in chinese and "Probability" not in chinese
+
+
+@pytest.mark.parametrize(
+    ("vignette", "chinese", "english"),
+    [
+        ("v04", "判断AFP \\> 400 ng/mL需要该检验值：未找到AFP结果", "AFP \\> 400 ng/mL needs the value: no AFP found"),
+        ("v05", "AFP：-5 ng/mL在生理上不可能；未采用", "AFP -5 ng/mL is not physiologically possible; not used"),
+        ("v25", "`conditions`: 电子病历系统报告此项预取出错（OperationOutcome）", "reported an error for this"),
+        ("v33", "的药物仅根据引用的显示文本识别（Medication/unknown无法读取）", "display text only"),
+        (
+            "v53",
+            "开始用药后71至101天之间进展；无法判断是否在91天时间窗内；索拉非尼开始用药 2026-03",
+            "progression between 71 and 101 days after start; the 91-day window is undecidable; sorafenib start",
+        ),
+    ],
+)
+def test_the_mappers_and_prefetch_notes_read_in_chinese(live_server, vignette, chinese, english):
+    """Why a value is missing and when progression happened come from fhir_mappers and the
+    prefetch as Notes: Chinese in a zh-CN card, the same English as before in an English one."""
+    zh, en = live_server(locale="zh_CN"), live_server()
+    chinese_text = "\n".join(card["detail"] for card in cards_of(zh, vignette))
+    english_text = "\n".join(card["detail"] for card in cards_of(en, vignette))
+    assert chinese in chinese_text and english not in chinese_text
+    assert english in english_text

@@ -22,6 +22,7 @@ from e2e.conftest import FIRST_LINE, SECOND_LINE, stack  # noqa: F401  (fixture)
 
 from cds_sandbox.patients import own_patients
 from cds_service.smart import app_context
+from cds_service.smart.assessment import patient_name
 
 from .pseudo import escapes, pseudo_locale
 from .test_pseudo_locale import record_strings
@@ -116,7 +117,8 @@ def test_first_line_page_in_chinese(stack, zh_page, artifacts):  # noqa: F811
 @pytest.mark.parametrize("patient", [SECOND_LINE, FIRST_LINE])
 def test_no_app_text_escapes_the_catalogue(stack, zh_page, monkeypatch, patient):  # noqa: F811
     """Pseudo-locale run of the app page (the stack's service runs in this process)."""
-    record = record_strings([p.transaction() for p in own_patients()])
+    bundles = [p.transaction() for p in own_patients()]
+    record = record_strings(bundles) | {patient_name(e["resource"]) for b in bundles for e in b["entry"]}
     with pseudo_locale(monkeypatch):
         launch(stack, zh_page, patient)
         text = zh_page.evaluate(PAGE_TEXT)
