@@ -53,6 +53,10 @@ class Record:
             {"resourceType": "Patient", "id": self.patient, "gender": "male", "birthDate": "1960-05-01"}
         ]
 
+    @property
+    def subject(self) -> dict[str, str]:
+        return {"reference": f"Patient/{self.patient}"}
+
     def add(self, name: str, resource: Resource) -> Resource:
         rest = {k: v for k, v in copy.deepcopy(resource).items() if k not in ("resourceType", "id")}
         resource = {"resourceType": resource["resourceType"], "id": f"{self.prefix}-{name}", **rest}
@@ -532,6 +536,28 @@ def _(r):
     second_line_base(r, progression="2026-05-01")
     r.condition("liver-transplant", "Z94.4", "Liver transplant status", system=ICD10CM)
     r.draft(ff.PEMBROLIZUMAB)
+
+
+@vignette("55-chinese-lab-codes-afp-as-text")
+def _(r):
+    first_line_base(r, afp=None, alt=None)
+    r.add(
+        "afp",
+        ff.local_lab("afp", "LIS-AFP", "2026-11-10", display="甲胎蛋白", valueString="＞1210 ng/mL", subject=r.subject),
+    )
+    r.add(
+        "alt",
+        ff.local_lab("alt", "LIS-ALT", "2026-11-12", text="谷丙转氨酶", valueQuantity={"value": 65, "unit": "U/L"}),
+    )
+
+
+@vignette("56-afp-l3-fraction-only")
+def _(r):
+    first_line_base(r, afp=None)
+    r.add(
+        "afp-l3",
+        ff.local_lab("afp-l3", "LIS-AFPL3", "2026-11-10", display="AFP-L3%", valueQuantity={"value": 35, "unit": "%"}),
+    )
 
 
 # ----------------------------------------------------------------------------- output
