@@ -26,11 +26,17 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from fhir_mappers.notes import Note
 from hcc_evidence.errors import HccCdsError
 
 from .ssrf import FhirServerPolicy, FhirServerRefused
 
 _CHUNK = 64 * 1024
+
+
+# Who failed to answer, as a fetch error names it (a Note: the cards word it).
+_THE_SERVER = Note("fetch.the_server", "the server")
+_THE_FHIR_SERVER = Note("fetch.the_fhir_server", "the FHIR server")
 
 
 class FetchError(HccCdsError):
@@ -129,11 +135,11 @@ class FhirClient:
     def get_fhir(self, url: str, token: str | None, deadline: float, policy: FhirServerPolicy) -> dict:
         """One FHIR resource (a Bundle, a Medication, …); an OperationOutcome is an error."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        resource = self.request_json("GET", url, deadline, policy, headers=headers, server="the FHIR server")
+        resource = self.request_json("GET", url, deadline, policy, headers=headers, server=_THE_FHIR_SERVER)
         if "resourceType" not in resource:
-            raise FetchError("the FHIR server answered with JSON that is not a FHIR resource")
+            raise FetchError(Note("fetch.not_fhir", "the FHIR server answered with JSON that is not a FHIR resource"))
         if resource["resourceType"] == "OperationOutcome":
-            raise FetchError("the FHIR server answered with an OperationOutcome")
+            raise FetchError(Note("fetch.operation_outcome", "the FHIR server answered with an OperationOutcome"))
         return resource
 
     def request_json(
@@ -145,16 +151,18 @@ class FhirClient:
         *,
         headers: dict[str, str] | None = None,
         data: dict[str, str] | None = None,
-        server: str = "the server",
+        server: str = _THE_SERVER,
     ) -> dict:
         """A JSON object from ``url``, within ``deadline`` (``time.monotonic()``) and the byte cap."""
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise FetchError("the fetch budget ran out")
+            raise FetchError(Note("fetch.budget", "the fetch budget ran out"))
         try:
             policy.check_resolved(url)  # every URL: a next link or a discovered endpoint may point anywhere
         except FhirServerRefused as exc:
-            raise FetchError(f"the address of {server} was refused ({exc.reason})") from None
+            raise FetchError(
+                Note("fetch.refused", "the address of %(server)s was refused (%(why)s)", server=server, why=exc.reason)
+            ) from None
         try:
             with self.session.request(
                 method,
@@ -167,9 +175,24 @@ class FhirClient:
                 allow_redirects=False,
             ) as response:
                 if response.is_redirect:
-                    raise FetchError(f"{server} redirected (HTTP {response.status_code})")
+                    raise FetchError(
+                        Note(
+                            "fetch.redirected",
+                            "%(server)s redirected (HTTP %(status)s)",
+                            server=server,
+                            status=response.status_code,
+                        )
+                    )
                 if response.status_code != 200:
-                    raise FetchError(f"{server} answered HTTP {response.status_code}", response.status_code)
+                    raise FetchError(
+                        Note(
+                            "fetch.http_status",
+                            "%(server)s answered HTTP %(status)s",
+                            server=server,
+                            status=response.status_code,
+                        ),
+                        response.status_code,
+                    )
                 body = self._read_capped(response, deadline)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if isinstance(exc, requests.exceptions.SSLError):  # the card says SSLError: the log says why
@@ -177,14 +200,27 @@ class FhirClient:
                     "TLS with %s failed (trust an internal CA with CDS_CA_BUNDLE): %s", _origin(url), _tls_reason(exc)
                 )
             if time.monotonic() >= deadline - 0.05:  # the socket timed out because the deadline came
-                raise FetchError(f"the fetch budget ran out waiting for {server}") from None
-            raise FetchError(f"{server} could not be reached ({type(exc).__name__})") from None
+                raise FetchError(
+                    Note("fetch.budget_waiting", "the fetch budget ran out waiting for %(server)s", server=server)
+                ) from None
+            raise FetchError(
+                Note(
+                    "fetch.unreachable",
+                    "%(server)s could not be reached (%(error)s)",
+                    server=server,
+                    error=type(exc).__name__,
+                )
+            ) from None
         try:
             value = json.loads(body)
         except ValueError:
-            raise FetchError(f"{server} answered with something that is not JSON") from None
+            raise FetchError(
+                Note("fetch.not_json", "%(server)s answered with something that is not JSON", server=server)
+            ) from None
         if not isinstance(value, dict):
-            raise FetchError(f"{server} answered with JSON that is not an object")
+            raise FetchError(
+                Note("fetch.not_object", "%(server)s answered with JSON that is not an object", server=server)
+            )
         return value
 
     def _read_capped(self, response: requests.Response, deadline: float) -> bytes:
@@ -192,20 +228,26 @@ class FhirClient:
         gzip (the only encoding asked for) is inflated afterwards under the same cap."""
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("identity", "gzip"):
-            raise FetchError(f"the answer is encoded as {encoding!r}, which was not asked for")
+            raise FetchError(
+                Note(
+                    "fetch.encoding",
+                    "the answer is encoded as %(encoding)s, which was not asked for",
+                    encoding=repr(encoding),
+                )
+            )
         chunks: list[bytes] = []
         size = 0
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise FetchError("the fetch budget ran out while reading")
+                raise FetchError(Note("fetch.budget_reading", "the fetch budget ran out while reading"))
             _set_read_timeout(response.raw, remaining)
             chunk = response.raw.read1(_CHUNK, decode_content=False)
             if not chunk:
                 break
             size += len(chunk)
             if size > self.max_bytes:
-                raise FetchError(f"the answer exceeded {self.max_bytes} bytes")
+                raise FetchError(Note("fetch.too_big", "the answer exceeded %(bytes)s bytes", bytes=self.max_bytes))
             chunks.append(chunk)
         body = b"".join(chunks)
         return _gunzip(body, self.max_bytes) if encoding == "gzip" else body
@@ -222,9 +264,11 @@ def _gunzip(body: bytes, max_bytes: int) -> bytes:
     try:
         data = inflater.decompress(body, max_bytes + 1)
     except zlib.error:
-        raise FetchError("the answer's gzip encoding is broken") from None
+        raise FetchError(Note("fetch.gzip", "the answer's gzip encoding is broken")) from None
     if len(data) > max_bytes or inflater.unconsumed_tail:
-        raise FetchError(f"the answer exceeded {max_bytes} bytes once inflated")
+        raise FetchError(
+            Note("fetch.too_big_inflated", "the answer exceeded %(bytes)s bytes once inflated", bytes=max_bytes)
+        )
     return data
 
 

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, request
 
+from fhir_mappers.notes import Note
 from hcc_evidence.errors import HccCdsError
 
 from .errors import ApiError
@@ -65,23 +66,23 @@ class FhirServerPolicy:
             parts = urlsplit(url)
             port = parts.port
         except ValueError:
-            raise FhirServerRefused("is not a valid URL") from None
+            raise FhirServerRefused(Note("ssrf.invalid_url", "is not a valid URL")) from None
         scheme = parts.scheme.lower()
         if scheme not in _DEFAULT_PORTS:
-            raise FhirServerRefused("must be an http(s) URL")
+            raise FhirServerRefused(Note("ssrf.not_http", "must be an http(s) URL"))
         if self.production and scheme != "https":
-            raise FhirServerRefused("must use https")
+            raise FhirServerRefused(Note("ssrf.not_https", "must use https"))
         if parts.username is not None or parts.password is not None:
-            raise FhirServerRefused("must not carry credentials in the URL")
+            raise FhirServerRefused(Note("ssrf.credentials", "must not carry credentials in the URL"))
         host = (parts.hostname or "").rstrip(".").lower()
         if not host:
-            raise FhirServerRefused("has no host")
+            raise FhirServerRefused(Note("ssrf.no_host", "has no host"))
         if self.allowlist and not any(_within(parts, port, base) for base in self.allowlist):
-            raise FhirServerRefused("is not on this service's FHIR server allowlist")
+            raise FhirServerRefused(Note("ssrf.not_allowed", "is not on this service's FHIR server allowlist"))
         if host in _METADATA_HOSTS:
-            raise FhirServerRefused("names a cloud metadata host")
+            raise FhirServerRefused(Note("ssrf.metadata_host", "names a cloud metadata host"))
         if host in _LOOPBACK_HOSTS and not self.allow_loopback:
-            raise FhirServerRefused("names a loopback host")
+            raise FhirServerRefused(Note("ssrf.loopback_host", "names a loopback host"))
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
@@ -105,13 +106,13 @@ class FhirServerPolicy:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         if address.is_link_local:
-            raise FhirServerRefused("resolves to a link-local (cloud metadata) address")
+            raise FhirServerRefused(Note("ssrf.link_local", "resolves to a link-local (cloud metadata) address"))
         if address == ipaddress.ip_address("fd00:ec2::254"):
-            raise FhirServerRefused("resolves to a cloud metadata address")
+            raise FhirServerRefused(Note("ssrf.metadata_address", "resolves to a cloud metadata address"))
         if address.is_unspecified or address.is_multicast or address.is_reserved:
-            raise FhirServerRefused("resolves to an address that is not a server")
+            raise FhirServerRefused(Note("ssrf.not_a_server", "resolves to an address that is not a server"))
         if address.is_loopback and not self.allow_loopback:
-            raise FhirServerRefused("resolves to a loopback address")
+            raise FhirServerRefused(Note("ssrf.loopback_address", "resolves to a loopback address"))
 
 
 def _within(parts, port: int | None, base: str) -> bool:

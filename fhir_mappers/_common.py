@@ -197,9 +197,17 @@ def select_recent(
         return missing_recent(label, candidates, as_of, lookback_days, kind)
     best = same_day[0]
     chosen = best.assessment
-    note = f"{label} {best.when.text} ({chosen.provenance.resource_type}/{chosen.provenance.resource_id})"  # type: ignore[union-attr]
+    note = Note(
+        "mapper.found",
+        "%(label)s %(when)s (%(ref)s)",
+        label=label,
+        when=best.when.text,  # type: ignore[union-attr]
+        ref=f"{chosen.provenance.resource_type}/{chosen.provenance.resource_id}",
+    )
     if len(candidates) > 1:
-        note += f"; {len(candidates) - 1} other record(s) not used"
+        note = Note(
+            "mapper.others_unused", "%(note)s; %(count)s other record(s) not used", note=note, count=len(candidates) - 1
+        )
     return kind(value=chosen.value, provenance=chosen.provenance, note=note)
 
 
@@ -241,13 +249,24 @@ def missing_recent(
             return kind(
                 missing=MissingReason.ambiguous,
                 provenance=c.provenance,
-                note=f"{label} date {c.when.text} is too imprecise for the {lookback_days}-day look-back",  # type: ignore[union-attr]
+                note=Note(
+                    "mapper.too_imprecise",
+                    "%(label)s date %(when)s is too imprecise for the %(lookback)s-day look-back",
+                    label=label,
+                    when=c.when.text,  # type: ignore[union-attr]
+                    lookback=lookback_days,
+                ),
             )
         if state == "no_date" and c.reason is None:
             return kind(
                 missing=MissingReason.no_date,
                 provenance=c.provenance,
-                note=f"{label} in {c.provenance.resource_type}/{c.provenance.resource_id} has no date",
+                note=Note(
+                    "mapper.no_date",
+                    "%(label)s in %(ref)s has no date",
+                    label=label,
+                    ref=f"{c.provenance.resource_type}/{c.provenance.resource_id}",
+                ),
             )
         return kind(missing=c.reason, provenance=c.provenance, note=c.note)
     if past:
@@ -257,7 +276,13 @@ def missing_recent(
     return kind(
         missing=MissingReason.out_of_window,
         provenance=c.provenance,
-        note=f"only {label} after the order date {as_of.isoformat()} found (first {c.when.text}); ignored",  # type: ignore[union-attr]
+        note=Note(
+            "mapper.after_order",
+            "only %(label)s after the order date %(order_date)s found (first %(when)s); ignored",
+            label=label,
+            order_date=as_of.isoformat(),
+            when=c.when.text,  # type: ignore[union-attr]
+        ),
     )
 
 

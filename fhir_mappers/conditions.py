@@ -94,7 +94,14 @@ def _conditions_matching(
         if not usable:
             skipped.append(f"Condition/{condition.get('id')} {why}")
         elif when is not None and when.earliest > as_of:
-            skipped.append(f"Condition/{condition.get('id')} dated {when.text}, after the order")
+            skipped.append(
+                Note(
+                    "mapper.skipped_condition_after_order",
+                    "%(ref)s dated %(when)s, after the order",
+                    ref=f"Condition/{condition.get('id')}",
+                    when=when.text,
+                )
+            )
         else:
             found.append((condition, coding_ref(raw_coding)))
     return found, skipped
@@ -281,7 +288,9 @@ def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature[Any]:
             skipped.append(f"Procedure/{procedure.get('id')} status {status!r}")
             continue
         if performed is not None and performed.earliest > as_of:
-            skipped.append(f"Procedure/{procedure.get('id')} after the order")
+            skipped.append(
+                Note("mapper.skipped_after_order", "%(ref)s after the order", ref=f"Procedure/{procedure.get('id')}")
+            )
             continue
         prov = provenance(procedure, when=performed, when_source="performed", value=True, coding=coding_ref(raw_coding))
         return BoolFeature(value=True, provenance=prov, note=f"HCC surgery: Procedure/{procedure.get('id')}")

@@ -35,7 +35,7 @@ from fhir_mappers.features import (
     TreatmentHistory,
 )
 from fhir_mappers.fhirdates import FhirDate, effective_date, parse_fhir_date
-from fhir_mappers.notes import Note
+from fhir_mappers.notes import Drug, Note
 from fhir_mappers.record import PatientRecord, patient_record
 from fhir_mappers.terminology import Terminology
 from hcc_evidence import load_evidence
@@ -197,7 +197,15 @@ def _sorafenib_toxicity(record: PatientRecord, sorafenib: list[DrugExposure], as
                     )
                     prov = provenance(resource, when=when, when_source="date", value=label or "adverse event")
                     return BoolFeature(
-                        value=True, provenance=prov, note=f"{rid}: {label or 'adverse event'} with sorafenib suspected"
+                        value=True,
+                        provenance=prov,
+                        note=Note(
+                            "history.adverse_event",
+                            "%(ref)s: %(event)s with %(drug)s suspected",
+                            ref=rid,
+                            event=label or Note("history.an_adverse_event", "adverse event"),
+                            drug=Drug("sorafenib"),
+                        ),
                     )
     return BoolFeature(
         missing=MissingReason.not_found,
@@ -304,8 +312,11 @@ def _derive_resistance(
     parsed = [(parse_fhir_date(e.start_text), e) for e in sorafenib if e.start_text]
     dated = [(w, e) for w, e in parsed if w is not None]
     if not dated:
-        note = "sorafenib recorded without any start date: " + ", ".join(
-            f"{e.provenance.resource_type}/{e.provenance.resource_id}" for e in sorafenib
+        note = Note(
+            "history.no_start_date",
+            "%(drug)s recorded without any start date: %(refs)s",
+            drug=Drug("sorafenib"),
+            refs=", ".join(f"{e.provenance.resource_type}/{e.provenance.resource_id}" for e in sorafenib),
         )
         start = DateFeature(missing=MissingReason.no_date, provenance=sorafenib[0].provenance, note=note)
         return {"sorafenib_start": start, **missing_all(MissingReason.ambiguous, note, sorafenib[0].provenance)}

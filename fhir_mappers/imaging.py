@@ -213,7 +213,13 @@ def _finding(key: str, label: str, record: PatientRecord, as_of: date, lookback:
             skipped.append(f"Condition/{condition.get('id')} ({why})")
             continue
         if when is not None and when.earliest > as_of:
-            skipped.append(f"Condition/{condition.get('id')} (dated after the order)")
+            skipped.append(
+                Note(
+                    "mapper.skipped_dated_after_order",
+                    "%(ref)s (dated after the order)",
+                    ref=f"Condition/{condition.get('id')}",
+                )
+            )
             continue
         prov = provenance(condition, when=when, when_source=source, value=True, coding=coding_ref(raw_coding))
         return BoolFeature(value=True, provenance=prov, note=f"{label}: active Condition/{condition.get('id')}")

@@ -168,7 +168,13 @@ def _in_model_unit(
         return (
             None,
             MissingReason.unit_unknown,
-            f"{label} unit {shown!r} is not a known unit for {label} (model unit {MODEL_UNITS[feature]})",
+            Note(
+                "mapper.unit_unknown",
+                "%(label)s unit %(unit)s is not a known unit for %(label)s (model unit %(model_unit)s)",
+                label=label,
+                unit=repr(shown),
+                model_unit=MODEL_UNITS[feature],
+            ),
         )
     value, _ = converted
     impossible = implausible(feature, value)

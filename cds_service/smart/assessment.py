@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from cards import app_text, i18n
 from cards.common import missing_reason
 from cards.i18n import _
+from cards.names import drug_name
 from cards.notes import say
 from fhir_mappers.orders import classify_draft_orders
 from hcc_evidence import load_evidence
@@ -113,6 +114,21 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def _read_as(value: Any, provenance: dict | None) -> str:
+    """The value, and how it was read when the clinician should check the reading (as the cards
+    say it): from a text result rather than a quantity, by the test's name rather than a code."""
+    shown = _format_value(value)
+    prov = provenance or {}
+    if isinstance(value, dict) and value.get("from_text"):
+        original = prov.get("original_value")
+        written = f"{original:g}" if isinstance(original, float) else original
+        text = f"{prov.get('comparator') or ''}{written} {prov.get('original_unit') or ''}".strip()
+        shown = _("%(value)s, read from the text result '%(text)s'", value=shown, text=text)
+    if prov.get("matched_by_name"):
+        shown = _("%(value)s (matched by the test's name, not by a code)", value=shown)
+    return shown
+
+
 def _source(provenance: dict | None) -> tuple[str | None, str | None]:
     if not provenance:
         return None, None
@@ -142,7 +158,7 @@ def feature_rows(features: Any, keys: dict[str, str]) -> list[FeatureRow]:
             FeatureRow(
                 key=key,
                 label=_(label),
-                value=None if feature.get("value") is None else _format_value(feature["value"]),
+                value=None if feature.get("value") is None else _read_as(feature["value"], feature.get("provenance")),
                 source=source,
                 date=when,
                 missing=missing,
@@ -240,7 +256,7 @@ def build_view(
         patient_id=patient_id,
         as_of=as_of,
         scenario=context.scenario if context else None,
-        draft_drug=(context.draft.display or context.draft.code) if context and context.draft else None,
+        draft_drug=drug_name(context.draft.display or context.draft.code or "") if context and context.draft else None,
         hook_instance=context.hook_instance if context else None,
     )
     view.fitted_to, view.rates = _model_description(bundle.training)
