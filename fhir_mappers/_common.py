@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 from functools import lru_cache
 from operator import attrgetter
@@ -286,7 +286,7 @@ def missing_recent(
     )
 
 
-def with_skipped(note: str, skipped: list[str]) -> str:
+def with_skipped(note: str, skipped: Sequence[str]) -> str:
     """The note, and the records it passed over (if any) after it."""
     if not skipped:
         return note

@@ -59,10 +59,10 @@ def condition_features(
 def condition_usable(condition: dict[str, Any]) -> tuple[bool, str]:
     verification = _status_code(condition.get("verificationStatus"))
     if verification in SKIP_VERIFICATION:
-        return False, f"verificationStatus {verification}"
+        return False, Note("mapper.verification_status", "verificationStatus %(status)s", status=str(verification))
     clinical = _status_code(condition.get("clinicalStatus"))
     if clinical is not None and clinical not in ACTIVE_CLINICAL:
-        return False, f"clinicalStatus {clinical}"
+        return False, Note("mapper.clinical_status", "clinicalStatus %(status)s", status=str(clinical))
     return True, ""
 
 
@@ -87,12 +87,15 @@ def condition_date(condition: dict[str, Any]) -> tuple[FhirDate | None, str | No
 def _conditions_matching(
     key: str, conditions: CodeIndex, as_of: date
 ) -> tuple[list[tuple[dict[str, Any], CodingRef]], list[str]]:
-    found, skipped = [], []
+    found: list[tuple[dict[str, Any], CodingRef]] = []
+    skipped: list[str] = []
     for _, condition, _, raw_coding in conditions.matching("conditions", (key,)):
         usable, why = condition_usable(condition)
         when, _ = condition_date(condition)
         if not usable:
-            skipped.append(f"Condition/{condition.get('id')} {why}")
+            skipped.append(
+                Note("mapper.skipped_unusable", "%(ref)s %(why)s", ref=f"Condition/{condition.get('id')}", why=why)
+            )
         elif when is not None and when.earliest > as_of:
             skipped.append(
                 Note(
@@ -285,7 +288,14 @@ def _prior_surgery(procedures: CodeIndex, as_of: date) -> Feature[Any]:
         status = text(procedure.get("status"))
         performed, _ = _procedure_date(procedure)
         if status != "completed":
-            skipped.append(f"Procedure/{procedure.get('id')} status {status!r}")
+            skipped.append(
+                Note(
+                    "mapper.skipped_status",
+                    "%(ref)s status %(status)s",
+                    ref=f"Procedure/{procedure.get('id')}",
+                    status=repr(status),
+                )
+            )
             continue
         if performed is not None and performed.earliest > as_of:
             skipped.append(

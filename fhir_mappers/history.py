@@ -95,7 +95,8 @@ def _medication_start(resource: dict[str, Any]) -> tuple[FhirDate | None, str | 
 
 def _exposures(record: PatientRecord, as_of: date | None) -> tuple[list[DrugExposure], list[str]]:
     terminology = record.terminology
-    out, skipped = [], []
+    out: list[DrugExposure] = []
+    skipped: list[str] = []
     for resource in record.of_type(*MEDICATION_HOLDERS):
         matched = terminology.match_drug(medication_concept(resource, record.by_ref))
         if matched is None:
@@ -104,14 +105,38 @@ def _exposures(record: PatientRecord, as_of: date | None) -> tuple[list[DrugExpo
         rid = f"{resource.get('resourceType')}/{resource.get('id')}"
         status = text(resource.get("status"))
         if status in NOT_TAKEN:
-            skipped.append(f"{rid} ({name}) status {status}")
+            skipped.append(
+                Note(
+                    "history.skipped_status",
+                    "%(ref)s (%(drug)s) status %(status)s",
+                    ref=rid,
+                    drug=Drug(name),
+                    status=str(status),
+                )
+            )
             continue
         if resource.get("resourceType") == "MedicationRequest" and resource.get("intent") in ("proposal", "plan"):
-            skipped.append(f"{rid} ({name}) intent {resource.get('intent')}")
+            skipped.append(
+                Note(
+                    "history.skipped_intent",
+                    "%(ref)s (%(drug)s) intent %(intent)s",
+                    ref=rid,
+                    drug=Drug(name),
+                    intent=str(resource.get("intent")),
+                )
+            )
             continue
         when, source = _medication_start(resource)
         if when is not None and as_of is not None and when.earliest > as_of:
-            skipped.append(f"{rid} ({name}) starts after {as_of.isoformat()}")
+            skipped.append(
+                Note(
+                    "history.skipped_later",
+                    "%(ref)s (%(drug)s) starts after %(date)s",
+                    ref=rid,
+                    drug=Drug(name),
+                    date=as_of.isoformat(),
+                )
+            )
             continue
         out.append(
             DrugExposure(

@@ -42,7 +42,12 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
         size_feature = FloatFeature(
             value=largest.value,
             provenance=largest.provenance,
-            note=f"largest of {len(same_study)} lesion measurement(s) on {largest.when.text}",  # type: ignore[union-attr]
+            note=Note(
+                "imaging.largest_of",
+                "largest of %(n)s lesion measurement(s) on %(when)s",
+                n=len(same_study),
+                when=largest.when.text,  # type: ignore[union-attr]
+            ),
         )
     else:
         size_feature = missing_recent(TUMOUR_SIZE, sizes, as_of, lookback_days, FloatFeature)
@@ -58,7 +63,16 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
         count_feature = IntFeature(value=count, provenance=count_raw.provenance, note=count_raw.note)
         if comparator is not None:
             multiple = (
-                BoolFeature(value=True, provenance=count_raw.provenance, note=f"tumour count {comparator}{count}")
+                BoolFeature(
+                    value=True,
+                    provenance=count_raw.provenance,
+                    note=Note(
+                        "imaging.count_at_least",
+                        "tumour count %(comparator)s%(count)s",
+                        comparator=comparator,
+                        count=count,
+                    ),
+                )
                 if count >= 1
                 else BoolFeature(
                     missing=MissingReason.undecidable,
@@ -71,7 +85,11 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
                 )
             )
         else:
-            multiple = BoolFeature(value=count >= 2, provenance=count_raw.provenance, note=f"tumour count {count}")
+            multiple = BoolFeature(
+                value=count >= 2,
+                provenance=count_raw.provenance,
+                note=Note("imaging.count", "tumour count %(count)s", count=count),
+            )
     else:
         count_feature = IntFeature(missing=count_raw.missing, provenance=count_raw.provenance, note=count_raw.note)
         distinct = {c.provenance.resource_id for c in same_study}
@@ -81,7 +99,12 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
             multiple = BoolFeature(
                 value=True,
                 provenance=same_study[0].provenance,
-                note=f"{len(distinct)} separately measured lesions on {same_study[0].when.text}; no tumour count",  # type: ignore[union-attr]
+                note=Note(
+                    "imaging.separate_lesions",
+                    "%(n)s separately measured lesions on %(when)s; no tumour count",
+                    n=len(distinct),
+                    when=same_study[0].when.text,  # type: ignore[union-attr]
+                ),
             )
         else:
             needs = Note("imaging.multiple_needs_count", "multiple tumours needs a tumour count")
@@ -91,7 +114,12 @@ def tumour_features(record: PatientRecord, as_of: date, lookback_days: int) -> d
         size_over = BoolFeature(
             value=size_feature.value > thresholds.tumour_size_cm,
             provenance=size_feature.provenance,
-            note=f"largest diameter {size_feature.value:g} cm vs threshold {thresholds.tumour_size_cm:g} cm",
+            note=Note(
+                "imaging.size_vs_threshold",
+                "largest diameter %(size)s cm vs threshold %(threshold)s cm",
+                size=f"{size_feature.value:g}",
+                threshold=f"{thresholds.tumour_size_cm:g}",
+            ),
         )
     else:
         size_over = missing_like(size_feature, "tumour size > 5 cm needs the largest diameter", BoolFeature)
@@ -162,9 +190,20 @@ def _tumour_counts(record: PatientRecord) -> list[Candidate]:
         value = None
         if reason is None:
             if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw < 0 or raw != int(raw):
-                reason, note = MissingReason.invalid, f"tumour count {raw!r} is not a whole number"
+                reason, note = (
+                    MissingReason.invalid,
+                    Note("imaging.count_not_whole", "tumour count %(raw)s is not a whole number", raw=repr(raw)),
+                )
             elif comparator is not None and comparator not in (">", ">="):
-                reason, note = MissingReason.undecidable, f"tumour count {comparator}{raw} is not a count"
+                reason, note = (
+                    MissingReason.undecidable,
+                    Note(
+                        "imaging.count_not_a_count",
+                        "tumour count %(comparator)s%(raw)s is not a count",
+                        comparator=comparator,
+                        raw=str(raw),
+                    ),
+                )
             else:
                 value = (int(raw), comparator)
         prov = provenance(

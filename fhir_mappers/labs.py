@@ -92,6 +92,19 @@ def _over(source: Feature[Any], threshold: float, name: str, unit: str) -> Featu
         return BoolFeature(
             missing=MissingReason.undecidable,
             provenance=source.provenance,
-            note=f"{shown} cannot tell whether the value is above {threshold:g} {unit}",
+            note=Note(
+                "labs.undecidable",
+                "%(shown)s cannot tell whether the value is above %(threshold)s %(unit)s",
+                shown=shown,
+                threshold=f"{threshold:g}",
+                unit=unit,
+            ),
         )
-    return BoolFeature(value=result, provenance=source.provenance, note=f"{shown} vs threshold {threshold:g} {unit}")
+    note = Note(
+        "labs.vs_threshold",
+        "%(shown)s vs threshold %(threshold)s %(unit)s",
+        shown=shown,
+        threshold=f"{threshold:g}",
+        unit=unit,
+    )
+    return BoolFeature(value=result, provenance=source.provenance, note=note)

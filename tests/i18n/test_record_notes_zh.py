@@ -164,3 +164,43 @@ def test_sorafenib_without_a_start_date_reads_in_chinese() -> None:
     assert note == "sorafenib recorded without any start date: MedicationStatement/ms-1"
     with i18n.using("zh_CN"):
         assert say(note) == "索拉非尼有用药记录，但均无开始日期：MedicationStatement/ms-1"
+
+
+def _afp_below_500(body: dict[str, Any]) -> None:
+    """'<500 ng/mL': below 500, but above 400 or not cannot be told."""
+    afp = _resource(body, "v01-afp")
+    afp["valueQuantity"] = {**afp["valueQuantity"], "value": 500, "comparator": "<"}
+
+
+def _hcc_refuted(body: dict[str, Any]) -> None:
+    hcc = _resource(body, "v01-hcc")
+    hcc["verificationStatus"] = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "feature", "chinese", "english"),
+    [
+        (_afp_below_500, "afp_over_400", "<500 ng/mL：无法判断该值是否高于400 ng/mL", "<500 ng/mL cannot tell whether"),
+        (
+            _hcc_refuted,
+            "hcc_diagnosis",
+            "Condition/v01-hcc：核实状态（verificationStatus）为refuted",
+            "Condition/v01-hcc verificationStatus refuted",
+        ),
+        (lambda body: None, "afp_over_400", "1250 ng/mL，阈值400 ng/mL", "1250 ng/mL vs threshold 400 ng/mL"),
+    ],
+)
+def test_threshold_and_status_notes_read_in_chinese(
+    change: Callable[[dict[str, Any]], None], feature: str, chinese: str, english: str
+) -> None:
+    body = hook_body(V01)
+    change(body)
+    features = map_patient_features(
+        list(body["prefetch"].values()), as_of=date.fromisoformat(ORDER_DATE), terminology=load_terminology()
+    )
+    note = getattr(features, feature).note
+    assert english in note, note
+    with i18n.using("zh_CN"):
+        assert chinese in say(note) and english not in say(note), say(note)
