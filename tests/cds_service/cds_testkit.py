@@ -19,9 +19,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from issued_cards import record_issued_cards
 from json_server import JsonServer
-
-from cds_service.store import AssessmentAudit, AuditCard
 
 HERE = Path(__file__).resolve().parent
 SPEC_EXAMPLES = HERE / "spec_examples"
@@ -65,17 +64,7 @@ def issue_cards(store, service_id: str, feedback: list[dict[str, Any]]) -> None:
     suggestions: dict[str, list[str]] = {}
     for entry in feedback:
         suggestions.setdefault(entry["card"], []).extend(s["id"] for s in entry.get("acceptedSuggestions", []))
-    cards = [AuditCard(uuid=card, indicator="warning", suggestions=tuple(ids)) for card, ids in suggestions.items()]
-    store.audit.record_assessment(
-        AssessmentAudit(
-            hook_instance=uuid.uuid4(),
-            service_id=service_id,
-            hook="order-select",
-            outcome="cards",
-            timing_ms=1.0,
-            cards=cards,
-        )
-    )
+    record_issued_cards(store, service_id, suggestions)
 
 
 # --- signing keys and the JWKS server ---------------------------------------------------------

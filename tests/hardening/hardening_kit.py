@@ -4,7 +4,6 @@ with its JSON logs in a file, worker pids, request bodies. Real processes and so
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,10 +23,11 @@ from fhir_factory import (  # noqa: E402
     hook_request,
     medication_request,
 )
+from issued_cards import record_issued_cards  # noqa: E402
 from processes import ServiceProcess, free_port, serving  # noqa: E402
 
 from cds_service.services import prefetch_templates  # noqa: E402
-from cds_service.store import AssessmentAudit, AuditCard, Store  # noqa: E402
+from cds_service.store import Store  # noqa: E402
 from fhir_mappers.terminology import load_terminology  # noqa: E402
 
 SELECT = "hcc-systemic-therapy-select"
@@ -78,16 +78,7 @@ def issue_cards(database_url: str, service_id: str, cards: list[str]) -> None:
     feedback is stored only on cards the service issued (``feedback_body``'s need no suggestion)."""
     store = Store(database_url)
     try:
-        store.audit.record_assessment(
-            AssessmentAudit(
-                hook_instance=uuid.uuid4(),
-                service_id=service_id,
-                hook="order-select",
-                outcome="cards",
-                timing_ms=1.0,
-                cards=[AuditCard(uuid=card, indicator="warning") for card in cards],
-            )
-        )
+        record_issued_cards(store, service_id, dict.fromkeys(cards, ()))
     finally:
         store.database.dispose()
 

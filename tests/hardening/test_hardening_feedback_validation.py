@@ -13,10 +13,10 @@ import uuid
 import pytest
 import requests
 from hardening_kit import SELECT, SIGN, sorafenib_call
+from issued_cards import record_issued_cards
 from jsonschema import Draft202012Validator
 
 from cds_service.openapi import description
-from cds_service.store import AssessmentAudit, AuditCard
 
 AT = "2026-11-20T10:00:00Z"
 LATER = "2026-11-20T10:05:00Z"
@@ -24,16 +24,7 @@ LATER = "2026-11-20T10:05:00Z"
 
 def issue(server, *cards: str, service_id: str = SELECT, suggestions: tuple[str, ...] = ("sugg-1",)) -> None:
     """Audit an assessment by ``service_id`` that issued ``cards``, each with ``suggestions``."""
-    server.runtime.store.audit.record_assessment(
-        AssessmentAudit(
-            hook_instance=uuid.uuid4(),
-            service_id=service_id,
-            hook="order-select",
-            outcome="cards",
-            timing_ms=1.0,
-            cards=[AuditCard(uuid=card, indicator="warning", suggestions=suggestions) for card in cards],
-        )
-    )
+    record_issued_cards(server.runtime.store, service_id, dict.fromkeys(cards, suggestions))
 
 
 def accepted(card: str, at: str = AT, suggestion: str = "sugg-1") -> dict:
