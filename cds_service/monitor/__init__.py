@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -215,7 +215,7 @@ def _add(observations: Observations, row: AuditedAssessment, outcome: PatientOut
                 FirstLineObservation(
                     predicted=row.resistance_probability,
                     primary_resistance=outcome.first_line.primary_resistance,
-                    subgroups=outcome.at_first_line.as_dict(),
+                    subgroups=asdict(outcome.at_first_line),
                 )
             )
         return
@@ -228,7 +228,7 @@ def _add(observations: Observations, row: AuditedAssessment, outcome: PatientOut
             SecondLineObservation(
                 outcome=outcome.second_line,
                 predicted=predicted_survival(row.survival, outcome.second_line.regimen),
-                subgroups=outcome.at_second_line.as_dict(),
+                subgroups=asdict(outcome.at_second_line),
             )
         )
 

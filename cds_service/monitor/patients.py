@@ -93,15 +93,6 @@ class Subgroups:
     age_band: str
     site: str
 
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "aetiology": self.aetiology,
-            "child_pugh": self.child_pugh,
-            "sex": self.sex,
-            "age_band": self.age_band,
-            "site": self.site,
-        }
-
 
 @dataclass(frozen=True)
 class PatientOutcome:
